@@ -1,0 +1,69 @@
+//! Command-line interface: `serve`, `config check`, and `models …`. Every command that prints
+//! takes `--json`. Errors reach `main` as `anyhow` with a one-line cause chain.
+
+mod models;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Switchyard: an inference gateway for ONNX models with versioning built in.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the models named in a config file (KServe v2 on `listen`, admin on `admin_listen`).
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Register and inspect model versions in a store.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file and list every problem; exits 1 when there are any.
+    Check {
+        file: PathBuf,
+        /// Also resolve every named version in the store (opens the store read-only in effect).
+        #[arg(long)]
+        resolve: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a parsed command line. Returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve { config } => serve::serve(&config),
+        Command::Config(ConfigCommand::Check { file, resolve, json }) => serve::check(&file, resolve, json),
+        Command::Models(cmd) => models::run(cmd),
+    }
+}
+
+/// A small current-thread runtime for commands that only talk to the store.
+fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(rt.block_on(f))
+}
+
+/// Who is acting, for registry events: `--actor`, else `$USER`, else "cli".
+fn actor(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.is_empty())
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|| "cli".to_owned())
+}

@@ -1,0 +1,277 @@
+//! `switchyard models …`: register versions (ONNX file + provenance manifest), list, show,
+//! set stages and aliases. Every command works on a store directory and takes `--json`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Subcommand;
+use model_store::{Manifest, ModelStore, NewVersion, Stage};
+use serde_json::json;
+
+use crate::engine::{EngineSettings, Runtime, convert};
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Register an ONNX file as a new version (or find the existing version with the same bytes).
+    Register {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// Provenance manifest (TOML or JSON).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Who registers, recorded in the event (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+        /// ONNX Runtime library used to read the model's signature.
+        #[arg(long, env = "SWITCHYARD_ONNXRUNTIME")]
+        onnxruntime: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List models with their version counts and aliases.
+    List {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a model's versions (NAME), or one version with its provenance and history (NAME:VERSION).
+    Show {
+        #[arg(long)]
+        store: PathBuf,
+        /// NAME or NAME:VERSION (VERSION may be a number or an alias).
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a version to a stage: staging, production or archived.
+    Stage {
+        #[arg(long)]
+        store: PathBuf,
+        /// NAME:VERSION
+        target: String,
+        stage: String,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point an alias at a version (NAME:VERSION ALIAS), or remove it with --remove (NAME ALIAS).
+    Alias {
+        #[arg(long)]
+        store: PathBuf,
+        target: String,
+        alias: String,
+        #[arg(long)]
+        remove: bool,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
+    match cmd {
+        ModelsCommand::Register { store, model, file, manifest, actor, onnxruntime, json } => {
+            register(&store, &model, &file, manifest.as_deref(), super::actor(actor), onnxruntime.as_deref(), json)
+        }
+        ModelsCommand::List { store, json } => super::block_on(list(&store, json))?,
+        ModelsCommand::Show { store, target, json } => super::block_on(show(&store, &target, json))?,
+        ModelsCommand::Stage { store, target, stage, actor, json } => {
+            super::block_on(set_stage(&store, &target, &stage, &super::actor(actor), json))?
+        }
+        ModelsCommand::Alias { store, target, alias, remove, actor, json } => {
+            super::block_on(set_alias(&store, &target, &alias, remove, &super::actor(actor), json))?
+        }
+    }
+}
+
+fn register(
+    store: &Path,
+    model: &str,
+    file: &Path,
+    manifest: Option<&Path>,
+    actor: String,
+    onnxruntime: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // Everything that can refuse the version happens before the store is touched.
+    let manifest = manifest.map(Manifest::from_path).transpose()?;
+    let runtime = Runtime::load(onnxruntime)?;
+    let session = crate::engine::build_session(runtime, &bytes, &EngineSettings::default())
+        .map_err(|e| anyhow!("{} is not a model ONNX Runtime can load: {e}", file.display()))?;
+    let signature = convert::signature_of(&session).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    drop(session);
+    let registered = super::block_on(async {
+        let store = ModelStore::open(store).await?;
+        store.register(NewVersion { model: model.to_owned(), bytes, signature, manifest, actor }).await
+    })??;
+    let v = &registered.version;
+    if json {
+        println!(
+            "{}",
+            json!({ "model": v.model, "version": v.version, "sha256": v.sha256, "size": v.size, "created": registered.created })
+        );
+    } else if registered.created {
+        println!("registered {} version {} sha256 {}", v.model, v.version, v.sha256);
+    } else {
+        println!("already registered: {} version {} sha256 {} (same bytes)", v.model, v.version, v.sha256);
+    }
+    Ok(0)
+}
+
+async fn list(store: &Path, json: bool) -> anyhow::Result<i32> {
+    let store = open_existing(store).await?;
+    let models = store.registry().models().await?;
+    if json {
+        println!("{}", serde_json::to_string(&models)?);
+        return Ok(0);
+    }
+    println!("{:<24} {:>8} {:>7}  ALIASES", "MODEL", "VERSIONS", "LATEST");
+    for m in models {
+        let aliases: Vec<String> = m.aliases.iter().map(|(a, v)| format!("{a}→{v}")).collect();
+        println!("{:<24} {:>8} {:>7}  {}", m.name, m.versions, m.latest, aliases.join(" "));
+    }
+    Ok(0)
+}
+
+/// Splits `NAME[:VERSION]`.
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once(':') {
+        Some((name, version)) => (name, Some(version)),
+        None => (target, None),
+    }
+}
+
+async fn open_existing(dir: &Path) -> anyhow::Result<ModelStore> {
+    if !dir.join("registry.db").is_file() {
+        bail!(
+            "{} is not a model store (no registry.db); `switchyard models register --store {}` creates one",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(ModelStore::open(dir).await?)
+}
+
+async fn show(store: &Path, target: &str, json: bool) -> anyhow::Result<i32> {
+    let store = open_existing(store).await?;
+    let registry = store.registry();
+    let (name, version) = split_target(target);
+    let Some(selector) = version else {
+        let versions = registry.versions(name).await?;
+        if json {
+            println!("{}", serde_json::to_string(&versions)?);
+        } else {
+            println!("{:>7}  {:<10} {:<64} {:>9}  {:<24} ALIASES", "VERSION", "STAGE", "SHA256", "SIZE", "CREATED");
+            for v in versions {
+                println!(
+                    "{:>7}  {:<10} {:<64} {:>9}  {:<24} {}",
+                    v.version,
+                    v.stage.to_string(),
+                    v.sha256,
+                    v.size,
+                    v.created_at,
+                    v.aliases.join(",")
+                );
+            }
+        }
+        return Ok(0);
+    };
+    let v = registry.resolve(name, selector).await?;
+    let provenance = registry.provenance(name, v.version).await?;
+    let events = registry.events(name, Some(v.version)).await?;
+    if json {
+        println!("{}", json!({ "version": v, "provenance": provenance, "events": events }));
+        return Ok(0);
+    }
+    println!("model:     {}", v.model);
+    println!("version:   {}", v.version);
+    println!("sha256:    {}", v.sha256);
+    println!("size:      {} bytes", v.size);
+    println!("stage:     {}", v.stage);
+    println!("aliases:   {}", if v.aliases.is_empty() { "-".to_owned() } else { v.aliases.join(", ") });
+    println!("created:   {}", v.created_at);
+    println!("inputs:");
+    for t in &v.signature.inputs {
+        println!("  {:<16} {:<6} {:?}", t.name, t.datatype, t.shape);
+    }
+    println!("outputs:");
+    for t in &v.signature.outputs {
+        println!("  {:<16} {:<6} {:?}", t.name, t.datatype, t.shape);
+    }
+    match provenance {
+        None => println!("provenance: none recorded"),
+        Some(m) => {
+            println!("provenance:");
+            // The manifest's own TOML form is the most readable and round-trips exactly.
+            let text = toml::to_string(&m).unwrap_or_else(|_| format!("{m:?}"));
+            for line in text.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+    println!("events:");
+    for e in events {
+        println!("  {}  {:<14} {:<16} {}", e.at, e.kind, e.actor, e.detail);
+    }
+    Ok(0)
+}
+
+fn parse_version_target(target: &str) -> anyhow::Result<(&str, &str)> {
+    match split_target(target) {
+        (name, Some(v)) if !name.is_empty() && !v.is_empty() => Ok((name, v)),
+        _ => bail!("expected NAME:VERSION, got {target:?}"),
+    }
+}
+
+async fn set_stage(store: &Path, target: &str, stage: &str, actor: &str, json: bool) -> anyhow::Result<i32> {
+    let (name, selector) = parse_version_target(target)?;
+    let stage: Stage = stage.parse().map_err(|e| anyhow!("{e}"))?;
+    let store = open_existing(store).await?;
+    let v = store.registry().resolve(name, selector).await?;
+    let event = store.registry().set_stage(name, v.version, stage, actor).await?;
+    if json {
+        println!("{}", serde_json::to_string(&event)?);
+    } else {
+        println!("{} version {} is now {}", name, v.version, stage);
+    }
+    Ok(0)
+}
+
+async fn set_alias(
+    store: &Path,
+    target: &str,
+    alias: &str,
+    remove: bool,
+    actor: &str,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let store = open_existing(store).await?;
+    let registry = store.registry();
+    let event = if remove {
+        let (name, extra) = split_target(target);
+        if extra.is_some() {
+            bail!("--remove takes NAME ALIAS, not NAME:VERSION");
+        }
+        registry.remove_alias(name, alias, actor).await?
+    } else {
+        let (name, selector) = parse_version_target(target)?;
+        let v = registry.resolve(name, selector).await?;
+        registry.set_alias(name, alias, v.version, actor).await?
+    };
+    if json {
+        println!("{}", serde_json::to_string(&event)?);
+    } else if remove {
+        println!("removed alias {alias} of {}", event.model);
+    } else {
+        println!("{} {alias} → version {}", event.model, event.version.map(|v| v.to_string()).unwrap_or_default());
+    }
+    Ok(0)
+}

@@ -1,0 +1,165 @@
+//! `switchyard serve` and `switchyard config check`: start-up, listeners, signals, shutdown.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use model_store::ModelStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::engine::Runtime;
+use crate::http::{admin, public, server};
+use crate::serving::ServingState;
+
+/// How long in-flight requests get to finish after SIGTERM.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `switchyard config check FILE`.
+pub fn check(file: &Path, resolve: bool, json: bool) -> anyhow::Result<i32> {
+    let mut problems = match Config::load(file) {
+        Ok(config) if resolve => super::block_on(resolve_problems(&config))??,
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems,
+    };
+    problems.dedup();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "file": file.display().to_string(), "ok": problems.is_empty(), "problems": problems })
+        );
+    } else if problems.is_empty() {
+        println!("{}: OK", file.display());
+    } else {
+        println!("{} has {} problem(s):", file.display(), problems.len());
+        for p in &problems {
+            println!("  - {p}");
+        }
+    }
+    Ok(if problems.is_empty() { 0 } else { 1 })
+}
+
+/// Checks that every version the config names exists in its store (without loading any).
+async fn resolve_problems(config: &Config) -> anyhow::Result<Vec<String>> {
+    if !config.store_path.join("registry.db").is_file() {
+        return Ok(vec![format!(
+            "store {} has no registry.db: register a model there first",
+            config.store_path.display()
+        )]);
+    }
+    let store = ModelStore::open(&config.store_path).await?;
+    let mut problems = Vec::new();
+    for model in &config.models {
+        for selector in &model.versions {
+            if let Err(e) = store.registry().resolve(&model.name, &selector.to_string()).await {
+                problems.push(format!("model '{}': version {selector}: {e}", model.name));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// `switchyard serve --config FILE`: exits 0 after a graceful shutdown.
+pub fn serve(config_path: &Path) -> anyhow::Result<i32> {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.server.worker_threads {
+        builder.worker_threads(n);
+    }
+    let rt = builder.thread_name("switchyard-io").enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<i32> {
+    let runtime = Runtime::load(config.onnxruntime.as_deref())?;
+    tracing::info!(library = %runtime.library().display(), "ONNX Runtime loaded");
+    let store = Arc::new(
+        ModelStore::open(&config.store_path)
+            .await
+            .with_context(|| format!("cannot open the model store at {}", config.store_path.display()))?,
+    );
+    let serving = match ServingState::build(&config, &store, runtime).await {
+        Ok(s) => s,
+        Err(problems) => {
+            eprintln!("error: the config names versions the store cannot provide:");
+            for p in problems {
+                eprintln!("  - {p}");
+            }
+            return Ok(2);
+        }
+    };
+    let app = Arc::new(App::new(&config, store, serving));
+
+    let public_listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let admin_listener = TcpListener::bind(config.server.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin)", config.server.admin_listen))?;
+    let public_addr = public_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let public_app = Arc::clone(&app);
+    let public = tokio::spawn(server::serve(
+        public_listener,
+        move |req| public::handle(Arc::clone(&public_app), req),
+        stop_rx.clone(),
+        DRAIN_DEADLINE,
+    ));
+    let admin_app = Arc::clone(&app);
+    let admin = tokio::spawn(server::serve(
+        admin_listener,
+        move |req| admin::handle(Arc::clone(&admin_app), req),
+        stop_rx,
+        DRAIN_DEADLINE,
+    ));
+    // One line on stdout that scripts and tests read to find the ports (useful with port 0).
+    println!("switchyard listening public=http://{public_addr} admin=http://{admin_addr}");
+    tracing::info!(%public_addr, %admin_addr, "serving");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    // A second signal means "now".
+    tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(130);
+    });
+    let _ = tokio::join!(public, admin);
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,363 @@
+//! Gateway configuration: one TOML file, overridable by `SWITCHYARD__SECTION__KEY` environment
+//! variables, validated into a `Config` that lists every problem rather than the first.
+
+mod raw;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::engine::{Device, EngineSettings};
+pub use raw::{RawEngine, RawModel, RawRuntime, RawServer, RawStore};
+
+/// A validated configuration. Every field is usable as is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// Store directory (artifacts and `registry.db`).
+    pub store_path: PathBuf,
+    /// Explicit ONNX Runtime library, if configured.
+    pub onnxruntime: Option<PathBuf>,
+    /// Served models, names unique, in file order.
+    pub models: Vec<ModelConfig>,
+}
+
+/// Listeners and HTTP limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+    /// Tokio worker threads; `None` = chosen from the core count.
+    pub worker_threads: Option<usize>,
+}
+
+/// One served model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub name: String,
+    /// Versions to load, unique, in the order given.
+    pub versions: Vec<VersionSelector>,
+    /// One of `versions`.
+    pub default_version: VersionSelector,
+    pub engine: EngineSettings,
+}
+
+/// A version named in config: a number or a registry alias.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum VersionSelector {
+    Number(u32),
+    Alias(String),
+}
+
+impl fmt::Display for VersionSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionSelector::Number(n) => write!(f, "{n}"),
+            VersionSelector::Alias(a) => f.write_str(a),
+        }
+    }
+}
+
+/// Everything wrong with a config, one problem per line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub source: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} has {} problem(s):", self.source, self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Default public address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// Default admin address: loopback only.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8001";
+/// Default body limit: 64 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 << 20;
+
+impl Config {
+    /// Reads `path`, applies `SWITCHYARD__…` environment overrides, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = path.display().to_string();
+        let fail = |p: String| ConfigError { source: source.clone(), problems: vec![p] };
+        // Read the text ourselves: a clear error for a missing or unreadable file, and the same
+        // bytes are parsed whatever happens to the file meanwhile.
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        let table = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(config::Environment::with_prefix("SWITCHYARD").separator("__").try_parsing(true))
+            .build()
+            .and_then(|c| c.try_deserialize::<toml::Table>())
+            .map_err(|e| fail(e.to_string()))?;
+        Self::from_table(&source, table, path.parent())
+    }
+
+    /// Parses and validates TOML text (no environment overrides); relative paths are kept as is.
+    pub fn from_toml_str(source: &str, text: &str) -> Result<Config, ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError { source: source.to_owned(), problems: vec![e.to_string()] })?;
+        Self::from_table(source, table, None)
+    }
+
+    fn from_table(source: &str, mut table: toml::Table, base: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let server: Option<RawServer> = section(&mut table, "server", &mut problems);
+        let store: Option<RawStore> = section(&mut table, "store", &mut problems);
+        let runtime: Option<RawRuntime> = section(&mut table, "runtime", &mut problems);
+        let models = match table.remove("model") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, item)| match RawModel::deserialize(item) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        problems.push(format!("[[model]] #{}: {}", i + 1, e.message()));
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                problems.push("'model' must be an array of tables: write [[model]]".to_owned());
+                Vec::new()
+            }
+        };
+        for key in table.keys() {
+            problems.push(format!("unknown top-level key '{key}' (expected server, store, runtime, model)"));
+        }
+        let config = validate(server, store, runtime, models, base, &mut problems);
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError { source: source.to_owned(), problems }) }
+    }
+}
+
+use serde::Deserialize;
+
+fn section<T: DeserializeOwned>(table: &mut toml::Table, key: &str, problems: &mut Vec<String>) -> Option<T> {
+    let value = table.remove(key)?;
+    match T::deserialize(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(format!("[{key}]: {}", e.message()));
+            None
+        }
+    }
+}
+
+fn resolve_path(base: Option<&Path>, p: &str) -> PathBuf {
+    let path = PathBuf::from(p);
+    match base {
+        Some(dir) if path.is_relative() && !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path,
+    }
+}
+
+fn addr(value: Option<&str>, default: &str, key: &str, problems: &mut Vec<String>) -> SocketAddr {
+    let text = value.unwrap_or(default);
+    text.parse().unwrap_or_else(|_| {
+        problems.push(format!("[server] {key} = {text:?} is not an address like \"127.0.0.1:8000\""));
+        default.parse().expect("default addresses parse")
+    })
+}
+
+fn validate(
+    server: Option<RawServer>,
+    store: Option<RawStore>,
+    runtime: Option<RawRuntime>,
+    models: Vec<RawModel>,
+    base: Option<&Path>,
+    problems: &mut Vec<String>,
+) -> Config {
+    let server =
+        server.unwrap_or(RawServer { listen: None, admin_listen: None, max_body_bytes: None, worker_threads: None });
+    let max_body = server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if !(1024..=(4u64 << 30)).contains(&max_body) {
+        problems.push(format!("[server] max_body_bytes = {max_body} must be between 1024 and 4294967296"));
+    }
+    let worker_threads = server.worker_threads.map(|n| {
+        if !(1..=256).contains(&n) {
+            problems.push(format!("[server] worker_threads = {n} must be between 1 and 256"));
+        }
+        n as usize
+    });
+    let server_config = ServerConfig {
+        listen: addr(server.listen.as_deref(), DEFAULT_LISTEN, "listen", problems),
+        admin_listen: addr(server.admin_listen.as_deref(), DEFAULT_ADMIN_LISTEN, "admin_listen", problems),
+        max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
+        worker_threads,
+    };
+    let store_path = match store.and_then(|s| s.path).filter(|p| !p.is_empty()) {
+        Some(p) => resolve_path(base, &p),
+        None => {
+            problems.push(
+                "[store] path is required: the directory made by `switchyard models register --store DIR`".to_owned(),
+            );
+            PathBuf::new()
+        }
+    };
+    let onnxruntime = runtime.and_then(|r| r.onnxruntime).filter(|p| !p.is_empty()).map(|p| resolve_path(base, &p));
+    if models.is_empty() && problems.is_empty() {
+        problems.push("no [[model]] tables: name at least one model to serve".to_owned());
+    }
+    let mut seen = BTreeSet::new();
+    let models = models
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let label = match &raw.name {
+                Some(n) => format!("model '{n}'"),
+                None => format!("[[model]] #{}", i + 1),
+            };
+            let model = validate_model(raw, &label, problems)?;
+            if !seen.insert(model.name.clone()) {
+                problems.push(format!("{label} is defined more than once"));
+            }
+            Some(model)
+        })
+        .collect();
+    Config { server: server_config, store_path, onnxruntime, models }
+}
+
+fn selector(value: &toml::Value, label: &str, problems: &mut Vec<String>) -> Option<VersionSelector> {
+    match value {
+        toml::Value::Integer(n) if *n >= 1 && *n <= i64::from(u32::MAX) => Some(VersionSelector::Number(*n as u32)),
+        toml::Value::String(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => match s.parse() {
+            Ok(n) if n >= 1 => Some(VersionSelector::Number(n)),
+            _ => {
+                problems.push(format!("{label}: version {s:?} is not a version number ≥ 1"));
+                None
+            }
+        },
+        toml::Value::String(s)
+            if !s.is_empty()
+                && s.len() <= 63
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') =>
+        {
+            Some(VersionSelector::Alias(s.clone()))
+        }
+        other => {
+            problems.push(format!("{label}: {other} is not a version number ≥ 1 or an alias name"));
+            None
+        }
+    }
+}
+
+fn bounded(
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> u64 {
+    let v = value.unwrap_or(default);
+    if !range.contains(&v) {
+        problems.push(format!("{what} = {v} must be between {} and {}", range.start(), range.end()));
+    }
+    v
+}
+
+fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Option<ModelConfig> {
+    let before = problems.len();
+    let name = raw.name.clone().unwrap_or_default();
+    let name_ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.contains("..")
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !name_ok {
+        problems.push(format!(
+            "{label}: name must be 1-128 characters of A-Z a-z 0-9 _ - . starting with a letter or digit"
+        ));
+    }
+    let mut versions: Vec<VersionSelector> = Vec::new();
+    match &raw.versions {
+        None => problems.push(format!("{label}: versions is required, e.g. versions = [1, \"champion\"]")),
+        Some(list) if list.is_empty() => problems.push(format!("{label}: versions is empty")),
+        Some(list) => {
+            for v in list {
+                if let Some(sel) = selector(v, label, problems) {
+                    if versions.contains(&sel) {
+                        problems.push(format!("{label}: version {sel} is listed twice"));
+                    } else {
+                        versions.push(sel);
+                    }
+                }
+            }
+        }
+    }
+    let default_version = match &raw.default_version {
+        None => versions.first().cloned(),
+        Some(v) => selector(v, label, problems).and_then(|sel| {
+            if versions.contains(&sel) {
+                Some(sel)
+            } else {
+                problems.push(format!("{label}: default_version {sel} is not one of its versions"));
+                None
+            }
+        }),
+    };
+    let e = &raw.engine;
+    let device = match e.device.as_deref().unwrap_or("cpu") {
+        "cpu" => Device::Cpu,
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<i32>().ok()).filter(|n| *n >= 0) {
+            Some(n) if cfg!(feature = "cuda") => Device::Cuda(n),
+            Some(_) => {
+                problems.push(format!("{label}: device {other:?} needs a build with `--features cuda`"));
+                Device::Cpu
+            }
+            None => {
+                problems.push(format!("{label}: device {other:?} must be \"cpu\" or \"cuda:N\""));
+                Device::Cpu
+            }
+        },
+    };
+    let engine = EngineSettings {
+        device,
+        instances: bounded(e.instances, 1, 1..=64, &format!("{label}: engine.instances"), problems) as usize,
+        intra_op_threads: bounded(
+            e.intra_op_threads,
+            1,
+            1..=256,
+            &format!("{label}: engine.intra_op_threads"),
+            problems,
+        ) as usize,
+        max_batch: bounded(e.max_batch, 1, 1..=4096, &format!("{label}: engine.max_batch"), problems) as usize,
+        batch_delay: Duration::from_micros(bounded(
+            e.batch_delay_us,
+            0,
+            0..=1_000_000,
+            &format!("{label}: engine.batch_delay_us"),
+            problems,
+        )),
+        queue_capacity: bounded(
+            e.queue_capacity,
+            1024,
+            1..=1_000_000,
+            &format!("{label}: engine.queue_capacity"),
+            problems,
+        ) as usize,
+    };
+    if problems.len() > before {
+        return None;
+    }
+    Some(ModelConfig { name, versions, default_version: default_version?, engine })
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,65 @@
+//! The config file as written: serde structs that refuse unknown keys. Semantics (addresses,
+//! ranges, references) are checked afterwards in `validate`, which lists every problem.
+
+use serde::Deserialize;
+
+/// `[server]`: listeners and HTTP limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Public v2 inference address, e.g. `"0.0.0.0:8000"`; port 0 picks a free port.
+    pub listen: Option<String>,
+    /// Admin address (`/metrics`, `/admin/…`); loopback unless you mean otherwise.
+    pub admin_listen: Option<String>,
+    /// Largest request body accepted, in bytes (413 above it).
+    pub max_body_bytes: Option<u64>,
+    /// Tokio worker threads for HTTP; default: 1 on machines of 2 cores or fewer, else cores - 1.
+    pub worker_threads: Option<u64>,
+}
+
+/// `[store]`: where the registry and artifacts live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Store directory (artifacts + `registry.db`), as made by `switchyard models register`.
+    pub path: Option<String>,
+}
+
+/// `[runtime]`: ONNX Runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    /// Path of `libonnxruntime.so`; default: `ORT_DYLIB_PATH`, then beside the binary.
+    pub onnxruntime: Option<String>,
+}
+
+/// One `[[model]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub name: Option<String>,
+    /// Versions to load: numbers (`3`) or registry aliases (`"champion"`).
+    pub versions: Option<Vec<toml::Value>>,
+    /// Which loaded version answers requests that name none; default: the first of `versions`.
+    pub default_version: Option<toml::Value>,
+    #[serde(default)]
+    pub engine: RawEngine,
+}
+
+/// `[model.engine]`: how this model's versions run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEngine {
+    /// `"cpu"` (default) or `"cuda:N"` (needs the `cuda` build feature).
+    pub device: Option<String>,
+    /// Sessions per version (each on its own worker thread).
+    pub instances: Option<u64>,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_op_threads: Option<u64>,
+    /// Dynamic batching: most rows in one ORT call; 1 = off.
+    pub max_batch: Option<u64>,
+    /// Dynamic batching: microseconds to wait for more requests after the first.
+    pub batch_delay_us: Option<u64>,
+    /// Requests waiting per version before new ones get 503.
+    pub queue_capacity: Option<u64>,
+}

@@ -1,0 +1,118 @@
+//! Config parsing and validation tests, including every example under `configs/`.
+
+use super::*;
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[store]
+path = "/tmp/store"
+
+[[model]]
+name = "mlp"
+versions = ["champion", 2, "3"]
+[model.engine]
+instances = 2
+max_batch = 8
+batch_delay_us = 200
+"#;
+
+#[test]
+fn parses_a_good_config() {
+    let c = Config::from_toml_str("good", GOOD).expect("valid");
+    assert_eq!(c.server.listen.port(), 0);
+    assert_eq!(
+        c.models[0].versions,
+        vec![VersionSelector::Alias("champion".into()), VersionSelector::Number(2), VersionSelector::Number(3)]
+    );
+    assert_eq!(c.models[0].default_version, VersionSelector::Alias("champion".into()));
+    assert_eq!(c.models[0].engine.instances, 2);
+    assert_eq!(c.models[0].engine.batch_delay, Duration::from_micros(200));
+    assert_eq!(c.server.max_body_bytes, DEFAULT_MAX_BODY_BYTES as usize);
+}
+
+#[test]
+fn lists_every_problem() {
+    let bad = r#"
+colour = "blue"
+[server]
+listen = "nowhere"
+bogus = 1
+[[model]]
+name = "a"
+versions = [0, "Bad Alias"]
+[[model]]
+name = "b"
+versions = [1, 1]
+default_version = 4
+[model.engine]
+device = "tpu"
+instances = 0
+[[model]]
+name = "c"
+versions = [1]
+unknown = true
+"#;
+    let err = Config::from_toml_str("bad.toml", bad).unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "unknown top-level key 'colour'",
+        "[server]: unknown field `bogus`",
+        "model 'a': 0 is not a version number",
+        "model 'a': \"Bad Alias\" is not a version number",
+        "model 'b': version 1 is listed twice",
+        "model 'b': default_version 4 is not one of its versions",
+        "model 'b': device \"tpu\" must be",
+        "model 'b': engine.instances = 0 must be between 1 and 64",
+        "[[model]] #3: unknown field `unknown`",
+        "[store] path is required",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn duplicate_models_and_missing_models() {
+    let dup = "[store]\npath='s'\n[[model]]\nname='m'\nversions=[1]\n[[model]]\nname='m'\nversions=[2]\n";
+    assert!(Config::from_toml_str("d", dup).unwrap_err().to_string().contains("defined more than once"));
+    let none = "[store]\npath='s'\n";
+    assert!(Config::from_toml_str("n", none).unwrap_err().to_string().contains("no [[model]] tables"));
+}
+
+#[test]
+fn syntax_errors_are_reported_not_panicked() {
+    for text in ["[server", "model = 3\n[store]\npath='x'", "\u{0}", "[[model]]\nname = \"m\"\nversions = [1"] {
+        assert!(Config::from_toml_str("x", text).is_err(), "{text:?}");
+    }
+}
+
+#[test]
+fn load_reads_env_overrides_and_resolves_relative_paths() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[store]\npath = \"store\"\n[[model]]\nname = \"m\"\nversions = [1]\n").expect("write");
+    let c = Config::load(&path).expect("valid");
+    assert_eq!(c.store_path, dir.path().join("store"));
+    let missing = Config::load(&dir.path().join("nope.toml")).unwrap_err();
+    assert!(missing.to_string().contains("cannot read the file"), "{missing}");
+}
+
+/// Every example config shipped in `configs/` must parse and validate.
+#[test]
+fn every_example_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("configs/ exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            if let Err(e) = Config::from_toml_str(&path.display().to_string(), &text) {
+                panic!("{e}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no example configs found in {}", dir.display());
+}

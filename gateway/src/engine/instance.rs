@@ -1,0 +1,220 @@
+//! A loaded model version: its sessions (one per worker thread), signature, hash and queue.
+//! Loading builds and warms every session before the instance exists, so a served version is
+//! always ready; dropping the instance closes its queue and the workers exit once it is drained.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use model_store::Signature;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use tokio::sync::oneshot;
+
+use super::worker::{Job, Worker, WorkerConfig};
+use super::{Device, EngineSettings, InstanceStats, Runtime, convert};
+use crate::tensor::{DataType, Tensor, TensorData, element_count};
+
+/// One loaded, warmed model version.
+#[derive(Debug)]
+pub struct ModelInstance {
+    pub model: String,
+    pub version: u32,
+    /// Hex sha256 of the artifact the sessions were built from (verified before loading).
+    pub sha256: String,
+    pub signature: Signature,
+    pub settings: EngineSettings,
+    /// True when every input and output has a dynamic first dimension, so requests can be
+    /// stacked along it.
+    pub batchable: bool,
+    pub stats: Arc<InstanceStats>,
+    /// Closing this (on drop) stops the workers after the queue drains.
+    sender: Sender<Job>,
+}
+
+/// The result of one inference.
+#[derive(Debug)]
+pub struct InferOutcome {
+    /// Every model output, in the model's order.
+    pub outputs: Vec<Tensor>,
+    /// Time spent waiting for a session.
+    pub queue: Duration,
+    /// Time of the `Session::run` call that served this request (shared by a batch).
+    pub compute: Duration,
+    /// Rows in the ORT call that served this request.
+    pub batch_rows: usize,
+}
+
+/// Why an inference did not produce outputs.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error("the queue of {model} v{version} is full ({capacity} waiting)")]
+    QueueFull { model: String, version: u32, capacity: usize },
+    #[error("{model} v{version} is shutting down")]
+    Stopped { model: String, version: u32 },
+    /// ONNX Runtime refused or failed the call: a fault of the model on this input.
+    #[error("model execution failed: {0}")]
+    Model(String),
+}
+
+/// Why a version could not be loaded. Other versions are unaffected.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("ONNX Runtime refused the model: {0}")]
+    Session(String),
+    #[error("unsupported signature: {0}")]
+    Signature(String),
+    #[error("warm-up run failed: {0}")]
+    WarmUp(String),
+    #[error("device {device}: {reason}")]
+    Device { device: Device, reason: String },
+    #[error("cannot start worker thread: {0}")]
+    Thread(String),
+}
+
+/// Builds one session from model bytes with the given settings.
+pub fn build_session(runtime: &Runtime, bytes: &[u8], settings: &EngineSettings) -> Result<Session, LoadError> {
+    let err = |e: ort::Error<ort::session::builder::SessionBuilder>| LoadError::Session(e.to_string());
+    let mut builder = Session::builder(runtime.env())
+        .map_err(|e| LoadError::Session(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(err)?
+        .with_intra_threads(settings.intra_op_threads)
+        .map_err(err)?
+        .with_inter_threads(1)
+        .map_err(err)?;
+    builder = with_device(builder, settings.device)?;
+    builder.commit_from_memory(bytes).map_err(|e| LoadError::Session(e.to_string()))
+}
+
+#[cfg(feature = "cuda")]
+fn with_device(
+    builder: ort::session::builder::SessionBuilder,
+    device: Device,
+) -> Result<ort::session::builder::SessionBuilder, LoadError> {
+    match device {
+        Device::Cpu => Ok(builder),
+        Device::Cuda(id) => builder
+            .with_execution_providers([ort::ep::CUDA::default().with_device_id(id).build().error_on_failure()])
+            .map_err(|e| LoadError::Device { device, reason: e.to_string() }),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_device(
+    builder: ort::session::builder::SessionBuilder,
+    device: Device,
+) -> Result<ort::session::builder::SessionBuilder, LoadError> {
+    match device {
+        Device::Cpu => Ok(builder),
+        Device::Cuda(_) => Err(LoadError::Device {
+            device,
+            reason: "this build has no CUDA support; rebuild with `--features cuda`".to_owned(),
+        }),
+    }
+}
+
+impl ModelInstance {
+    /// Loads a version: `settings.instances` sessions, each warmed with one zero-filled run,
+    /// then one worker thread per session. Blocking (tens of milliseconds per session): call it
+    /// from a blocking context, never on an async worker.
+    pub fn load(
+        runtime: &Runtime,
+        model: &str,
+        version: u32,
+        sha256: &str,
+        bytes: &[u8],
+        settings: EngineSettings,
+    ) -> Result<ModelInstance, LoadError> {
+        let mut sessions = Vec::with_capacity(settings.instances);
+        let mut signature = None;
+        for _ in 0..settings.instances.max(1) {
+            let mut session = build_session(runtime, bytes, &settings)?;
+            let sig = convert::signature_of(&session).map_err(LoadError::Signature)?;
+            warm_up(&mut session, &sig)?;
+            signature = Some(sig);
+            sessions.push(session);
+        }
+        let signature = signature.expect("at least one session was built");
+        let batchable = signature.inputs.iter().chain(&signature.outputs).all(|s| s.shape.first() == Some(&-1));
+        let stats = Arc::new(InstanceStats::default());
+        let (sender, receiver) = crossbeam_channel::bounded(settings.queue_capacity.max(1));
+        let config = Arc::new(WorkerConfig {
+            model: model.to_owned(),
+            version: version.to_string(),
+            max_batch: if batchable { settings.max_batch.max(1) } else { 1 },
+            batch_delay: settings.batch_delay,
+            output_names: signature.outputs.iter().map(|s| s.name.clone()).collect(),
+            stats: Arc::clone(&stats),
+        });
+        for (i, session) in sessions.into_iter().enumerate() {
+            let worker = Worker { session, receiver: receiver.clone(), config: Arc::clone(&config) };
+            std::thread::Builder::new()
+                .name(format!("sy-{model}-v{version}-{i}"))
+                .spawn(move || worker.run())
+                .map_err(|e| LoadError::Thread(e.to_string()))?;
+        }
+        Ok(ModelInstance {
+            model: model.to_owned(),
+            version,
+            sha256: sha256.to_owned(),
+            signature,
+            settings,
+            batchable,
+            stats,
+            sender,
+        })
+    }
+
+    /// Runs one inference. Inputs must already be validated against `signature`. Never blocks:
+    /// a full queue is refused at once.
+    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<InferOutcome, InferError> {
+        let enqueued = Instant::now();
+        let rows = if self.batchable { inputs.first().and_then(|t| t.shape.first()).copied().unwrap_or(1) } else { 1 };
+        let (reply, answer) = oneshot::channel();
+        let job = Job { inputs, rows: usize::try_from(rows).unwrap_or(1), enqueued, reply };
+        match self.sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.stats.record_failure(enqueued.elapsed());
+                return Err(InferError::QueueFull {
+                    model: self.model.clone(),
+                    version: self.version,
+                    capacity: self.settings.queue_capacity,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
+        }
+        let result = answer.await.map_err(|_| self.stopped())?;
+        match &result {
+            Ok(o) => self.stats.record_success(enqueued.elapsed(), o.queue, o.compute),
+            Err(_) => self.stats.record_failure(enqueued.elapsed()),
+        }
+        result
+    }
+
+    /// Requests waiting for a session right now.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.len()
+    }
+
+    fn stopped(&self) -> InferError {
+        InferError::Stopped { model: self.model.clone(), version: self.version }
+    }
+}
+
+/// One run with zero-filled inputs (dynamic dimensions set to 1) so the first real request does
+/// not pay for ORT's lazy initialisation, and a model that cannot run is refused at load time.
+fn warm_up(session: &mut Session, signature: &Signature) -> Result<(), LoadError> {
+    let mut inputs = Vec::with_capacity(signature.inputs.len());
+    for spec in &signature.inputs {
+        let shape: Vec<i64> = spec.shape.iter().map(|&d| if d < 0 { 1 } else { d }).collect();
+        let datatype = DataType::from_v2(&spec.datatype).expect("signature_of only yields v2 datatypes");
+        let len = element_count(&shape)
+            .ok_or_else(|| LoadError::WarmUp(format!("input '{}' shape is too large", spec.name)))?;
+        let tensor = Tensor { name: spec.name.clone(), shape, data: TensorData::zeros(datatype, len) };
+        let value = convert::to_ort(tensor).map_err(|e| LoadError::WarmUp(e.to_string()))?;
+        inputs.push((spec.name.clone(), value));
+    }
+    session.run(inputs).map(drop).map_err(|e| LoadError::WarmUp(e.to_string()))
+}

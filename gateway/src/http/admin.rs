@@ -1,0 +1,70 @@
+//! The admin port: Prometheus `/metrics` and read-only `/admin/…` state. Binds loopback by
+//! default; more operator actions arrive with routing and the guard.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::serving::{ServedModel, VersionSlot};
+
+/// Answers one request on the admin port.
+pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Full<Bytes>> {
+    match route(&app, &req) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn route<B>(app: &App, req: &Request<B>) -> Result<Response<Full<Bytes>>, ApiError> {
+    let path = req.uri().path().trim_end_matches('/');
+    if req.method() != Method::GET {
+        return Err(ApiError::MethodNotAllowed { method: req.method().to_string(), path: path.to_owned() });
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let state = app.serving.load_full();
+    match segments.as_slice() {
+        ["metrics"] => {
+            app.metrics.run_upkeep();
+            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            Ok(r)
+        }
+        ["admin", "models"] => Ok(json_ok(&Value::Array(state.models.values().map(model_state).collect()))),
+        ["admin", "models", name] => {
+            let model = state.models.get(*name).ok_or_else(|| ApiError::NotFound(format!("unknown model '{name}'")))?;
+            Ok(json_ok(&model_state(model)))
+        }
+        _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
+    }
+}
+
+fn json_ok(body: &Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::OK;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn model_state(model: &ServedModel) -> Value {
+    let versions: Vec<Value> = model
+        .versions
+        .iter()
+        .map(|(v, slot)| match slot {
+            VersionSlot::Ready(l) => json!({
+                "version": v, "state": "ready", "sha256": l.instance.sha256, "stage": l.stage.to_string(),
+                "device": l.instance.settings.device.to_string(), "instances": l.instance.settings.instances,
+                "queue_depth": l.instance.queue_depth(),
+            }),
+            VersionSlot::Failed { sha256, reason } => json!({
+                "version": v, "state": "failed", "sha256": sha256, "reason": reason,
+            }),
+        })
+        .collect();
+    json!({ "name": model.name, "default_version": model.default_version, "versions": versions })
+}

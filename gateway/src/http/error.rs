@@ -1,0 +1,119 @@
+//! The one mapping from errors to HTTP status and the stable body `{"error": "..."}`.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::engine::{InferError, InputError};
+use crate::v2::decode::DecodeError;
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Overloaded or not ready; `retry_after` seconds when retrying soon makes sense.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: Option<u32> },
+    /// The model itself failed on this input (ONNX Runtime error).
+    #[error("{0}")]
+    ModelFailed(String),
+    /// A fault of ours. The detail is logged; the client gets a generic message.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ModelFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The short class recorded in metrics and lineage.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::ModelFailed(_) => "model_error",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Builds the response: status, `{"error": message}`, and `Retry-After` when set.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let status = self.status();
+        let retry_after = match &self {
+            ApiError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let body = serde_json::json!({ "error": self.to_string() }).to_string();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<InferError> for ApiError {
+    fn from(e: InferError) -> Self {
+        match e {
+            InferError::QueueFull { .. } => ApiError::Unavailable { message: e.to_string(), retry_after: Some(1) },
+            InferError::Stopped { .. } => ApiError::Unavailable { message: e.to_string(), retry_after: Some(1) },
+            InferError::Model(_) => ApiError::ModelFailed(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_bodies() {
+        let r = ApiError::NotFound("unknown model 'x'".into()).into_response();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let r = ApiError::Unavailable { message: "full".into(), retry_after: Some(1) }.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let e = ApiError::Internal("secret path /x".into());
+        assert_eq!(e.to_string(), "internal error");
+    }
+}

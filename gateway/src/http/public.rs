@@ -1,0 +1,294 @@
+//! The public port: KServe v2 REST endpoints. Routing is a match on path segments; each handler
+//! loads the serving snapshot once and answers from it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use crate::app::App;
+use crate::engine::validate_inputs;
+use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
+use crate::v2::decode::decode_request;
+use crate::v2::encode::{EncodedOutput, ResponseHead, encode_response};
+use crate::v2::metadata;
+
+/// Header carrying the request id: the client's when valid, else generated.
+pub const REQUEST_ID: &str = "x-request-id";
+const INFERENCE_HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Answers one request on the public port.
+pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let request_id = request_id(req.headers());
+    let mut response = match route(&app, req, &request_id).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    response
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn ok(body: &Value) -> Result<Response<Full<Bytes>>, ApiError> {
+    Ok(json_response(StatusCode::OK, body))
+}
+
+async fn route<B>(app: &App, req: Request<B>, request_id: &str) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let method = req.method().clone();
+    let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
+    let get = method == Method::GET || method == Method::HEAD;
+    let state = app.serving.load_full();
+    match segments.as_slice() {
+        ["v2"] if get => ok(&metadata::server_metadata()),
+        ["v2", "health", "live"] if get => ok(&json!({ "live": true })),
+        ["v2", "health", "ready"] if get => {
+            let ready = server_ready(&state);
+            let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+            Ok(json_response(status, &json!({ "ready": ready })))
+        }
+        ["v2", "models", "stats"] if get => ok(&all_stats(&state)),
+        ["v2", "models", name, rest @ ..] => {
+            let (version, rest) = match rest {
+                ["versions", v, rest @ ..] => (Some(parse_version(name, v)?), rest),
+                other => (None, other),
+            };
+            let model = state.models.get(*name).ok_or_else(|| unknown_model(name))?;
+            match rest {
+                [] if get => {
+                    let v = select(model, version)?;
+                    ok(&metadata::model_metadata(model, v))
+                }
+                ["ready"] if get => {
+                    let v = select(model, version)?;
+                    ok(&json!({ "name": model.name, "version": v.instance.version.to_string(), "ready": true }))
+                }
+                ["config"] if get => ok(&metadata::model_config(model, select(model, version)?)),
+                ["stats"] if get => ok(&model_stats(model, version)?),
+                ["infer"] if method == Method::POST => infer(app, model, version, req, request_id).await,
+                [] | ["ready"] | ["config"] | ["stats"] | ["infer"] => Err(not_allowed()),
+                _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
+            }
+        }
+        ["v2"] | ["v2", "health", "live" | "ready"] => Err(not_allowed()),
+        _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
+    }
+}
+
+fn server_ready(state: &ServingState) -> bool {
+    !state.models.is_empty() && state.models.values().all(|m| m.ready(m.default_version).is_some())
+}
+
+fn unknown_model(name: &str) -> ApiError {
+    ApiError::NotFound(format!("unknown model '{name}'"))
+}
+
+fn parse_version(model: &str, text: &str) -> Result<u32, ApiError> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::NotFound(format!("model '{model}' has no version '{text}': versions are numbers ≥ 1")))
+}
+
+/// The version asked for, or the default one; 404 when not configured, 503 when it failed to load.
+fn select(model: &ServedModel, version: Option<u32>) -> Result<&Arc<LoadedVersion>, ApiError> {
+    let v = version.unwrap_or(model.default_version);
+    match model.versions.get(&v) {
+        Some(VersionSlot::Ready(loaded)) => Ok(loaded),
+        Some(VersionSlot::Failed { reason, .. }) => Err(ApiError::Unavailable {
+            message: format!("version {v} of model '{}' is not available: {reason}", model.name),
+            retry_after: None,
+        }),
+        None => Err(ApiError::NotFound(format!("model '{}' has no loaded version {v}", model.name))),
+    }
+}
+
+fn model_stats(model: &ServedModel, version: Option<u32>) -> Result<Value, ApiError> {
+    let stats: Vec<Value> = match version {
+        Some(_) => {
+            let v = select(model, version)?;
+            vec![metadata::version_stats(&model.name, v.instance.version, &v.instance.stats.snapshot())]
+        }
+        None => model
+            .ready_versions()
+            .map(|v| metadata::version_stats(&model.name, v.instance.version, &v.instance.stats.snapshot()))
+            .collect(),
+    };
+    Ok(json!({ "model_stats": stats }))
+}
+
+fn all_stats(state: &ServingState) -> Value {
+    let stats: Vec<Value> = state
+        .models
+        .values()
+        .flat_map(|m| {
+            m.ready_versions()
+                .map(|v| metadata::version_stats(&m.name, v.instance.version, &v.instance.stats.snapshot()))
+        })
+        .collect();
+    json!({ "model_stats": stats })
+}
+
+/// Reads the body, refusing it with 413 past `limit` (before reading when Content-Length says so).
+async fn read_body<B>(req: Request<B>, limit: usize) -> Result<(HeaderMap, Bytes), ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (parts, body) = req.into_parts();
+    if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING)
+        && encoding.as_bytes() != b"identity"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding {:?} is not accepted; send the body uncompressed",
+            String::from_utf8_lossy(encoding.as_bytes())
+        )));
+    }
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let collected = Limited::new(body, limit).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {e}"))
+        }
+    })?;
+    Ok((parts.headers, collected.to_bytes()))
+}
+
+async fn infer<B>(
+    app: &App,
+    model: &ServedModel,
+    version: Option<u32>,
+    req: Request<B>,
+    request_id: &str,
+) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let loaded = select(model, version)?;
+    let route = if version.is_some() { "pinned" } else { "default" };
+    let result = run_inference(app, model, loaded, req, request_id, route).await;
+    let inst = &loaded.instance;
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(e) => e.status(),
+    };
+    let labels = [("model", model.name.clone()), ("version", inst.version.to_string()), ("route", route.to_owned())];
+    metrics::counter!("switchyard_requests_total", &labels_with_status(&labels, status)).increment(1);
+    metrics::histogram!("switchyard_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::gauge!("switchyard_queue_depth", &labels[..2]).set(inst.queue_depth() as f64);
+    result
+}
+
+fn labels_with_status(labels: &[(&'static str, String); 3], status: StatusCode) -> Vec<(&'static str, String)> {
+    let mut v = labels.to_vec();
+    v.push(("status", status.as_u16().to_string()));
+    v
+}
+
+async fn run_inference<B>(
+    app: &App,
+    model: &ServedModel,
+    loaded: &LoadedVersion,
+    req: Request<B>,
+    request_id: &str,
+    route: &str,
+) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let inst = &loaded.instance;
+    let (headers, body) = read_body(req, app.max_body_bytes).await?;
+    let request = decode_request(&body, headers.get(INFERENCE_HEADER_LENGTH).map(HeaderValue::as_bytes))?;
+    drop(body);
+    validate_inputs(&inst.signature, &request.inputs)?;
+    if let Some(wanted) = &request.outputs
+        && let Some(unknown) = wanted.iter().find(|w| !inst.signature.outputs.iter().any(|s| s.name == w.name))
+    {
+        let names: Vec<&str> = inst.signature.outputs.iter().map(|s| s.name.as_str()).collect();
+        return Err(ApiError::BadRequest(format!(
+            "unknown output '{}' (the model has {})",
+            unknown.name,
+            names.join(", ")
+        )));
+    }
+    let outcome = inst.infer(request.inputs).await?;
+    let labels = [("model", model.name.clone()), ("version", inst.version.to_string())];
+    metrics::histogram!("switchyard_queue_duration_seconds", &labels).record(outcome.queue.as_secs_f64());
+    metrics::histogram!("switchyard_compute_duration_seconds", &labels).record(outcome.compute.as_secs_f64());
+
+    let selected: Vec<EncodedOutput<'_>> = match &request.outputs {
+        None => {
+            outcome.outputs.iter().map(|t| EncodedOutput { tensor: t, binary: request.binary_data_output }).collect()
+        }
+        Some(wanted) => wanted
+            .iter()
+            .filter_map(|w| {
+                let tensor = outcome.outputs.iter().find(|t| t.name == w.name)?;
+                Some(EncodedOutput { tensor, binary: w.binary_data.unwrap_or(request.binary_data_output) })
+            })
+            .collect(),
+    };
+    let mut parameters = Map::new();
+    parameters.insert("model_version".into(), inst.version.to_string().into());
+    parameters.insert("model_sha256".into(), inst.sha256.clone().into());
+    parameters.insert("route".into(), route.into());
+    let head =
+        ResponseHead { model_name: &model.name, model_version: inst.version, id: request.id.as_deref(), parameters };
+    let encoded = encode_response(&head, &selected);
+    let mut response = Response::new(Full::new(encoded.body));
+    let h = response.headers_mut();
+    match encoded.json_len {
+        Some(len) => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            h.insert(INFERENCE_HEADER_LENGTH, HeaderValue::from(len));
+        }
+        None => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+    }
+    h.insert("x-model-version", HeaderValue::from(inst.version));
+    if let Ok(v) = HeaderValue::from_str(&inst.sha256) {
+        h.insert("x-model-sha256", v);
+    }
+    h.insert("x-model-route", HeaderValue::from_str(route).unwrap_or(HeaderValue::from_static("default")));
+    tracing::trace!(request_id, model = %model.name, version = inst.version, "answered");
+    Ok(response)
+}

@@ -1,0 +1,14 @@
+//! Switchyard's gateway: serves versioned ONNX models over KServe v2.
+//!
+//! Where things live: `config` (the TOML file, validated), `engine` (ONNX Runtime sessions on
+//! worker threads), `serving` (the loaded versions, one swappable snapshot), `v2` (protocol
+//! codec), `http` (listeners and handlers), `app` (shared state and metrics), `cli` (commands).
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod serving;
+pub mod tensor;
+pub mod v2;

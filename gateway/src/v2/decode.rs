@@ -1,0 +1,391 @@
+//! Decoder for v2 inference requests: the JSON body, and the binary tensor extension (a JSON
+//! header of `Inference-Header-Content-Length` bytes followed by raw tensor bytes).
+//! Every size is checked against the body before anything is allocated.
+
+use half::f16;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::tensor::{DataType, Tensor, TensorData, element_count};
+
+/// A decoded `POST …/infer` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferRequest {
+    /// The request's `id`, echoed in the response.
+    pub id: Option<String>,
+    pub inputs: Vec<Tensor>,
+    /// The outputs asked for, in order; `None` means all of the model's outputs.
+    pub outputs: Option<Vec<RequestedOutput>>,
+    /// `parameters.binary_data_output`: the default for outputs that do not say.
+    pub binary_data_output: bool,
+    /// Request-level parameters, kept for features that read them (e.g. `timeout`).
+    pub parameters: Map<String, Value>,
+}
+
+/// One entry of the request's `outputs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestedOutput {
+    pub name: String,
+    /// `parameters.binary_data` when given.
+    pub binary_data: Option<bool>,
+}
+
+/// Why a request could not be decoded. Every variant is the client's fault (HTTP 400).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("malformed request JSON: {0}")]
+    Json(String),
+    #[error("Inference-Header-Content-Length must be a non-negative integer, got {0:?}")]
+    BadHeaderLength(String),
+    #[error("Inference-Header-Content-Length is {header} but the body has only {body} bytes")]
+    HeaderLengthTooLarge { header: usize, body: usize },
+    #[error(
+        "input '{input}': unknown datatype '{datatype}' (expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES)"
+    )]
+    UnknownDatatype { input: String, datatype: String },
+    #[error(
+        "input '{input}': shape {shape:?} is invalid: dimensions must be non-negative and their product must fit in memory"
+    )]
+    BadShape { input: String, shape: Vec<i64> },
+    #[error("input '{input}': shape {shape:?} needs {expected} elements but {actual} were given")]
+    ElementCount { input: String, shape: Vec<i64>, expected: usize, actual: usize },
+    #[error("input '{input}': element {index}: {reason}")]
+    BadElement { input: String, index: usize, reason: String },
+    #[error("input '{input}' has no 'data' and no 'binary_data_size' parameter")]
+    NoData { input: String },
+    #[error("input '{input}' has both 'data' and a 'binary_data_size' parameter")]
+    BothData { input: String },
+    #[error("input '{input}': binary_data_size must be a non-negative integer")]
+    BadBinarySize { input: String },
+    #[error("input '{input}': binary_data_size is {size} but shape {shape:?} of {datatype} needs {expected} bytes")]
+    BinarySizeMismatch { input: String, size: usize, shape: Vec<i64>, datatype: DataType, expected: usize },
+    #[error("input '{input}': binary_data_size {size} runs past the end of the body ({available} bytes left)")]
+    BinaryTooShort { input: String, size: usize, available: usize },
+    #[error("input '{input}': BYTES element {index}: {reason}")]
+    BadBytesElement { input: String, index: usize, reason: String },
+    #[error("the body has {0} bytes of binary data that no input claims")]
+    TrailingBinary(usize),
+    #[error("input '{0}' appears more than once")]
+    DuplicateInput(String),
+    #[error("output '{0}' is requested more than once")]
+    DuplicateOutput(String),
+    #[error("output '{output}': parameter '{parameter}' is not supported")]
+    UnsupportedOutputParameter { output: String, parameter: String },
+    #[error("parameter '{name}' must be a {expected}")]
+    BadParameter { name: String, expected: &'static str },
+}
+
+#[derive(Deserialize)]
+struct RawRequest {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    inputs: Vec<RawInput>,
+    #[serde(default)]
+    outputs: Option<Vec<RawOutput>>,
+}
+
+#[derive(Deserialize)]
+struct RawInput {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawOutput {
+    name: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+}
+
+/// Decodes a request body. `header_length` is the raw `Inference-Header-Content-Length` value
+/// when the client sent one (binary extension); without it the whole body is JSON.
+pub fn decode_request(body: &[u8], header_length: Option<&[u8]>) -> Result<InferRequest, DecodeError> {
+    let (json, mut binary) = match header_length {
+        None => (body, &body[body.len()..]),
+        Some(raw) => {
+            let text = std::str::from_utf8(raw).unwrap_or("").trim();
+            let len: usize =
+                text.parse().map_err(|_| DecodeError::BadHeaderLength(String::from_utf8_lossy(raw).into_owned()))?;
+            if len > body.len() {
+                return Err(DecodeError::HeaderLengthTooLarge { header: len, body: body.len() });
+            }
+            body.split_at(len)
+        }
+    };
+    let raw: RawRequest = serde_json::from_slice(json).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let parameters = raw.parameters.unwrap_or_default();
+    let binary_data_output = bool_param(&parameters, "binary_data_output")?.unwrap_or(false);
+
+    let mut inputs: Vec<Tensor> = Vec::with_capacity(raw.inputs.len());
+    for input in raw.inputs {
+        if inputs.iter().any(|t| t.name == input.name) {
+            return Err(DecodeError::DuplicateInput(input.name));
+        }
+        let tensor = decode_input(input, &mut binary)?;
+        inputs.push(tensor);
+    }
+    if !binary.is_empty() {
+        return Err(DecodeError::TrailingBinary(binary.len()));
+    }
+
+    let outputs = match raw.outputs {
+        None => None,
+        Some(list) => {
+            let mut outputs: Vec<RequestedOutput> = Vec::with_capacity(list.len());
+            for out in list {
+                if outputs.iter().any(|o| o.name == out.name) {
+                    return Err(DecodeError::DuplicateOutput(out.name));
+                }
+                let params = out.parameters.unwrap_or_default();
+                if let Some(unsupported) = params.keys().find(|k| k.as_str() == "classification") {
+                    return Err(DecodeError::UnsupportedOutputParameter {
+                        output: out.name,
+                        parameter: unsupported.clone(),
+                    });
+                }
+                outputs.push(RequestedOutput { binary_data: bool_param(&params, "binary_data")?, name: out.name });
+            }
+            Some(outputs)
+        }
+    };
+
+    let id = match raw.id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    };
+    Ok(InferRequest { id, inputs, outputs, binary_data_output, parameters })
+}
+
+fn bool_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, DecodeError> {
+    match params.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(DecodeError::BadParameter { name: name.to_owned(), expected: "boolean" }),
+    }
+}
+
+fn decode_input(input: RawInput, binary: &mut &[u8]) -> Result<Tensor, DecodeError> {
+    let Some(datatype) = DataType::from_v2(&input.datatype) else {
+        return Err(DecodeError::UnknownDatatype { input: input.name, datatype: input.datatype });
+    };
+    let Some(count) = element_count(&input.shape) else {
+        return Err(DecodeError::BadShape { input: input.name, shape: input.shape });
+    };
+    let binary_size = match input.parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| DecodeError::BadBinarySize { input: input.name.clone() })?,
+        ),
+    };
+    let data = match (input.data, binary_size) {
+        (Some(_), Some(_)) => return Err(DecodeError::BothData { input: input.name }),
+        (None, None) => return Err(DecodeError::NoData { input: input.name }),
+        (Some(json), None) => decode_json_data(&input.name, &input.shape, datatype, count, &json)?,
+        (None, Some(size)) => {
+            if size > binary.len() {
+                return Err(DecodeError::BinaryTooShort { input: input.name, size, available: binary.len() });
+            }
+            let (bytes, rest) = binary.split_at(size);
+            *binary = rest;
+            decode_binary_data(&input.name, &input.shape, datatype, count, bytes)?
+        }
+    };
+    Ok(Tensor { name: input.name, shape: input.shape, data })
+}
+
+/// Flattens nested JSON arrays (serde_json already bounds nesting depth) into leaf references.
+fn flatten(value: &Value) -> Vec<&Value> {
+    let mut leaves = Vec::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(items) => stack.extend(items.iter().rev()),
+            leaf => leaves.push(leaf),
+        }
+    }
+    leaves
+}
+
+fn decode_json_data(
+    name: &str,
+    shape: &[i64],
+    datatype: DataType,
+    expected: usize,
+    json: &Value,
+) -> Result<TensorData, DecodeError> {
+    let leaves = flatten(json);
+    if leaves.len() != expected {
+        return Err(DecodeError::ElementCount {
+            input: name.to_owned(),
+            shape: shape.to_vec(),
+            expected,
+            actual: leaves.len(),
+        });
+    }
+    let bad = |index: usize, reason: String| DecodeError::BadElement { input: name.to_owned(), index, reason };
+    macro_rules! ints {
+        ($variant:ident, $ty:ty) => {{
+            let mut out: Vec<$ty> = Vec::with_capacity(expected);
+            for (i, v) in leaves.iter().enumerate() {
+                let n = if let Some(n) = v.as_i64() {
+                    <$ty>::try_from(n).ok()
+                } else if let Some(n) = v.as_u64() {
+                    <$ty>::try_from(n).ok()
+                } else {
+                    return Err(bad(i, format!("expected an integer for {}, got {}", datatype, v)));
+                };
+                out.push(n.ok_or_else(|| bad(i, format!("{} does not fit in {}", v, datatype)))?);
+            }
+            TensorData::$variant(out)
+        }};
+    }
+    macro_rules! floats {
+        ($variant:ident, $conv:expr) => {{
+            let mut out = Vec::with_capacity(expected);
+            for (i, v) in leaves.iter().enumerate() {
+                let x = v.as_f64().ok_or_else(|| bad(i, format!("expected a number for {}, got {}", datatype, v)))?;
+                out.push($conv(x));
+            }
+            TensorData::$variant(out)
+        }};
+    }
+    Ok(match datatype {
+        DataType::Bool => {
+            let mut out = Vec::with_capacity(expected);
+            for (i, v) in leaves.iter().enumerate() {
+                out.push(v.as_bool().ok_or_else(|| bad(i, format!("expected true or false for BOOL, got {v}")))?);
+            }
+            TensorData::Bool(out)
+        }
+        DataType::Uint8 => ints!(Uint8, u8),
+        DataType::Uint16 => ints!(Uint16, u16),
+        DataType::Uint32 => ints!(Uint32, u32),
+        DataType::Uint64 => ints!(Uint64, u64),
+        DataType::Int8 => ints!(Int8, i8),
+        DataType::Int16 => ints!(Int16, i16),
+        DataType::Int32 => ints!(Int32, i32),
+        DataType::Int64 => ints!(Int64, i64),
+        DataType::Fp16 => floats!(Fp16, f16::from_f64),
+        DataType::Fp32 => floats!(Fp32, |x: f64| x as f32),
+        DataType::Fp64 => floats!(Fp64, |x: f64| x),
+        DataType::Bytes => {
+            let mut out = Vec::with_capacity(expected);
+            for (i, v) in leaves.iter().enumerate() {
+                let s = v.as_str().ok_or_else(|| bad(i, format!("expected a string for BYTES, got {v}")))?;
+                out.push(s.as_bytes().to_vec());
+            }
+            TensorData::Bytes(out)
+        }
+    })
+}
+
+fn decode_binary_data(
+    name: &str,
+    shape: &[i64],
+    datatype: DataType,
+    count: usize,
+    bytes: &[u8],
+) -> Result<TensorData, DecodeError> {
+    let Some(size) = datatype.element_size() else {
+        return decode_binary_bytes(name, shape, count, bytes);
+    };
+    let expected = count
+        .checked_mul(size)
+        .ok_or_else(|| DecodeError::BadShape { input: name.to_owned(), shape: shape.to_vec() })?;
+    if bytes.len() != expected {
+        return Err(DecodeError::BinarySizeMismatch {
+            input: name.to_owned(),
+            size: bytes.len(),
+            shape: shape.to_vec(),
+            datatype,
+            expected,
+        });
+    }
+    macro_rules! le {
+        ($variant:ident, $ty:ty) => {
+            TensorData::$variant(
+                bytes
+                    .chunks_exact(std::mem::size_of::<$ty>())
+                    .map(|c| <$ty>::from_le_bytes(c.try_into().expect("chunk has the element's size")))
+                    .collect(),
+            )
+        };
+    }
+    Ok(match datatype {
+        DataType::Bool => {
+            let mut out = Vec::with_capacity(count);
+            for (i, &b) in bytes.iter().enumerate() {
+                match b {
+                    0 => out.push(false),
+                    1 => out.push(true),
+                    other => {
+                        return Err(DecodeError::BadElement {
+                            input: name.to_owned(),
+                            index: i,
+                            reason: format!("BOOL bytes must be 0 or 1, got {other}"),
+                        });
+                    }
+                }
+            }
+            TensorData::Bool(out)
+        }
+        DataType::Uint8 => TensorData::Uint8(bytes.to_vec()),
+        DataType::Int8 => TensorData::Int8(bytes.iter().map(|&b| b as i8).collect()),
+        DataType::Uint16 => le!(Uint16, u16),
+        DataType::Int16 => le!(Int16, i16),
+        DataType::Uint32 => le!(Uint32, u32),
+        DataType::Int32 => le!(Int32, i32),
+        DataType::Uint64 => le!(Uint64, u64),
+        DataType::Int64 => le!(Int64, i64),
+        DataType::Fp16 => TensorData::Fp16(bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]])).collect()),
+        DataType::Fp32 => le!(Fp32, f32),
+        DataType::Fp64 => le!(Fp64, f64),
+        DataType::Bytes => unreachable!("BYTES has no fixed element size and returned above"),
+    })
+}
+
+/// BYTES in the binary extension: each element is a 4-byte little-endian length, then the bytes.
+fn decode_binary_bytes(name: &str, shape: &[i64], count: usize, mut bytes: &[u8]) -> Result<TensorData, DecodeError> {
+    let bad = |index: usize, reason: String| DecodeError::BadBytesElement { input: name.to_owned(), index, reason };
+    // Each element needs at least its 4-byte prefix, so this bounds the allocation by the body.
+    if count > bytes.len() / 4 {
+        return Err(DecodeError::ElementCount {
+            input: name.to_owned(),
+            shape: shape.to_vec(),
+            expected: count,
+            actual: bytes.len() / 4,
+        });
+    }
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        if bytes.len() < 4 {
+            return Err(bad(i, format!("needs a 4-byte length prefix but only {} bytes remain", bytes.len())));
+        }
+        let (prefix, rest) = bytes.split_at(4);
+        let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        if len > rest.len() {
+            return Err(bad(i, format!("length prefix says {len} bytes but only {} remain", rest.len())));
+        }
+        let (element, rest) = rest.split_at(len);
+        out.push(element.to_vec());
+        bytes = rest;
+    }
+    if !bytes.is_empty() {
+        return Err(bad(count, format!("{} bytes remain after the last of {count} elements", bytes.len())));
+    }
+    Ok(TensorData::Bytes(out))
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

@@ -1,0 +1,133 @@
+//! Unit tests of the v2 request decoder.
+
+use super::*;
+
+fn json(body: &str) -> Result<InferRequest, DecodeError> {
+    decode_request(body.as_bytes(), None)
+}
+
+fn binary(header: &serde_json::Value, data: &[u8]) -> Result<InferRequest, DecodeError> {
+    let mut body = serde_json::to_vec(header).expect("json");
+    let len = body.len().to_string();
+    body.extend_from_slice(data);
+    decode_request(&body, Some(len.as_bytes()))
+}
+
+#[test]
+fn flat_and_nested_json_decode_alike() {
+    let flat = json(r#"{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3,4.5]}]}"#).expect("flat");
+    let nested =
+        json(r#"{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4.5]]}]}"#).expect("nested");
+    assert_eq!(flat.inputs, nested.inputs);
+    assert_eq!(flat.inputs[0].data, TensorData::Fp32(vec![1.0, 2.0, 3.0, 4.5]));
+    assert!(flat.outputs.is_none());
+}
+
+#[test]
+fn every_datatype_decodes_from_json() {
+    let cases = [
+        ("BOOL", "[true,false]", TensorData::Bool(vec![true, false])),
+        ("UINT8", "[0,255]", TensorData::Uint8(vec![0, 255])),
+        ("INT8", "[-128,127]", TensorData::Int8(vec![-128, 127])),
+        ("UINT64", "[0,18446744073709551615]", TensorData::Uint64(vec![0, u64::MAX])),
+        ("INT64", "[-9223372036854775808,1]", TensorData::Int64(vec![i64::MIN, 1])),
+        ("FP16", "[0.5,2]", TensorData::Fp16(vec![f16::from_f32(0.5), f16::from_f32(2.0)])),
+        ("FP64", "[0.1,2]", TensorData::Fp64(vec![0.1, 2.0])),
+        ("BYTES", r#"["a","é"]"#, TensorData::Bytes(vec![b"a".to_vec(), "é".as_bytes().to_vec()])),
+    ];
+    for (dt, data, want) in cases {
+        let body = format!(r#"{{"inputs":[{{"name":"x","shape":[2],"datatype":"{dt}","data":{data}}}]}}"#);
+        assert_eq!(json(&body).expect(dt).inputs[0].data, want, "{dt}");
+    }
+}
+
+#[test]
+fn out_of_range_and_wrong_kind_elements_are_named() {
+    let err = json(r#"{"inputs":[{"name":"x","shape":[2],"datatype":"UINT8","data":[1,256]}]}"#).unwrap_err();
+    assert_eq!(err.to_string(), "input 'x': element 1: 256 does not fit in UINT8");
+    let err = json(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[1.5]}]}"#).unwrap_err();
+    assert!(err.to_string().contains("expected an integer for INT32"), "{err}");
+    let err = json(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"BOOL","data":[1]}]}"#).unwrap_err();
+    assert!(err.to_string().contains("expected true or false"), "{err}");
+}
+
+#[test]
+fn shape_problems_are_refused_before_allocation() {
+    let err =
+        json(r#"{"inputs":[{"name":"x","shape":[1000000000,1000000000,1000000000],"datatype":"FP32","data":[1]}]}"#)
+            .unwrap_err();
+    assert!(matches!(err, DecodeError::BadShape { .. }), "{err}");
+    let err = json(r#"{"inputs":[{"name":"x","shape":[-1,2],"datatype":"FP32","data":[1,2]}]}"#).unwrap_err();
+    assert!(matches!(err, DecodeError::BadShape { .. }), "{err}");
+    let err =
+        json(r#"{"inputs":[{"name":"x","shape":[1000000000,1000000000],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+    assert!(matches!(err, DecodeError::ElementCount { expected: 1_000_000_000_000_000_000, actual: 1, .. }));
+    let err = json(r#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,2]}]}"#).unwrap_err();
+    assert_eq!(err.to_string(), "input 'x': shape [3] needs 3 elements but 2 were given");
+}
+
+#[test]
+fn malformed_requests() {
+    assert!(matches!(json("{"), Err(DecodeError::Json(_))));
+    assert!(matches!(json(r#"{"inputs":5}"#), Err(DecodeError::Json(_))));
+    assert!(matches!(json(r#"{"outputs":[]}"#), Err(DecodeError::Json(_))));
+    let err = json(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FLOAT32","data":[1]}]}"#).unwrap_err();
+    assert!(matches!(err, DecodeError::UnknownDatatype { .. }));
+    let err = json(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#).unwrap_err();
+    assert_eq!(err, DecodeError::NoData { input: "x".into() });
+    let dup = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]},
+                             {"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#;
+    assert_eq!(json(dup).unwrap_err(), DecodeError::DuplicateInput("x".into()));
+    let deep = format!(
+        r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":{}1{}}}]}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    assert!(matches!(json(&deep), Err(DecodeError::Json(_))));
+}
+
+#[test]
+fn binary_inputs_decode() {
+    let header = serde_json::json!({"inputs":[
+        {"name":"a","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}},
+        {"name":"b","shape":[1],"datatype":"INT64","data":[7]},
+        {"name":"c","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":11}}],
+        "outputs":[{"name":"y","parameters":{"binary_data":true}}]});
+    let mut data = Vec::new();
+    data.extend_from_slice(&1.5f32.to_le_bytes());
+    data.extend_from_slice(&(-2.0f32).to_le_bytes());
+    data.extend_from_slice(&3u32.to_le_bytes());
+    data.extend_from_slice(b"abc");
+    data.extend_from_slice(&0u32.to_le_bytes());
+    let req = binary(&header, &data).expect("decodes");
+    assert_eq!(req.inputs[0].data, TensorData::Fp32(vec![1.5, -2.0]));
+    assert_eq!(req.inputs[1].data, TensorData::Int64(vec![7]));
+    assert_eq!(req.inputs[2].data, TensorData::Bytes(vec![b"abc".to_vec(), vec![]]));
+    assert_eq!(req.outputs.expect("outputs")[0].binary_data, Some(true));
+}
+
+#[test]
+fn binary_size_problems() {
+    let h = |size: u64| serde_json::json!({"inputs":[{"name":"a","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":size}}]});
+    assert!(matches!(binary(&h(8), &[0; 4]), Err(DecodeError::BinaryTooShort { size: 8, available: 4, .. })));
+    assert!(matches!(binary(&h(4), &[0; 4]), Err(DecodeError::BinarySizeMismatch { expected: 8, .. })));
+    assert!(matches!(binary(&h(8), &[0; 12]), Err(DecodeError::TrailingBinary(4))));
+    // Header length larger than the body, or not a number.
+    let body = br#"{"inputs":[]}"#;
+    assert!(matches!(decode_request(body, Some(b"100")), Err(DecodeError::HeaderLengthTooLarge { .. })));
+    assert!(matches!(decode_request(body, Some(b"abc")), Err(DecodeError::BadHeaderLength(_))));
+    assert!(matches!(decode_request(body, Some(b"-1")), Err(DecodeError::BadHeaderLength(_))));
+}
+
+#[test]
+fn lying_bytes_prefixes_are_refused() {
+    let header =
+        serde_json::json!({"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":8}}]});
+    let mut data = 1000u32.to_le_bytes().to_vec();
+    data.extend_from_slice(b"abcd");
+    let err = binary(&header, &data).unwrap_err();
+    assert!(err.to_string().contains("length prefix says 1000 bytes but only 4 remain"), "{err}");
+    // A huge declared count with a tiny body fails before allocating.
+    let header = serde_json::json!({"inputs":[{"name":"s","shape":[4000000000u64],"datatype":"BYTES","parameters":{"binary_data_size":8}}]});
+    assert!(matches!(binary(&header, &data), Err(DecodeError::ElementCount { .. })));
+}

@@ -1,0 +1,6 @@
+//! The KServe v2 / Open Inference Protocol: request decoding, response encoding, metadata bodies.
+//! Pure functions over bytes and values; no I/O here.
+
+pub mod decode;
+pub mod encode;
+pub mod metadata;

@@ -1,0 +1,446 @@
+//! Version registry over a SQL pool: models, versions, stages, aliases, provenance and the
+//! append-only event history. All SQL lives in `queries`; this file holds the rules.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+use crate::Registered;
+use crate::error::StoreError;
+use crate::manifest::Manifest;
+use crate::signature::Signature;
+
+mod names;
+mod queries;
+mod records;
+
+pub use records::{Event, ModelSummary, ParseStageError, Stage, VersionRecord};
+
+pub(crate) use names::check_model_name;
+use names::{Selector, check_alias, parse_selector};
+use queries::{Conn, ModelRow, NewEventRow, NewVersionRow, VersionRow};
+use records::Timestamp;
+
+/// The registry's schema migrations, embedded at build time and recorded in `_sqlx_migrations`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for another's lock before failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts at a registration whose version number or model row was taken concurrently.
+/// SQLite's `BEGIN IMMEDIATE` serialises writers so this never triggers there; it is what keeps
+/// registration correct on PostgreSQL, where two replicas can compute the same `max + 1`.
+const REGISTER_ATTEMPTS: u32 = 5;
+
+/// Attempts at migrating, in case another process creates the schema at the same moment.
+const MIGRATE_ATTEMPTS: u32 = 3;
+
+/// The version registry: a handle on a connection pool, cheap to clone.
+///
+/// Every write runs in one transaction together with the event that records it, so the history
+/// never misses or invents a change.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pool: SqlitePool,
+}
+
+/// A validated registration, ready to be written.
+#[derive(Debug)]
+pub(crate) struct VersionInsert<'a> {
+    pub(crate) model: &'a str,
+    pub(crate) sha256: &'a str,
+    pub(crate) size: u64,
+    pub(crate) signature: &'a Signature,
+    pub(crate) manifest: Option<&'a Manifest>,
+    pub(crate) actor: &'a str,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the SQLite registry at `path` and brings its schema up to date.
+    ///
+    /// Connections use WAL (readers never wait for writers), foreign keys, a 5 s busy timeout
+    /// and `synchronous = FULL`, so a committed registration survives power loss.
+    pub async fn open(path: &Path) -> Result<Registry, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+        let pool = SqlitePool::connect_with(options).await?;
+        let mut attempt = 1;
+        loop {
+            match MIGRATOR.run(&pool).await {
+                Ok(()) => break,
+                Err(
+                    err @ (sqlx::migrate::MigrateError::Execute(_) | sqlx::migrate::MigrateError::ExecuteMigration(..)),
+                ) if attempt < MIGRATE_ATTEMPTS => {
+                    tracing::warn!(error = %err, attempt, "registry migration failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(Registry { pool })
+    }
+
+    /// Every model, by name, with its version count, latest number and aliases.
+    pub async fn models(&self) -> Result<Vec<ModelSummary>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = queries::model_summaries(&mut tx).await?;
+        let mut aliases: BTreeMap<i64, BTreeMap<String, u32>> = BTreeMap::new();
+        for alias in queries::all_aliases(&mut tx).await? {
+            aliases.entry(alias.model_id).or_default().insert(alias.name, to_u32(alias.number, "version number")?);
+        }
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(ModelSummary {
+                    aliases: aliases.remove(&row.id).unwrap_or_default(),
+                    name: row.name,
+                    versions: to_u32(row.versions, "version count")?,
+                    latest: to_u32(row.latest, "version number")?,
+                    created_at: row.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Every version of `model`, lowest number first. `ModelNotFound` if it is not registered.
+    pub async fn versions(&self, model: &str) -> Result<Vec<VersionRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let mut aliases: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for alias in queries::aliases_of_model(&mut tx, model_row.id).await? {
+            aliases.entry(alias.number).or_default().push(alias.name);
+        }
+        let rows = queries::versions_of(&mut tx, model_row.id).await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                let names = aliases.remove(&row.number).unwrap_or_default();
+                to_record(row, model, names)
+            })
+            .collect()
+    }
+
+    /// One version. `ModelNotFound` or `VersionNotFound` if absent.
+    pub async fn version(&self, model: &str, version: u32) -> Result<VersionRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let row = find_version(&mut tx, &model_row, version).await?;
+        let record = with_aliases(&mut tx, row, model).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Resolves a selector to a version: `"3"` or `"v3"` by number, `"latest"` to the highest
+    /// number, anything else as an alias (`"champion"`).
+    ///
+    /// Errors: `ModelNotFound`, `VersionNotFound` for a number, `AliasNotFound` otherwise.
+    pub async fn resolve(&self, model: &str, selector: &str) -> Result<VersionRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let row = match parse_selector(selector) {
+            Selector::Number(number) => find_version(&mut tx, &model_row, number).await?,
+            // A model row exists only with at least one version, so this cannot miss in practice.
+            Selector::Latest => {
+                queries::latest_version(&mut tx, model_row.id).await?.ok_or_else(|| model_not_found(model))?
+            }
+            Selector::Alias(alias) => queries::alias_target(&mut tx, model_row.id, alias)
+                .await?
+                .ok_or_else(|| StoreError::AliasNotFound { model: model.to_owned(), alias: alias.to_owned() })?,
+        };
+        let record = with_aliases(&mut tx, row, model).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// The provenance manifest registered with a version, if one was.
+    pub async fn provenance(&self, model: &str, version: u32) -> Result<Option<Manifest>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let row = find_version(&mut tx, &model_row, version).await?;
+        let json = queries::provenance_of(&mut tx, row.id).await?;
+        tx.commit().await?;
+        json.map(|json| {
+            Manifest::from_json_str(&json)
+                .map_err(|err| StoreError::decode(format!("stored manifest of {model} v{version}: {err}")))
+        })
+        .transpose()
+    }
+
+    /// Moves a version to `stage` and records a `stage_changed` event with `{"from", "to"}`
+    /// (recorded even when the stage does not change, as the request itself is history).
+    /// Other versions are left alone.
+    pub async fn set_stage(&self, model: &str, version: u32, stage: Stage, actor: &str) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let row = find_version(&mut tx, &model_row, version).await?;
+        let from = parse_stage(&row.stage)?;
+        queries::update_stage(&mut tx, row.id, stage.as_str()).await?;
+        let detail = serde_json::json!({ "from": from, "to": stage });
+        let event =
+            append_event(&mut tx, &model_row, Some(version), Event::STAGE_CHANGED, detail, actor, &Timestamp::now())
+                .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// Points `alias` at `version`, creating or moving it, and records `alias_set` with
+    /// `{"alias", "from" (null if new), "to"}`.
+    ///
+    /// Alias names are `[a-z0-9][a-z0-9_-]{0,62}` and must not be all digits, `v<digits>` or
+    /// `latest`, which would read as version selectors (`InvalidAlias`).
+    pub async fn set_alias(&self, model: &str, alias: &str, version: u32, actor: &str) -> Result<Event, StoreError> {
+        check_alias(alias)?;
+        let mut tx = self.begin_write().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let row = find_version(&mut tx, &model_row, version).await?;
+        let from = match queries::alias_target(&mut tx, model_row.id, alias).await? {
+            Some(previous) => Some(to_u32(previous.number, "version number")?),
+            None => None,
+        };
+        let now = Timestamp::now();
+        queries::upsert_alias(&mut tx, model_row.id, alias, row.id, &now).await?;
+        let detail = serde_json::json!({ "alias": alias, "from": from, "to": version });
+        let event = append_event(&mut tx, &model_row, Some(version), Event::ALIAS_SET, detail, actor, &now).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// Removes an alias and records `alias_removed` with `{"alias", "from"}` against the version
+    /// it pointed at. `AliasNotFound` if the model has no such alias.
+    pub async fn remove_alias(&self, model: &str, alias: &str, actor: &str) -> Result<Event, StoreError> {
+        check_alias(alias)?;
+        let mut tx = self.begin_write().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let target = queries::alias_target(&mut tx, model_row.id, alias)
+            .await?
+            .ok_or_else(|| StoreError::AliasNotFound { model: model.to_owned(), alias: alias.to_owned() })?;
+        let from = to_u32(target.number, "version number")?;
+        queries::delete_alias(&mut tx, model_row.id, alias).await?;
+        let detail = serde_json::json!({ "alias": alias, "from": from });
+        let event =
+            append_event(&mut tx, &model_row, Some(from), Event::ALIAS_REMOVED, detail, actor, &Timestamp::now())
+                .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// The model's events, oldest first. With `Some(version)`, only that version's events
+    /// (model-level events are left out). `ModelNotFound` / `VersionNotFound` if absent.
+    pub async fn events(&self, model: &str, version: Option<u32>) -> Result<Vec<Event>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        if let Some(number) = version {
+            find_version(&mut tx, &model_row, number).await?;
+        }
+        let rows = queries::events_of(&mut tx, model_row.id, version.map(i64::from)).await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Event {
+                    id: row.id,
+                    model: model_row.name.clone(),
+                    version: row.version_number.map(|number| to_u32(number, "event version number")).transpose()?,
+                    detail: serde_json::from_str(&row.detail_json)
+                        .map_err(|err| StoreError::decode(format!("detail of event {}: {err}", row.id)))?,
+                    kind: row.kind,
+                    actor: row.actor,
+                    at: row.at,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends an event of any kind (promotions, rollbacks, guard trips…) to the history.
+    /// `ModelNotFound` / `VersionNotFound` if the model or the given version is absent.
+    pub async fn record_event(
+        &self,
+        model: &str,
+        version: Option<u32>,
+        kind: &str,
+        detail: serde_json::Value,
+        actor: &str,
+    ) -> Result<Event, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        if let Some(number) = version {
+            find_version(&mut tx, &model_row, number).await?;
+        }
+        let event = append_event(&mut tx, &model_row, version, kind, detail, actor, &Timestamp::now()).await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    /// Inserts a version whose artifact is already stored, with its provenance and a
+    /// `registered` event, in one transaction; see `ModelStore::register`. Retries (a few
+    /// times) when a concurrent writer took the same number or model name first.
+    pub(crate) async fn insert_version(&self, new: &VersionInsert<'_>) -> Result<Registered, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.try_insert_version(new).await {
+                Err(StoreError::Database(sqlx::Error::Database(err)))
+                    if err.is_unique_violation() && attempt < REGISTER_ATTEMPTS =>
+                {
+                    tracing::debug!(model = new.model, attempt, error = %err, "registration raced; retrying");
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_insert_version(&self, new: &VersionInsert<'_>) -> Result<Registered, StoreError> {
+        let signature_json =
+            serde_json::to_string(new.signature).map_err(|err| StoreError::decode(format!("signature: {err}")))?;
+        let manifest_json = new
+            .manifest
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|err| StoreError::decode(format!("manifest: {err}")))?;
+        let size =
+            i64::try_from(new.size).map_err(|_| StoreError::decode(format!("artifact size {} too large", new.size)))?;
+
+        let mut tx = self.begin_write().await?;
+        let now = Timestamp::now();
+        let model_row = match queries::model_by_name(&mut tx, new.model).await? {
+            Some(row) => {
+                if let Some(existing) = queries::version_by_sha256(&mut tx, row.id, new.sha256).await? {
+                    let version = with_aliases(&mut tx, existing, new.model).await?;
+                    tx.rollback().await?;
+                    return Ok(Registered { version, created: false });
+                }
+                row
+            }
+            None => ModelRow { id: queries::insert_model(&mut tx, new.model, &now).await?, name: new.model.to_owned() },
+        };
+        let number = queries::next_version_number(&mut tx, model_row.id).await?;
+        let stage = Stage::Staging;
+        let version_id = queries::insert_version(
+            &mut tx,
+            NewVersionRow {
+                model_id: model_row.id,
+                number,
+                sha256: new.sha256,
+                size,
+                signature_json: &signature_json,
+                stage: stage.as_str(),
+                created: &now,
+            },
+        )
+        .await?;
+        if let Some(json) = &manifest_json {
+            queries::insert_provenance(&mut tx, version_id, json).await?;
+        }
+        let version = to_u32(number, "version number")?;
+        let detail = serde_json::json!({ "sha256": new.sha256, "size": new.size, "stage": stage });
+        append_event(&mut tx, &model_row, Some(version), Event::REGISTERED, detail, new.actor, &now).await?;
+        tx.commit().await?;
+        tracing::info!(model = new.model, version, sha256 = new.sha256, "version registered");
+        Ok(Registered {
+            version: VersionRecord {
+                model: new.model.to_owned(),
+                version,
+                sha256: new.sha256.to_owned(),
+                size: new.size,
+                signature: new.signature.clone(),
+                stage,
+                created_at: now.text,
+                aliases: Vec::new(),
+            },
+            created: true,
+        })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with(queries::BEGIN_WRITE).await?)
+    }
+}
+
+async fn find_model(conn: &mut Conn, model: &str) -> Result<ModelRow, StoreError> {
+    queries::model_by_name(conn, model).await?.ok_or_else(|| model_not_found(model))
+}
+
+async fn find_version(conn: &mut Conn, model: &ModelRow, version: u32) -> Result<VersionRow, StoreError> {
+    queries::version_by_number(conn, model.id, i64::from(version))
+        .await?
+        .ok_or_else(|| StoreError::VersionNotFound { model: model.name.clone(), version })
+}
+
+async fn with_aliases(conn: &mut Conn, row: VersionRow, model: &str) -> Result<VersionRecord, StoreError> {
+    let aliases = queries::aliases_of_version(conn, row.id).await?;
+    to_record(row, model, aliases)
+}
+
+/// Writes an event stamped `at` and returns it as readers will see it.
+async fn append_event(
+    conn: &mut Conn,
+    model: &ModelRow,
+    version: Option<u32>,
+    kind: &str,
+    detail: serde_json::Value,
+    actor: &str,
+    at: &Timestamp,
+) -> Result<Event, StoreError> {
+    let detail_json = detail.to_string();
+    let id = queries::insert_event(
+        conn,
+        NewEventRow {
+            model_id: model.id,
+            version_number: version.map(i64::from),
+            kind,
+            detail_json: &detail_json,
+            actor,
+            at,
+        },
+    )
+    .await?;
+    Ok(Event {
+        id,
+        model: model.name.clone(),
+        version,
+        kind: kind.to_owned(),
+        detail,
+        actor: actor.to_owned(),
+        at: at.text.clone(),
+    })
+}
+
+fn to_record(row: VersionRow, model: &str, aliases: Vec<String>) -> Result<VersionRecord, StoreError> {
+    let signature = serde_json::from_str(&row.signature_json)
+        .map_err(|err| StoreError::decode(format!("stored signature of {model} v{}: {err}", row.number)))?;
+    Ok(VersionRecord {
+        model: model.to_owned(),
+        version: to_u32(row.number, "version number")?,
+        size: u64::try_from(row.size)
+            .map_err(|_| StoreError::decode(format!("negative artifact size {}", row.size)))?,
+        stage: parse_stage(&row.stage)?,
+        sha256: row.sha256,
+        signature,
+        created_at: row.created_at,
+        aliases,
+    })
+}
+
+fn parse_stage(stored: &str) -> Result<Stage, StoreError> {
+    stored.parse().map_err(|err: ParseStageError| StoreError::decode(err.to_string()))
+}
+
+fn to_u32(value: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::decode(format!("{what} {value} out of range")))
+}
+
+fn model_not_found(model: &str) -> StoreError {
+    StoreError::ModelNotFound { model: model.to_owned() }
+}
+
+#[cfg(test)]
+mod tests;

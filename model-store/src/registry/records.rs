@@ -1,0 +1,176 @@
+//! What the registry hands out: version records, model summaries, events and stages, plus the
+//! timestamp format they are stored in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::signature::Signature;
+
+/// One registered version of a model.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRecord {
+    /// Model name.
+    pub model: String,
+    /// Version number: 1, 2, 3, … per model, never reused.
+    pub version: u32,
+    /// Lowercase hex sha256 of the artifact bytes; names the artifact in the store.
+    pub sha256: String,
+    /// Artifact size in bytes.
+    pub size: u64,
+    /// Input and output tensors recorded at registration.
+    pub signature: Signature,
+    /// Lifecycle stage.
+    pub stage: Stage,
+    /// When it was registered, RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Aliases that point at this version, sorted.
+    pub aliases: Vec<String>,
+}
+
+/// Lifecycle stage of a version. New versions start in `Staging`. The registry moves a version
+/// only when asked: promoting one version does not demote another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Registered, not yet serving production traffic.
+    Staging,
+    /// Approved for production traffic.
+    Production,
+    /// Retired; kept for lineage and rollback.
+    Archived,
+}
+
+/// A stage name that is not `staging`, `production` or `archived`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stage `{value}`: valid stages are staging, production, archived")]
+pub struct ParseStageError {
+    /// The refused text.
+    pub value: String,
+}
+
+/// One registered model, summarised.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    /// Model name.
+    pub name: String,
+    /// How many versions are registered.
+    pub versions: u32,
+    /// Highest version number.
+    pub latest: u32,
+    /// When its first version was registered, RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Alias name → version number.
+    pub aliases: BTreeMap<String, u32>,
+}
+
+/// One entry of a model's append-only history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// Increasing id; events of one registry sort by it in the order they were committed.
+    pub id: i64,
+    /// Model name.
+    pub model: String,
+    /// The version concerned; `None` for model-level events.
+    pub version: Option<u32>,
+    /// What happened: one of the `Event::*` kinds, or any kind given to `record_event`.
+    pub kind: String,
+    /// Kind-specific detail, e.g. `{"from":"staging","to":"production"}` for a stage change or
+    /// `{"alias":"champion","from":1,"to":2}` for an alias move.
+    pub detail: serde_json::Value,
+    /// Who did it (user, service or component name).
+    pub actor: String,
+    /// When, RFC 3339 UTC with milliseconds.
+    pub at: String,
+}
+
+/// A moment as the registry stores it: RFC 3339 text for people, unix milliseconds for ordering.
+#[derive(Debug, Clone)]
+pub(crate) struct Timestamp {
+    /// RFC 3339, UTC, millisecond precision: `2024-05-02T10:30:00.123Z`.
+    pub(crate) text: String,
+    /// Milliseconds since the unix epoch, the same instant as `text`.
+    pub(crate) ms: i64,
+}
+
+impl Stage {
+    /// Every stage, in lifecycle order.
+    pub const ALL: [Stage; 3] = [Stage::Staging, Stage::Production, Stage::Archived];
+
+    /// The lowercase name stored and shown: `staging`, `production` or `archived`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Staging => "staging",
+            Stage::Production => "production",
+            Stage::Archived => "archived",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stage {
+    type Err = ParseStageError;
+
+    /// Parses `staging`, `production` or `archived` (lowercase only, as stored).
+    fn from_str(s: &str) -> Result<Stage, ParseStageError> {
+        Stage::ALL.into_iter().find(|stage| stage.as_str() == s).ok_or_else(|| ParseStageError { value: s.to_owned() })
+    }
+}
+
+impl Event {
+    /// A version was registered; detail `{"sha256", "size", "stage"}`.
+    pub const REGISTERED: &'static str = "registered";
+    /// A version changed stage; detail `{"from", "to"}`.
+    pub const STAGE_CHANGED: &'static str = "stage_changed";
+    /// An alias was created or moved; detail `{"alias", "from" (null if new), "to"}`.
+    pub const ALIAS_SET: &'static str = "alias_set";
+    /// An alias was removed; detail `{"alias", "from"}`.
+    pub const ALIAS_REMOVED: &'static str = "alias_removed";
+}
+
+impl Timestamp {
+    /// Now, truncated to the millisecond.
+    pub(crate) fn now() -> Timestamp {
+        let now = SystemTime::now();
+        // A clock before 1970 is a broken host; clamp rather than fail a registration over it.
+        let ms = now
+            .duration_since(UNIX_EPOCH)
+            .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp { text: humantime::format_rfc3339_millis(now).to_string(), ms }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_text_round_trips_and_errors_list_valid_values() {
+        for stage in Stage::ALL {
+            assert_eq!(stage.to_string().parse::<Stage>(), Ok(stage));
+            assert_eq!(serde_json::to_value(stage).expect("serialize"), serde_json::json!(stage.as_str()));
+        }
+        let err = "Production".parse::<Stage>().expect_err("case matters");
+        let message = err.to_string();
+        assert!(message.contains("`Production`") && message.contains("staging, production, archived"), "{message}");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_millis_utc_and_agree_with_ms() {
+        let stamp = Timestamp::now();
+        assert_eq!(stamp.text.len(), "2024-05-02T10:30:00.123Z".len(), "{}", stamp.text);
+        assert!(stamp.text.ends_with('Z'));
+        let parsed = humantime::parse_rfc3339(&stamp.text).expect("parses");
+        let ms = parsed.duration_since(UNIX_EPOCH).expect("after epoch").as_millis();
+        assert_eq!(ms, u128::try_from(stamp.ms).expect("positive"));
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need (ONNX Runtime, the Python venv, perf_analyzer) and runs the
+# whole suite: format and lint checks, Rust unit and end-to-end tests, Python client tests.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
+python="$(scripts/setup-python.sh)"
+if [ -x scripts/setup-perf-analyzer.sh ]; then
+  export PERF_ANALYZER="$(scripts/setup-perf-analyzer.sh)"
+fi
+
+echo "== format and lint"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+echo "== Rust unit and end-to-end tests"
+cargo build --locked -p gateway
+cargo test --locked --workspace
+
+echo "== Python client tests (tritonclient, perf_analyzer, curl)"
+export SWITCHYARD_BIN="$root/target/debug/switchyard"
+"$python" -m pytest tests/python -q -n 2
