@@ -1,6 +1,14 @@
 //! Command-line interface: `serve`, `config check`, and `models …`. Every command that prints
 //! takes `--json`. Errors reach `main` as `anyhow` with a one-line cause chain.
 
+/// `println!` that ignores a closed stdout (`switchyard models list | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod models;
 mod serve;
 

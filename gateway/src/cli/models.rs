@@ -114,14 +114,14 @@ fn register(
     })??;
     let v = &registered.version;
     if json {
-        println!(
+        out!(
             "{}",
             json!({ "model": v.model, "version": v.version, "sha256": v.sha256, "size": v.size, "created": registered.created })
         );
     } else if registered.created {
-        println!("registered {} version {} sha256 {}", v.model, v.version, v.sha256);
+        out!("registered {} version {} sha256 {}", v.model, v.version, v.sha256);
     } else {
-        println!("already registered: {} version {} sha256 {} (same bytes)", v.model, v.version, v.sha256);
+        out!("already registered: {} version {} sha256 {} (same bytes)", v.model, v.version, v.sha256);
     }
     Ok(0)
 }
@@ -130,13 +130,13 @@ async fn list(store: &Path, json: bool) -> anyhow::Result<i32> {
     let store = open_existing(store).await?;
     let models = store.registry().models().await?;
     if json {
-        println!("{}", serde_json::to_string(&models)?);
+        out!("{}", serde_json::to_string(&models)?);
         return Ok(0);
     }
-    println!("{:<24} {:>8} {:>7}  ALIASES", "MODEL", "VERSIONS", "LATEST");
+    out!("{:<24} {:>8} {:>7}  ALIASES", "MODEL", "VERSIONS", "LATEST");
     for m in models {
         let aliases: Vec<String> = m.aliases.iter().map(|(a, v)| format!("{a}→{v}")).collect();
-        println!("{:<24} {:>8} {:>7}  {}", m.name, m.versions, m.latest, aliases.join(" "));
+        out!("{:<24} {:>8} {:>7}  {}", m.name, m.versions, m.latest, aliases.join(" "));
     }
     Ok(0)
 }
@@ -167,11 +167,11 @@ async fn show(store: &Path, target: &str, json: bool) -> anyhow::Result<i32> {
     let Some(selector) = version else {
         let versions = registry.versions(name).await?;
         if json {
-            println!("{}", serde_json::to_string(&versions)?);
+            out!("{}", serde_json::to_string(&versions)?);
         } else {
-            println!("{:>7}  {:<10} {:<64} {:>9}  {:<24} ALIASES", "VERSION", "STAGE", "SHA256", "SIZE", "CREATED");
+            out!("{:>7}  {:<10} {:<64} {:>9}  {:<24} ALIASES", "VERSION", "STAGE", "SHA256", "SIZE", "CREATED");
             for v in versions {
-                println!(
+                out!(
                     "{:>7}  {:<10} {:<64} {:>9}  {:<24} {}",
                     v.version,
                     v.stage.to_string(),
@@ -188,38 +188,38 @@ async fn show(store: &Path, target: &str, json: bool) -> anyhow::Result<i32> {
     let provenance = registry.provenance(name, v.version).await?;
     let events = registry.events(name, Some(v.version)).await?;
     if json {
-        println!("{}", json!({ "version": v, "provenance": provenance, "events": events }));
+        out!("{}", json!({ "version": v, "provenance": provenance, "events": events }));
         return Ok(0);
     }
-    println!("model:     {}", v.model);
-    println!("version:   {}", v.version);
-    println!("sha256:    {}", v.sha256);
-    println!("size:      {} bytes", v.size);
-    println!("stage:     {}", v.stage);
-    println!("aliases:   {}", if v.aliases.is_empty() { "-".to_owned() } else { v.aliases.join(", ") });
-    println!("created:   {}", v.created_at);
-    println!("inputs:");
+    out!("model:     {}", v.model);
+    out!("version:   {}", v.version);
+    out!("sha256:    {}", v.sha256);
+    out!("size:      {} bytes", v.size);
+    out!("stage:     {}", v.stage);
+    out!("aliases:   {}", if v.aliases.is_empty() { "-".to_owned() } else { v.aliases.join(", ") });
+    out!("created:   {}", v.created_at);
+    out!("inputs:");
     for t in &v.signature.inputs {
-        println!("  {:<16} {:<6} {:?}", t.name, t.datatype, t.shape);
+        out!("  {:<16} {:<6} {:?}", t.name, t.datatype, t.shape);
     }
-    println!("outputs:");
+    out!("outputs:");
     for t in &v.signature.outputs {
-        println!("  {:<16} {:<6} {:?}", t.name, t.datatype, t.shape);
+        out!("  {:<16} {:<6} {:?}", t.name, t.datatype, t.shape);
     }
     match provenance {
-        None => println!("provenance: none recorded"),
+        None => out!("provenance: none recorded"),
         Some(m) => {
-            println!("provenance:");
+            out!("provenance:");
             // The manifest's own TOML form is the most readable and round-trips exactly.
             let text = toml::to_string(&m).unwrap_or_else(|_| format!("{m:?}"));
             for line in text.lines() {
-                println!("  {line}");
+                out!("  {line}");
             }
         }
     }
-    println!("events:");
+    out!("events:");
     for e in events {
-        println!("  {}  {:<14} {:<16} {}", e.at, e.kind, e.actor, e.detail);
+        out!("  {}  {:<14} {:<16} {}", e.at, e.kind, e.actor, e.detail);
     }
     Ok(0)
 }
@@ -238,9 +238,9 @@ async fn set_stage(store: &Path, target: &str, stage: &str, actor: &str, json: b
     let v = store.registry().resolve(name, selector).await?;
     let event = store.registry().set_stage(name, v.version, stage, actor).await?;
     if json {
-        println!("{}", serde_json::to_string(&event)?);
+        out!("{}", serde_json::to_string(&event)?);
     } else {
-        println!("{} version {} is now {}", name, v.version, stage);
+        out!("{} version {} is now {}", name, v.version, stage);
     }
     Ok(0)
 }
@@ -267,11 +267,11 @@ async fn set_alias(
         registry.set_alias(name, alias, v.version, actor).await?
     };
     if json {
-        println!("{}", serde_json::to_string(&event)?);
+        out!("{}", serde_json::to_string(&event)?);
     } else if remove {
-        println!("removed alias {alias} of {}", event.model);
+        out!("removed alias {alias} of {}", event.model);
     } else {
-        println!("{} {alias} → version {}", event.model, event.version.map(|v| v.to_string()).unwrap_or_default());
+        out!("{} {alias} → version {}", event.model, event.version.map(|v| v.to_string()).unwrap_or_default());
     }
     Ok(0)
 }

@@ -27,16 +27,16 @@ pub fn check(file: &Path, resolve: bool, json: bool) -> anyhow::Result<i32> {
     };
     problems.dedup();
     if json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "file": file.display().to_string(), "ok": problems.is_empty(), "problems": problems })
         );
     } else if problems.is_empty() {
-        println!("{}: OK", file.display());
+        out!("{}: OK", file.display());
     } else {
-        println!("{} has {} problem(s):", file.display(), problems.len());
+        out!("{} has {} problem(s):", file.display(), problems.len());
         for p in &problems {
-            println!("  - {p}");
+            out!("  - {p}");
         }
     }
     Ok(if problems.is_empty() { 0 } else { 1 })
@@ -80,6 +80,8 @@ pub fn serve(config_path: &Path) -> anyhow::Result<i32> {
 }
 
 async fn run(config: Config) -> anyhow::Result<i32> {
+    // Before anything records a metric (loading versions sets their info gauges).
+    crate::app::metrics_handle();
     let runtime = Runtime::load(config.onnxruntime.as_deref())?;
     tracing::info!(library = %runtime.library().display(), "ONNX Runtime loaded");
     let store = Arc::new(
@@ -124,7 +126,7 @@ async fn run(config: Config) -> anyhow::Result<i32> {
         DRAIN_DEADLINE,
     ));
     // One line on stdout that scripts and tests read to find the ports (useful with port 0).
-    println!("switchyard listening public=http://{public_addr} admin=http://{admin_addr}");
+    out!("switchyard listening public=http://{public_addr} admin=http://{admin_addr}");
     tracing::info!(%public_addr, %admin_addr, "serving");
 
     shutdown_signal().await;

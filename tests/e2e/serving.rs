@@ -1,0 +1,149 @@
+//! Inference through the public port matches ONNX Runtime's own outputs on the same files, for
+//! every fixture and datatype, pinned and default, alone and under concurrent (batched) load.
+
+use serde_json::{Value, json};
+
+use crate::support::{FULL_CONFIG, Gateway, fixtures, full_store, get, post_json};
+
+/// Reference cases computed by onnxruntime (tests/fixtures/generate.py).
+fn expected(model_file: &str) -> Value {
+    let path = fixtures().join("expected").join(format!("{model_file}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read expected")).expect("json")
+}
+
+/// Compares one output tensor with its reference: floats within 1e-5, everything else exactly.
+fn assert_output_matches(got: &Value, want: &Value, context: &str) {
+    assert_eq!(got["name"], want["name"], "{context}");
+    assert_eq!(got["datatype"], want["datatype"], "{context}");
+    assert_eq!(got["shape"], want["shape"], "{context}: shape");
+    let (g, w) = (got["data"].as_array().expect("data"), want["data"].as_array().expect("data"));
+    assert_eq!(g.len(), w.len(), "{context}: length");
+    let float = want["datatype"].as_str().is_some_and(|d| d.starts_with("FP"));
+    for (i, (a, b)) in g.iter().zip(w).enumerate() {
+        if float {
+            let (a, b) = (a.as_f64().expect("number"), b.as_f64().expect("number"));
+            let tol = if want["datatype"] == "FP16" { 1e-3 * b.abs().max(1.0) } else { 1e-5 };
+            assert!((a - b).abs() <= tol, "{context}[{i}]: got {a}, want {b}");
+        } else {
+            assert_eq!(a, b, "{context}[{i}]");
+        }
+    }
+}
+
+fn infer_case(gw: &Gateway, path: &str, case: &Value) -> Value {
+    let r = post_json(gw.public, path, &json!({ "inputs": case["inputs"] }));
+    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+#[test]
+fn every_fixture_matches_onnxruntime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
+    let targets = [
+        ("mlp_v1", "/v2/models/mlp/versions/1/infer", "1"),
+        ("mlp_v2", "/v2/models/mlp/infer", "2"),
+        ("mlp_v3", "/v2/models/mlp/versions/3/infer", "3"),
+        ("mixed", "/v2/models/mixed/infer", "1"),
+        ("dtypes", "/v2/models/dtypes/infer", "1"),
+        ("slow", "/v2/models/slow/infer", "1"),
+        ("faulty", "/v2/models/faulty/infer", "1"),
+    ];
+    for (file, path, version) in targets {
+        let exp = expected(file);
+        for (n, case) in exp["cases"].as_array().expect("cases").iter().enumerate() {
+            let body = infer_case(&gw, path, case);
+            assert_eq!(body["model_version"], version, "{file}");
+            let outputs = body["outputs"].as_array().expect("outputs");
+            for want in case["outputs"].as_array().expect("outputs") {
+                let got = outputs.iter().find(|o| o["name"] == want["name"]).expect("output present");
+                assert_output_matches(got, want, &format!("{file} case {n} {}", want["name"]));
+            }
+        }
+    }
+    assert_eq!(gw.terminate().code(), Some(0));
+}
+
+#[test]
+fn concurrent_requests_each_get_their_own_answer_with_batching_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
+    let exp = expected("mlp_v2");
+    let cases: Vec<Value> = exp["cases"].as_array().expect("cases").clone();
+    let addr = gw.public;
+    // 8 threads × 25 requests, alternating batch-1 and batch-3 cases, so the batcher stacks
+    // requests of different sizes and must split every answer back to the right caller.
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let cases = &cases;
+            s.spawn(move || {
+                for i in 0..25 {
+                    let case = &cases[(t + i) % cases.len()];
+                    let r = post_json(addr, "/v2/models/mlp/infer", &json!({ "inputs": case["inputs"] }));
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    let body = r.json();
+                    assert_output_matches(&body["outputs"][0], &case["outputs"][0], &format!("thread {t} request {i}"));
+                }
+            });
+        }
+    });
+    let stats = get(gw.public, "/v2/models/mlp/versions/2/stats").json();
+    let s = &stats["model_stats"][0];
+    assert_eq!(s["inference_stats"]["success"]["count"], 200);
+    // 100 batch-1 and 100 batch-3 requests: 400 rows, whatever the batching.
+    assert_eq!(s["inference_count"], 400);
+    assert!(s["execution_count"].as_u64().expect("count") <= 200);
+}
+
+#[test]
+fn metadata_config_and_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
+    let meta = get(gw.public, "/v2/models/mlp").json();
+    assert_eq!(meta["versions"], json!(["1", "2", "3"]));
+    assert_eq!(meta["inputs"][0], json!({"name": "input", "datatype": "FP32", "shape": [-1, 64]}));
+    let config = get(gw.public, "/v2/models/mlp/config").json();
+    assert_eq!(config["max_batch_size"], 8);
+    assert_eq!(config["input"][0]["dims"], json!([64]));
+    assert_eq!(get(gw.public, "/v2/health/ready").status, 200);
+
+    let unknown = post_json(gw.public, "/v2/models/nope/infer", &json!({"inputs": []}));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"], "unknown model 'nope'");
+    let version = post_json(gw.public, "/v2/models/mlp/versions/9/infer", &json!({"inputs": []}));
+    assert_eq!(version.status, 404);
+    let shape = post_json(
+        gw.public,
+        "/v2/models/mlp/infer",
+        &json!({"inputs": [{"name": "input", "shape": [1, 63], "datatype": "FP32", "data": vec![0.0; 63]}]}),
+    );
+    assert_eq!(shape.status, 400);
+    assert!(shape.json()["error"].as_str().expect("message").contains("expected shape [-1, 64]"));
+    // The faulty model fails inside ONNX Runtime for column 0 ≥ 1000: a real model error.
+    let mut data = vec![0.0; 64];
+    data[0] = 5000.0;
+    let fault = post_json(
+        gw.public,
+        "/v2/models/faulty/infer",
+        &json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": data}]}),
+    );
+    assert_eq!(fault.status, 500);
+    assert!(fault.json()["error"].as_str().expect("message").contains("model execution failed"));
+    // …and the server and that model keep answering.
+    let ok = post_json(
+        gw.public,
+        "/v2/models/faulty/infer",
+        &json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![0.0; 64]}]}),
+    );
+    assert_eq!(ok.status, 200);
+    let metrics = String::from_utf8(get(gw.admin, "/metrics").body).expect("utf8");
+    assert!(
+        metrics
+            .contains("switchyard_requests_total{model=\"faulty\",version=\"1\",route=\"default\",status=\"500\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("switchyard_model_info{model=\"mlp\",version=\"2\",sha256=\""), "{metrics}");
+}

@@ -1,0 +1,210 @@
+//! Test support: registers fixtures with the real CLI, starts the real `switchyard serve` on
+//! 127.0.0.1 with port 0, and speaks minimal HTTP/1.1 to it. Every server is killed on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchyard")
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// `switchyard models register … --json`, asserting success.
+pub fn register(store: &Path, model: &str, fixture: &str, manifest: Option<&str>) -> Value {
+    let mut cmd = Command::new(bin());
+    cmd.args(["models", "register", "--json", "--model", model, "--store"]).arg(store);
+    cmd.arg("--file").arg(fixtures().join("models").join(format!("{fixture}.onnx")));
+    if let Some(m) = manifest {
+        cmd.arg("--manifest").arg(fixtures().join("manifests").join(format!("{m}.toml")));
+    }
+    let out = cmd.output().expect("run switchyard");
+    assert!(out.status.success(), "register failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("register --json prints JSON")
+}
+
+/// A store with every fixture registered: mlp v1..v3 (with manifests), mixed, dtypes, slow, faulty.
+pub fn full_store(dir: &Path) -> PathBuf {
+    let store = dir.join("store");
+    for v in 1..=3 {
+        let name = format!("mlp_v{v}");
+        register(&store, "mlp", &name, Some(&name));
+    }
+    for m in ["mixed", "dtypes", "slow", "faulty"] {
+        register(&store, m, m, Some(m));
+    }
+    store
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl Gateway {
+    /// Writes `config` (with `{store}` replaced) and serves it; waits for the listening line.
+    pub fn start(dir: &Path, store: &Path, config: &str) -> Gateway {
+        let path = dir.join("config.toml");
+        let text = config.replace("{store}", &store.display().to_string());
+        std::fs::write(&path, text).expect("write config");
+        let mut child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start switchyard");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("switchyard did not print its listening line within 60 s");
+            }
+        };
+        let addr = |key: &str| -> SocketAddr {
+            let start = line.find(key).unwrap_or_else(|| panic!("no {key} in {line:?}")) + key.len();
+            line[start..].split_whitespace().next().expect("address").parse().expect("socket address")
+        };
+        Gateway { public: addr("public=http://"), admin: addr("admin=http://"), child }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("switchyard did not exit within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), reading to EOF.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body).expect("write body");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let head = std::str::from_utf8(&raw[..split]).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().expect("status line").split(' ').nth(1).expect("code").parse().expect("number");
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))).collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..eol]).expect("hex").trim(), 16).expect("hex size");
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 4 + size..];
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(addr, "GET", path, &[], b"")
+}
+
+pub fn post_json(addr: SocketAddr, path: &str, body: &Value) -> Response {
+    request(addr, "POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes())
+}
+
+/// The config for `full_store`, all on port 0.
+pub const FULL_CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+[store]
+path = "{store}"
+[[model]]
+name = "mlp"
+versions = [1, 2, 3]
+default_version = 2
+[model.engine]
+instances = 2
+max_batch = 8
+batch_delay_us = 500
+[[model]]
+name = "mixed"
+versions = [1]
+[[model]]
+name = "dtypes"
+versions = [1]
+[[model]]
+name = "slow"
+versions = [1]
+[model.engine]
+instances = 2
+[[model]]
+name = "faulty"
+versions = [1]
+"#;
