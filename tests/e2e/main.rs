@@ -1,5 +1,8 @@
 //! End-to-end tests: the real `switchyard` binary on 127.0.0.1:0 with the committed ONNX fixtures.
 
+// Tests drive a separate process from plain threads; sleeping there blocks nothing async.
+#![allow(clippy::disallowed_methods)]
+
 mod cli;
 mod lifecycle;
 mod serving;

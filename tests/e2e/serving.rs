@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{FULL_CONFIG, Gateway, fixtures, full_store, get, post_json};
+use crate::support::{FULL_CONFIG, Gateway, fixtures, full_store, get, post_json, request};
 
 /// Reference cases computed by onnxruntime (tests/fixtures/generate.py).
 fn expected(model_file: &str) -> Value {
@@ -139,6 +139,23 @@ fn metadata_config_and_errors() {
         &json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![0.0; 64]}]}),
     );
     assert_eq!(ok.status, 200);
+    // Provenance headers: the client's request id comes back, with the version and hash that answered.
+    let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![0.0; 64]}]});
+    let r = request(
+        gw.public,
+        "POST",
+        "/v2/models/mlp/versions/3/infer",
+        &[("x-request-id", "req-42")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-request-id"), Some("req-42"));
+    assert_eq!(r.header("x-model-version"), Some("3"));
+    assert_eq!(r.header("x-model-route"), Some("pinned"));
+    let sha3 = r.header("x-model-sha256").expect("hash header");
+    assert_eq!(r.json()["parameters"]["model_sha256"], sha3);
+    let admin = get(gw.admin, "/admin/models/mlp").json();
+    assert_eq!(admin["versions"][2]["sha256"], sha3);
     let metrics = String::from_utf8(get(gw.admin, "/metrics").body).expect("utf8");
     assert!(
         metrics
