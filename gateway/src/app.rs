@@ -40,6 +40,9 @@ const LATENCY_BUCKETS: [f64; 22] = [
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Shadow-vs-primary output differences: from float noise to a different model.
+const DIFF_BUCKETS: [f64; 10] = [1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0];
+
 const BATCH_BUCKETS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
 
 /// Installs the process-wide Prometheus recorder once and returns its handle. Histograms, not
@@ -52,6 +55,9 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &LATENCY_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full("switchyard_batch_size".to_owned()), &BATCH_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full("switchyard_shadow_max_abs_diff".to_owned()), &DIFF_BUCKETS)
                 })
                 .expect("bucket lists are non-empty")
                 .build_recorder();
@@ -78,5 +84,17 @@ fn describe_metrics() {
     describe_histogram!("switchyard_compute_duration_seconds", Unit::Seconds, "Time of the ONNX Runtime call.");
     describe_histogram!("switchyard_batch_size", "Rows per ONNX Runtime call.");
     describe_gauge!("switchyard_queue_depth", "Requests waiting for a session, per version.");
+    describe_counter!(
+        "switchyard_shadow_requests_total",
+        "Mirrored requests by shadow version and result (ok, error, dropped)."
+    );
+    describe_histogram!(
+        "switchyard_shadow_max_abs_diff",
+        "Largest absolute difference between shadow and primary outputs."
+    );
+    describe_counter!(
+        "switchyard_shadow_argmax_rows_total",
+        "Rows compared between shadow and primary, by argmax agreement."
+    );
     describe_gauge!("switchyard_model_info", "1 for each loaded version, labelled with its sha256 and stage.");
 }

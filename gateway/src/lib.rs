@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod router;
 pub mod serving;
 pub mod tensor;
 pub mod v2;

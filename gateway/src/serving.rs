@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use model_store::{ModelStore, Stage, StoreError};
 
-use crate::config::{Config, ModelConfig};
+use crate::config::{Config, ModelConfig, VersionSelector};
 use crate::engine::{ModelInstance, Runtime};
+use crate::router::RoutingTable;
 
 /// Everything the request path needs, as one snapshot.
 #[derive(Debug, Default)]
@@ -19,8 +20,9 @@ pub struct ServingState {
 #[derive(Debug)]
 pub struct ServedModel {
     pub name: String,
-    /// The version requests without one go to; a key of `versions` (it may have failed to load).
-    pub default_version: u32,
+    /// Where unpinned requests go. Every version it names is a key of `versions` (it may have
+    /// failed to load; the request path then falls back as `route` explains).
+    pub routing: RoutingTable,
     /// Largest batch advertised to clients (`max_batch_size` in the model config).
     pub max_batch: usize,
     pub versions: BTreeMap<u32, VersionSlot>,
@@ -88,15 +90,13 @@ async fn load_model(
 ) -> Result<ServedModel, Vec<String>> {
     let registry = store.registry();
     let mut problems = Vec::new();
-    let mut records = Vec::new();
-    let mut default_version = None;
+    let mut records: Vec<model_store::VersionRecord> = Vec::new();
+    let mut resolved: BTreeMap<VersionSelector, u32> = BTreeMap::new();
     for selector in &model.versions {
         match registry.resolve(&model.name, &selector.to_string()).await {
             Ok(record) => {
-                if *selector == model.default_version {
-                    default_version = Some(record.version);
-                }
-                if !records.iter().any(|r: &model_store::VersionRecord| r.version == record.version) {
+                resolved.insert(selector.clone(), record.version);
+                if !records.iter().any(|r| r.version == record.version) {
                     records.push(record);
                 }
             }
@@ -110,9 +110,10 @@ async fn load_model(
             Err(e) => problems.push(format!("model '{}': cannot read the registry: {e}", model.name)),
         }
     }
-    let Some(default_version) = default_version.filter(|_| problems.is_empty()) else {
+    if !problems.is_empty() {
         return Err(problems);
-    };
+    }
+    let routing = routing_table(model, &resolved)?;
     let mut versions = BTreeMap::new();
     for record in records {
         let slot = match load_version(&record, model, store, runtime).await {
@@ -131,7 +132,40 @@ async fn load_model(
         };
         versions.insert(record.version, slot);
     }
-    Ok(ServedModel { name: model.name.clone(), default_version, max_batch: model.engine.max_batch, versions })
+    Ok(ServedModel { name: model.name.clone(), routing, max_batch: model.engine.max_batch, versions })
+}
+
+/// Turns the configured split into version numbers. Aliases may resolve to the same number as
+/// another entry; such a clash (e.g. the champion alias pointing at a challenger) is refused.
+fn routing_table(model: &ModelConfig, resolved: &BTreeMap<VersionSelector, u32>) -> Result<RoutingTable, Vec<String>> {
+    let r = &model.routing;
+    let n = |sel: &VersionSelector| resolved[sel];
+    let table = RoutingTable {
+        champion: n(&r.champion),
+        challengers: r.challengers.iter().map(|(s, w)| (n(s), *w)).collect(),
+        shadows: r.shadows.iter().map(|(s, w)| (n(s), *w)).collect(),
+        backup: r.backup.iter().map(n).collect(),
+        sticky_header: r.sticky_header.clone(),
+    };
+    let live: Vec<u32> = std::iter::once(table.champion).chain(table.challengers.iter().map(|(v, _)| *v)).collect();
+    let mut problems = Vec::new();
+    for (i, v) in live.iter().enumerate() {
+        if live[..i].contains(v) {
+            problems.push(format!(
+                "model '{}': version {v} is named twice among champion and challengers (after resolving aliases)",
+                model.name
+            ));
+        }
+    }
+    for (v, _) in &table.shadows {
+        if live.contains(v) {
+            problems.push(format!(
+                "model '{}': shadow version {v} also serves live traffic (after resolving aliases)",
+                model.name
+            ));
+        }
+    }
+    if problems.is_empty() { Ok(table) } else { Err(problems) }
 }
 
 async fn load_version(

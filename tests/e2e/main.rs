@@ -5,5 +5,6 @@
 
 mod cli;
 mod lifecycle;
+mod routing;
 mod serving;
 mod support;

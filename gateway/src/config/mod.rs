@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings};
-pub use raw::{RawEngine, RawModel, RawRuntime, RawServer, RawStore};
+pub use raw::{RawEngine, RawModel, RawRouting, RawRuntime, RawServer, RawStore};
 
 /// A validated configuration. Every field is usable as is.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,9 +43,23 @@ pub struct ModelConfig {
     pub name: String,
     /// Versions to load, unique, in the order given.
     pub versions: Vec<VersionSelector>,
-    /// One of `versions`.
-    pub default_version: VersionSelector,
+    /// Where traffic goes; every version it names is also in `versions`.
+    pub routing: RoutingConfig,
     pub engine: EngineSettings,
+}
+
+/// A model's traffic split as configured (selectors still unresolved).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutingConfig {
+    /// Answers requests that name no version, less the challengers' share.
+    pub champion: VersionSelector,
+    /// (version, weight in basis points of 10,000); their sum is ≤ 10,000.
+    pub challengers: Vec<(VersionSelector, u32)>,
+    /// (version, share mirrored in basis points).
+    pub shadows: Vec<(VersionSelector, u32)>,
+    pub backup: Vec<VersionSelector>,
+    /// Lower-case header name.
+    pub sticky_header: Option<String>,
 }
 
 /// A version named in config: a number or a registry alias.
@@ -286,8 +300,11 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
     }
     let mut versions: Vec<VersionSelector> = Vec::new();
     match &raw.versions {
-        None => problems.push(format!("{label}: versions is required, e.g. versions = [1, \"champion\"]")),
-        Some(list) if list.is_empty() => problems.push(format!("{label}: versions is empty")),
+        None if raw.routing.is_some() => {}
+        None => problems.push(format!(
+            "{label}: versions (or a [model.routing] table) is required, e.g. versions = [1, \"champion\"]"
+        )),
+        Some(list) if list.is_empty() && raw.routing.is_none() => problems.push(format!("{label}: versions is empty")),
         Some(list) => {
             for v in list {
                 if let Some(sel) = selector(v, label, problems) {
@@ -300,17 +317,7 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
             }
         }
     }
-    let default_version = match &raw.default_version {
-        None => versions.first().cloned(),
-        Some(v) => selector(v, label, problems).and_then(|sel| {
-            if versions.contains(&sel) {
-                Some(sel)
-            } else {
-                problems.push(format!("{label}: default_version {sel} is not one of its versions"));
-                None
-            }
-        }),
-    };
+    let routing = validate_routing(&raw, label, &mut versions, problems);
     let e = &raw.engine;
     let device = match e.device.as_deref().unwrap_or("cpu") {
         "cpu" => Device::Cpu,
@@ -355,7 +362,105 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
     if problems.len() > before {
         return None;
     }
-    Some(ModelConfig { name, versions, default_version: default_version?, engine })
+    Some(ModelConfig { name, versions, routing: routing?, engine })
+}
+
+/// Percent (0–100) → basis points, refusing what is not a finite percentage.
+fn basis_points(percent: f64, what: &str, problems: &mut Vec<String>) -> u32 {
+    if !(0.0..=100.0).contains(&percent) {
+        problems.push(format!("{what} = {percent} must be a percentage between 0 and 100"));
+        return 0;
+    }
+    (percent * 100.0).round() as u32
+}
+
+fn key_selector(key: &str, label: &str, problems: &mut Vec<String>) -> Option<VersionSelector> {
+    selector(&toml::Value::String(key.to_owned()), label, problems)
+}
+
+/// Validates `[model.routing]` (or derives it from `default_version`) and adds every version it
+/// names to `versions`, so all of them are loaded and warm.
+fn validate_routing(
+    raw: &RawModel,
+    label: &str,
+    versions: &mut Vec<VersionSelector>,
+    problems: &mut Vec<String>,
+) -> Option<RoutingConfig> {
+    let add = |sel: &VersionSelector, versions: &mut Vec<VersionSelector>| {
+        if !versions.contains(sel) {
+            versions.push(sel.clone());
+        }
+    };
+    let Some(r) = &raw.routing else {
+        let champion = match &raw.default_version {
+            None => versions.first().cloned(),
+            Some(v) => selector(v, label, problems).and_then(|sel| {
+                if versions.contains(&sel) {
+                    Some(sel)
+                } else {
+                    problems.push(format!("{label}: default_version {sel} is not one of its versions"));
+                    None
+                }
+            }),
+        }?;
+        return Some(RoutingConfig {
+            champion,
+            challengers: vec![],
+            shadows: vec![],
+            backup: vec![],
+            sticky_header: None,
+        });
+    };
+    if raw.default_version.is_some() {
+        problems.push(format!("{label}: set routing.champion or default_version, not both"));
+    }
+    let champion = match &r.champion {
+        Some(v) => selector(v, label, problems),
+        None => {
+            problems.push(format!("{label}: routing.champion is required"));
+            None
+        }
+    };
+    let mut challengers = Vec::new();
+    for (key, pct) in &r.challengers {
+        let bp = basis_points(*pct, &format!("{label}: routing.challengers.{key}"), problems);
+        if let Some(sel) = key_selector(key, label, problems) {
+            if Some(&sel) == champion.as_ref() {
+                problems.push(format!("{label}: version {sel} is both champion and challenger"));
+            }
+            challengers.push((sel, bp));
+        }
+    }
+    let total: u32 = challengers.iter().map(|(_, bp)| bp).sum();
+    if total > 10_000 {
+        problems.push(format!("{label}: challenger weights add up to {}%, more than 100%", f64::from(total) / 100.0));
+    }
+    let mut shadows = Vec::new();
+    for (key, pct) in &r.shadows {
+        let bp = basis_points(*pct, &format!("{label}: routing.shadows.{key}"), problems);
+        if let Some(sel) = key_selector(key, label, problems) {
+            if Some(&sel) == champion.as_ref() || challengers.iter().any(|(c, _)| *c == sel) {
+                problems.push(format!("{label}: shadow {sel} already serves live traffic"));
+            }
+            shadows.push((sel, bp));
+        }
+    }
+    let backup: Vec<VersionSelector> = r.backup.iter().filter_map(|v| selector(v, label, problems)).collect();
+    let sticky_header = r.sticky_header.as_ref().and_then(|h| {
+        let lower = h.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_ok() && !lower.is_empty() {
+            Some(lower)
+        } else {
+            problems.push(format!("{label}: routing.sticky_header {h:?} is not a valid header name"));
+            None
+        }
+    });
+    let champion = champion?;
+    add(&champion, versions);
+    for sel in challengers.iter().map(|(s, _)| s).chain(shadows.iter().map(|(s, _)| s)).chain(&backup) {
+        add(sel, versions);
+    }
+    Some(RoutingConfig { champion, challengers, shadows, backup, sticky_header })
 }
 
 #[cfg(test)]

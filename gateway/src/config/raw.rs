@@ -44,6 +44,27 @@ pub struct RawModel {
     pub default_version: Option<toml::Value>,
     #[serde(default)]
     pub engine: RawEngine,
+    /// Traffic split; without it every request goes to `default_version`.
+    pub routing: Option<RawRouting>,
+}
+
+/// `[model.routing]`: champion, weighted challengers, shadows, backups, sticky key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    /// The version (number or alias) that gets the traffic the challengers do not.
+    pub champion: Option<toml::Value>,
+    /// Version or alias → percent of requests (0–100, two decimals); they sum to ≤ 100.
+    #[serde(default)]
+    pub challengers: std::collections::BTreeMap<String, f64>,
+    /// Version or alias → percent of requests mirrored to it after the answer is sent.
+    #[serde(default)]
+    pub shadows: std::collections::BTreeMap<String, f64>,
+    /// Warm standbys, loaded at start, in order of preference.
+    #[serde(default)]
+    pub backup: Vec<toml::Value>,
+    /// Header whose value keeps a caller on one version while the weights stand.
+    pub sticky_header: Option<String>,
 }
 
 /// `[model.engine]`: how this model's versions run.

@@ -66,5 +66,15 @@ fn model_state(model: &ServedModel) -> Value {
             }),
         })
         .collect();
-    json!({ "name": model.name, "default_version": model.default_version, "versions": versions })
+    let r = &model.routing;
+    let pct = |bp: u32| f64::from(bp) / 100.0;
+    let routing = json!({
+        "champion": r.champion,
+        "champion_weight_percent": pct(r.champion_weight()),
+        "challengers": r.challengers.iter().map(|(v, w)| json!({"version": v, "weight_percent": pct(*w)})).collect::<Vec<_>>(),
+        "shadows": r.shadows.iter().map(|(v, w)| json!({"version": v, "percent": pct(*w)})).collect::<Vec<_>>(),
+        "backup": r.backup,
+        "sticky_header": r.sticky_header,
+    });
+    json!({ "name": model.name, "routing": routing, "versions": versions })
 }

@@ -6,3 +6,4 @@ pub mod admin;
 pub mod error;
 pub mod public;
 pub mod server;
+mod shadow;

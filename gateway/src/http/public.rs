@@ -11,8 +11,10 @@ use hyper::body::Body;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use super::shadow;
 use crate::app::App;
 use crate::engine::validate_inputs;
+use crate::router::{Decision, Reason, Route};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
 use crate::v2::decode::decode_request;
 use crate::v2::encode::{EncodedOutput, ResponseHead, encode_response};
@@ -107,7 +109,7 @@ where
 }
 
 fn server_ready(state: &ServingState) -> bool {
-    !state.models.is_empty() && state.models.values().all(|m| m.ready(m.default_version).is_some())
+    !state.models.is_empty() && state.models.values().all(|m| m.ready(m.routing.champion).is_some())
 }
 
 fn unknown_model(name: &str) -> ApiError {
@@ -123,7 +125,7 @@ fn parse_version(model: &str, text: &str) -> Result<u32, ApiError> {
 
 /// The version asked for, or the default one; 404 when not configured, 503 when it failed to load.
 fn select(model: &ServedModel, version: Option<u32>) -> Result<&Arc<LoadedVersion>, ApiError> {
-    let v = version.unwrap_or(model.default_version);
+    let v = version.unwrap_or(model.routing.champion);
     match model.versions.get(&v) {
         Some(VersionSlot::Ready(loaded)) => Ok(loaded),
         Some(VersionSlot::Failed { reason, .. }) => Err(ApiError::Unavailable {
@@ -201,9 +203,18 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
-    let loaded = select(model, version)?;
-    let route = if version.is_some() { "pinned" } else { "default" };
-    let result = run_inference(app, model, loaded, req, request_id, route).await;
+    let decision = match version {
+        Some(v) => Decision { version: v, route: Route::Pinned, reason: Reason::PinnedByPath },
+        None => choose_version(model, req.headers())?,
+    };
+    let loaded = select(model, Some(decision.version))?;
+    let route = decision.route.as_str();
+    let shadows: Vec<Arc<LoadedVersion>> = if decision.route == Route::Pinned {
+        Vec::new()
+    } else {
+        model.routing.shadows_for_request().filter_map(|v| model.ready(v).cloned()).collect()
+    };
+    let result = run_inference(app, model, loaded, req, request_id, route, shadows).await;
     let inst = &loaded.instance;
     let status = match &result {
         Ok(_) => StatusCode::OK,
@@ -214,6 +225,30 @@ where
     metrics::histogram!("switchyard_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     metrics::gauge!("switchyard_queue_depth", &labels[..2]).set(inst.queue_depth() as f64);
     result
+}
+
+/// Picks the version for an unpinned request: the routing table's choice when it is loaded,
+/// else the champion, else the first loaded backup. 503 only when none of them is loaded.
+fn choose_version(model: &ServedModel, headers: &HeaderMap) -> Result<Decision, ApiError> {
+    let table = &model.routing;
+    let key = table.sticky_header.as_deref().and_then(|h| headers.get(h)).map(HeaderValue::as_bytes);
+    let decision = table.pick(key);
+    if model.ready(decision.version).is_some() {
+        return Ok(decision);
+    }
+    if model.ready(table.champion).is_some() {
+        return Ok(Decision { version: table.champion, route: Route::Champion, ..decision });
+    }
+    if let Some(&backup) = table.backup.iter().find(|v| model.ready(**v).is_some()) {
+        return Ok(Decision { version: backup, route: Route::Backup, ..decision });
+    }
+    Err(ApiError::Unavailable {
+        message: format!(
+            "model '{}' has no loaded version to answer with (champion {} is not loaded)",
+            model.name, table.champion
+        ),
+        retry_after: None,
+    })
 }
 
 fn labels_with_status(labels: &[(&'static str, String); 3], status: StatusCode) -> Vec<(&'static str, String)> {
@@ -229,6 +264,7 @@ async fn run_inference<B>(
     req: Request<B>,
     request_id: &str,
     route: &str,
+    shadows: Vec<Arc<LoadedVersion>>,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body<Data = Bytes>,
@@ -249,7 +285,12 @@ where
             names.join(", ")
         )));
     }
+    // Shadows get their own copy; cloning costs only the requests that are mirrored.
+    let shadow_inputs = if shadows.is_empty() { None } else { Some(request.inputs.clone()) };
     let outcome = inst.infer(request.inputs).await?;
+    if let Some(inputs) = shadow_inputs {
+        shadow::mirror(&model.name, inst.version, &outcome.outputs, inputs, shadows);
+    }
     let labels = [("model", model.name.clone()), ("version", inst.version.to_string())];
     metrics::histogram!("switchyard_queue_duration_seconds", &labels).record(outcome.queue.as_secs_f64());
     metrics::histogram!("switchyard_compute_duration_seconds", &labels).record(outcome.compute.as_secs_f64());
