@@ -27,7 +27,7 @@ fn parses_a_good_config() {
         c.models[0].versions,
         vec![VersionSelector::Alias("champion".into()), VersionSelector::Number(2), VersionSelector::Number(3)]
     );
-    assert_eq!(c.models[0].default_version, VersionSelector::Alias("champion".into()));
+    assert_eq!(c.models[0].routing.champion, VersionSelector::Alias("champion".into()));
     assert_eq!(c.models[0].engine.instances, 2);
     assert_eq!(c.models[0].engine.batch_delay, Duration::from_micros(200));
     assert_eq!(c.server.max_body_bytes, DEFAULT_MAX_BODY_BYTES as usize);
@@ -115,4 +115,30 @@ fn every_example_config_is_valid() {
         }
     }
     assert!(seen > 0, "no example configs found in {}", dir.display());
+}
+
+#[test]
+fn routing_is_validated_and_its_versions_loaded() {
+    let good = "[store]\npath='s'\n[[model]]\nname='m'\nversions=[4]\n[model.routing]\nchampion='champion'\n\
+                challengers={ 2 = 12.5 }\nshadows={ 3 = 10 }\nbackup=[1]\nsticky_header='X-User-Id'\n";
+    let c = Config::from_toml_str("g", good).expect("valid");
+    let m = &c.models[0];
+    assert_eq!(m.routing.challengers, vec![(VersionSelector::Number(2), 1_250)]);
+    assert_eq!(m.routing.sticky_header.as_deref(), Some("x-user-id"));
+    for v in [VersionSelector::Number(4), VersionSelector::Alias("champion".into()), VersionSelector::Number(1)] {
+        assert!(m.versions.contains(&v), "{v} not loaded");
+    }
+    let bad = "[store]\npath='s'\n[[model]]\nname='m'\ndefault_version=1\nversions=[1]\n[model.routing]\n\
+               challengers={ 2 = 70, 3 = 40, 1 = 5 }\nshadows={ 2 = 150 }\nsticky_header='bad header'\n";
+    let text = Config::from_toml_str("b", bad).unwrap_err().to_string();
+    for needle in [
+        "routing.champion is required",
+        "set routing.champion or default_version, not both",
+        "challenger weights add up to 115%",
+        "routing.shadows.2 = 150 must be a percentage",
+        "shadow 2 already serves live traffic",
+        "is not a valid header name",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
 }
