@@ -125,16 +125,19 @@ async fn run(config: Config) -> anyhow::Result<i32> {
         stop_rx,
         DRAIN_DEADLINE,
     ));
+    // Signal handlers exist before anyone can learn our ports: a SIGTERM sent the moment the
+    // line below is read must already mean "drain and exit 0".
+    let mut signals = Signals::install()?;
     // One line on stdout that scripts and tests read to find the ports (useful with port 0).
     out!("switchyard listening public=http://{public_addr} admin=http://{admin_addr}");
     tracing::info!(%public_addr, %admin_addr, "serving");
 
-    shutdown_signal().await;
+    signals.recv().await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = stop_tx.send(true);
     // A second signal means "now".
-    tokio::spawn(async {
-        shutdown_signal().await;
+    tokio::spawn(async move {
+        signals.recv().await;
         tracing::warn!("second signal: exiting at once");
         std::process::exit(130);
     });
@@ -143,25 +146,25 @@ async fn run(config: Config) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+/// SIGTERM and SIGINT, listened for from `install` on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }

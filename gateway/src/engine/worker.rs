@@ -85,41 +85,52 @@ impl Worker {
         None
     }
 
-    fn execute(&mut self, batch: Vec<Job>) {
+    fn execute(&mut self, mut batch: Vec<Job>) {
         let started = Instant::now();
         let total_rows: usize = batch.iter().map(|j| j.rows).sum();
         metrics::histogram!("switchyard_batch_size", "model" => self.config.model.clone(), "version" => self.config.version.clone())
             .record(total_rows as f64);
-        let (replies, inputs) = if batch.len() == 1 {
-            let job = batch.into_iter().next().expect("batch has one job");
-            (vec![(job.reply, job.enqueued, job.rows)], job.inputs)
-        } else {
-            stack(batch)
-        };
-        let result = self.run_session(inputs);
+        if batch.len() == 1 {
+            let job = batch.pop().expect("batch has one job");
+            let result = self.run_session(job.inputs).map_err(InferError::Model);
+            self.config.stats.record_execution(total_rows as u64);
+            let queue = started.saturating_duration_since(job.enqueued);
+            let compute = started.elapsed();
+            let _ =
+                job.reply.send(result.map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: total_rows }));
+            return;
+        }
+        let result = self.run_session(stack(&batch));
         let compute = started.elapsed();
         self.config.stats.record_execution(total_rows as u64);
         match result {
-            Err(message) => {
-                for (reply, _, _) in replies {
-                    let _ = reply.send(Err(InferError::Model(message.clone())));
-                }
-            }
-            Ok(outputs) if replies.len() == 1 => {
-                let (reply, enqueued, _) = replies.into_iter().next().expect("one reply");
-                let queue = started.saturating_duration_since(enqueued);
-                let _ = reply.send(Ok(InferOutcome { outputs, queue, compute, batch_rows: total_rows }));
-            }
             Ok(outputs) => {
                 let mut offset = 0;
-                for (reply, enqueued, rows) in replies {
-                    let queue = started.saturating_duration_since(enqueued);
-                    let result = split(&outputs, total_rows, offset, rows)
+                for job in batch {
+                    let queue = started.saturating_duration_since(job.enqueued);
+                    let result = split(&outputs, total_rows, offset, job.rows)
                         .map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: total_rows })
                         .map_err(InferError::Model);
-                    offset += rows;
+                    offset += job.rows;
                     // A receiver that went away (client gone) is not an error here.
-                    let _ = reply.send(result);
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(_) => {
+                // One bad input must not fail the requests it was batched with: run each alone,
+                // so only the request that really fails gets the model's error.
+                for job in batch {
+                    let started = Instant::now();
+                    let result = self.run_session(job.inputs).map_err(InferError::Model);
+                    self.config.stats.record_execution(job.rows as u64);
+                    let queue = started.saturating_duration_since(job.enqueued);
+                    let compute = started.elapsed();
+                    let _ = job.reply.send(result.map(|outputs| InferOutcome {
+                        outputs,
+                        queue,
+                        compute,
+                        batch_rows: job.rows,
+                    }));
                 }
             }
         }
@@ -143,8 +154,6 @@ impl Worker {
     }
 }
 
-type Reply = (oneshot::Sender<Result<InferOutcome, InferError>>, Instant, usize);
-
 /// True when `b`'s inputs can be stacked under `a`'s along the first dimension.
 fn stackable(a: &Job, b: &Job) -> bool {
     a.inputs.len() == b.inputs.len()
@@ -155,13 +164,13 @@ fn stackable(a: &Job, b: &Job) -> bool {
         })
 }
 
-/// Concatenates the jobs' inputs along the first dimension, in job order.
-fn stack(batch: Vec<Job>) -> (Vec<Reply>, Vec<Tensor>) {
+/// Concatenates the jobs' inputs along the first dimension, in job order. The jobs keep their
+/// own inputs so a failed batch can be re-run one job at a time.
+fn stack(batch: &[Job]) -> Vec<Tensor> {
     let total_rows: usize = batch.iter().map(|j| j.rows).sum();
-    let mut replies = Vec::with_capacity(batch.len());
     let mut stacked: Vec<Tensor> = Vec::new();
     for job in batch {
-        for tensor in job.inputs {
+        for tensor in &job.inputs {
             match stacked.iter_mut().find(|t| t.name == tensor.name) {
                 Some(target) => {
                     target.data.extend_from(&tensor.data);
@@ -169,15 +178,14 @@ fn stack(batch: Vec<Job>) -> (Vec<Reply>, Vec<Tensor>) {
                 None => {
                     let mut data = TensorData::with_capacity(tensor.datatype(), tensor.data.len() * total_rows);
                     data.extend_from(&tensor.data);
-                    let mut shape = tensor.shape;
+                    let mut shape = tensor.shape.clone();
                     shape[0] = total_rows as i64;
-                    stacked.push(Tensor { name: tensor.name, shape, data });
+                    stacked.push(Tensor { name: tensor.name.clone(), shape, data });
                 }
             }
         }
-        replies.push((job.reply, job.enqueued, job.rows));
     }
-    (replies, stacked)
+    stacked
 }
 
 /// Takes rows `offset..offset + rows` of every output.
@@ -229,8 +237,7 @@ mod tests {
         let a = job(vec![1.0, 2.0]);
         let b = job(vec![3.0, 4.0, 5.0, 6.0]);
         assert!(stackable(&a, &b));
-        let (replies, stacked) = stack(vec![a, b]);
-        assert_eq!(replies.len(), 2);
+        let stacked = stack(&[a, b]);
         assert_eq!(stacked[0].shape, vec![3, 2]);
         assert_eq!(stacked[0].data, TensorData::Fp32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
     }
