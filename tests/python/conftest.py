@@ -32,11 +32,6 @@ EXPECTED = FIXTURES / "expected"
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
-# Known server bug (see test_lifecycle.py::test_sigterm_right_after_listening_line): serve prints
-# its listening line before it installs its SIGTERM handler, so a SIGTERM sent at once kills it
-# (exit -15). Teardown waits until a server has been up this long so that fixtures do not trip
-# over it; the dedicated test still shows it.
-MIN_UPTIME_S = 0.5
 HTTP_TIMEOUT_S = 30.0
 
 LISTENING = re.compile(r"^switchyard listening public=(http://127\.0\.0\.1:\d+) admin=(http://127\.0\.0\.1:\d+)$")
@@ -189,7 +184,6 @@ class Server:
     config: Path
     proc: subprocess.Popen
     log: Path
-    started_at: float = dataclasses.field(default_factory=time.monotonic)
     # (model, version) -> sha256 of what was registered.
     sha256: dict[tuple[str, int], str] = dataclasses.field(default_factory=dict)
 
@@ -281,7 +275,6 @@ def stop_server(server: Server) -> int:
     proc = server.proc
     try:
         if proc.poll() is None:
-            time.sleep(max(0.0, server.started_at + MIN_UPTIME_S - time.monotonic()))
             proc.send_signal(signal.SIGTERM)
         try:
             return proc.wait(timeout=STOP_TIMEOUT_S)

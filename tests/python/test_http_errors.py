@@ -361,7 +361,6 @@ def test_faulty_failure_isolated_in_batch(start_extra_server, faulty_store):
 
     # Control: two good requests sent together run as one batch, and both succeed.
     before = stats()
-    # (pytest.fail, not assert: with raises=AssertionError a broken setup is a failure, not an xfail.)
     r1, r2 = send_pair(good["inputs"], good["inputs"])
     if (r1.status_code, r2.status_code) != (200, 200):
         pytest.fail(f"control pair failed: {r1.text} {r2.text}")
