@@ -159,7 +159,7 @@ fn metadata_config_and_errors() {
     let metrics = String::from_utf8(get(gw.admin, "/metrics").body).expect("utf8");
     assert!(
         metrics
-            .contains("switchyard_requests_total{model=\"faulty\",version=\"1\",route=\"default\",status=\"500\"} 1"),
+            .contains("switchyard_requests_total{model=\"faulty\",version=\"1\",route=\"champion\",status=\"500\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("switchyard_model_info{model=\"mlp\",version=\"2\",sha256=\""), "{metrics}");
