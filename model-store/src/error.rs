@@ -77,6 +77,18 @@ pub enum StoreError {
         /// The digest of the bytes actually found.
         actual: String,
     },
+    /// No lineage record names that request id (never written, or written under another id).
+    #[error("no lineage record for request '{request_id}'")]
+    LineageNotFound {
+        /// The request id that was looked up.
+        request_id: String,
+    },
+    /// A lineage query was refused before it ran (see `LineageQuery`).
+    #[error("invalid lineage query: {reason}")]
+    InvalidQuery {
+        /// Which rule it breaks, naming the values.
+        reason: String,
+    },
     /// A provenance manifest was refused.
     #[error(transparent)]
     Manifest(#[from] ManifestError),

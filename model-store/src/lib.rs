@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 mod artifact;
 mod error;
+mod lineage;
 mod manifest;
 mod registry;
 mod signature;
 
 pub use artifact::ArtifactStore;
 pub use error::StoreError;
+pub use lineage::{LineageChain, LineageQuery, LineageRecord};
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{Event, ModelSummary, ParseStageError, Registry, Stage, VersionRecord};
 pub use signature::{Signature, TensorSpec};
@@ -80,7 +82,8 @@ impl ModelStore {
         &self.artifacts
     }
 
-    /// The version registry.
+    /// The version registry, which also stores per-request lineage (`Registry::insert_lineage`,
+    /// `lineage`, `lineage_chain`, `query_lineage`, `count_lineage`).
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -1,5 +1,6 @@
 //! Version registry over a SQL pool: models, versions, stages, aliases, provenance and the
 //! append-only event history. All SQL lives in `queries`; this file holds the rules.
+//! Per-request lineage shares the pool; its methods live in `crate::lineage`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,18 +15,18 @@ use crate::manifest::Manifest;
 use crate::signature::Signature;
 
 mod names;
-mod queries;
+pub(crate) mod queries;
 mod records;
 
 pub use records::{Event, ModelSummary, ParseStageError, Stage, VersionRecord};
 
 pub(crate) use names::check_model_name;
 use names::{Selector, check_alias, parse_selector};
-use queries::{Conn, ModelRow, NewEventRow, NewVersionRow, VersionRow};
-use records::Timestamp;
+use queries::{Conn, EventRow, ModelRow, NewEventRow, NewVersionRow, VersionRow};
+pub(crate) use records::Timestamp;
 
 /// The registry's schema migrations, embedded at build time and recorded in `_sqlx_migrations`.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a writer waits for another's lock before failing with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,9 +43,22 @@ const MIGRATE_ATTEMPTS: u32 = 3;
 ///
 /// Every write runs in one transaction together with the event that records it, so the history
 /// never misses or invents a change.
+///
+/// The same database holds per-request lineage: `insert_lineage`, `lineage`, `lineage_chain`,
+/// `query_lineage` and `count_lineage` (documented in the `lineage` module) are methods of this
+/// type, so a lineage chain can be read in one snapshot together with the versions it names.
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: SqlitePool,
+}
+
+/// A version as it is now, with its provenance and the events recorded against it up to a moment;
+/// what a lineage chain shows of the version that answered a request.
+#[derive(Debug)]
+pub(crate) struct VersionHistory {
+    pub(crate) version: VersionRecord,
+    pub(crate) provenance: Option<Manifest>,
+    pub(crate) events: Vec<Event>,
 }
 
 /// A validated registration, ready to be written.
@@ -168,11 +182,7 @@ impl Registry {
         let row = find_version(&mut tx, &model_row, version).await?;
         let json = queries::provenance_of(&mut tx, row.id).await?;
         tx.commit().await?;
-        json.map(|json| {
-            Manifest::from_json_str(&json)
-                .map_err(|err| StoreError::decode(format!("stored manifest of {model} v{version}: {err}")))
-        })
-        .transpose()
+        json.map(|json| decode_manifest(&json, model, version)).transpose()
     }
 
     /// Moves a version to `stage` and records a `stage_changed` event with `{"from", "to"}`
@@ -243,20 +253,7 @@ impl Registry {
         }
         let rows = queries::events_of(&mut tx, model_row.id, version.map(i64::from)).await?;
         tx.commit().await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(Event {
-                    id: row.id,
-                    model: model_row.name.clone(),
-                    version: row.version_number.map(|number| to_u32(number, "event version number")).transpose()?,
-                    detail: serde_json::from_str(&row.detail_json)
-                        .map_err(|err| StoreError::decode(format!("detail of event {}: {err}", row.id)))?,
-                    kind: row.kind,
-                    actor: row.actor,
-                    at: row.at,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|row| to_event(row, &model_row.name)).collect()
     }
 
     /// Appends an event of any kind (promotions, rollbacks, guard trips…) to the history.
@@ -360,9 +357,49 @@ impl Registry {
         })
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    /// Opens a write transaction: the write lock is taken up front (see `queries::BEGIN_WRITE`).
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with(queries::BEGIN_WRITE).await?)
     }
+
+    /// Opens a read transaction, so that several statements see one snapshot.
+    pub(crate) async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The connection pool, for single-statement reads outside a transaction.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// `model` v`version` as it is now (current stage and aliases), its provenance, and the events
+/// recorded against it with `at_ms <= until_ms`, oldest first. `None` when the model or the
+/// version is not (or no longer) in the registry.
+pub(crate) async fn version_history(
+    conn: &mut Conn,
+    model: &str,
+    version: u32,
+    until_ms: i64,
+) -> Result<Option<VersionHistory>, StoreError> {
+    let Some(model_row) = queries::model_by_name(conn, model).await? else {
+        return Ok(None);
+    };
+    let Some(row) = queries::version_by_number(conn, model_row.id, i64::from(version)).await? else {
+        return Ok(None);
+    };
+    let version_id = row.id;
+    let record = with_aliases(conn, row, model).await?;
+    let provenance = queries::provenance_of(conn, version_id)
+        .await?
+        .map(|json| decode_manifest(&json, model, version))
+        .transpose()?;
+    let events = queries::events_of_version_until(conn, model_row.id, i64::from(version), until_ms)
+        .await?
+        .into_iter()
+        .map(|row| to_event(row, &model_row.name))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(VersionHistory { version: record, provenance, events }))
 }
 
 async fn find_model(conn: &mut Conn, model: &str) -> Result<ModelRow, StoreError> {
@@ -430,11 +467,29 @@ fn to_record(row: VersionRow, model: &str, aliases: Vec<String>) -> Result<Versi
     })
 }
 
+fn decode_manifest(json: &str, model: &str, version: u32) -> Result<Manifest, StoreError> {
+    Manifest::from_json_str(json)
+        .map_err(|err| StoreError::decode(format!("stored manifest of {model} v{version}: {err}")))
+}
+
+fn to_event(row: EventRow, model: &str) -> Result<Event, StoreError> {
+    Ok(Event {
+        id: row.id,
+        model: model.to_owned(),
+        version: row.version_number.map(|number| to_u32(number, "event version number")).transpose()?,
+        detail: serde_json::from_str(&row.detail_json)
+            .map_err(|err| StoreError::decode(format!("detail of event {}: {err}", row.id)))?,
+        kind: row.kind,
+        actor: row.actor,
+        at: row.at,
+    })
+}
+
 fn parse_stage(stored: &str) -> Result<Stage, StoreError> {
     stored.parse().map_err(|err: ParseStageError| StoreError::decode(err.to_string()))
 }
 
-fn to_u32(value: i64, what: &str) -> Result<u32, StoreError> {
+pub(crate) fn to_u32(value: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| StoreError::decode(format!("{what} {value} out of range")))
 }
 

@@ -73,6 +73,8 @@ async fn register_assigns_increasing_numbers_and_starts_in_staging() {
     assert_eq!(events[1].version, Some(2));
     assert_eq!(events[1].detail["sha256"], sha256_hex(b"two"));
     assert_eq!(events[1].actor, "tester");
+    let v2 = store.registry().version("mlp", 2).await.expect("v2");
+    assert_eq!(events[1].at, v2.created_at, "the event and the row share one timestamp");
 }
 
 #[tokio::test]

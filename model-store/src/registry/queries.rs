@@ -1,15 +1,24 @@
-//! Every SQL statement of the registry, in one place. Portable SQL (runs on SQLite and
-//! PostgreSQL): `$n` placeholders, BIGINT read as i64, `RETURNING`, `ON CONFLICT`.
+//! Every SQL statement of the registry and of lineage, in one place. Portable SQL (runs on
+//! SQLite and PostgreSQL): `$n` placeholders, BIGINT read as i64, `RETURNING`, `ON CONFLICT`.
 //!
-//! Only `Conn`, `BEGIN_WRITE` and the migrations directory name SQLite; a PostgreSQL backend
-//! swaps those and keeps the statements.
+//! Only `Conn`, `Db`, `BEGIN_WRITE` and the migrations directory name SQLite; a PostgreSQL
+//! backend swaps those and keeps the statements (built ones get `$n` from `QueryBuilder`).
 
-use sqlx::{FromRow, SqliteConnection};
+use std::num::NonZeroUsize;
+
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::records::Timestamp;
 
 /// The connection type the statements run on.
-pub(super) type Conn = SqliteConnection;
+pub(crate) type Conn = SqliteConnection;
+
+/// The database the built statements (`QueryBuilder`) are written for.
+type Db = Sqlite;
+
+/// Most lineage rows per multi-row `INSERT`: 17 binds each, 8,704 a statement, well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 bind limits. A power of two: see `insert_lineage`.
+const LINEAGE_INSERT_CHUNK: usize = 512;
 
 /// Opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the write lock up front (waiting
 /// up to the busy timeout), so a read-then-write transaction cannot fail halfway on a lock
@@ -88,6 +97,38 @@ pub(super) struct NewEventRow<'a> {
     pub(super) at: &'a Timestamp,
 }
 
+/// A `lineage` row as stored; `crate::lineage` converts it to and from `LineageRecord`.
+#[derive(Debug, FromRow)]
+pub(crate) struct LineageRow {
+    pub(crate) request_id: String,
+    pub(crate) at: String,
+    pub(crate) at_ms: i64,
+    pub(crate) model: String,
+    pub(crate) version: i64,
+    pub(crate) sha256: String,
+    pub(crate) route: String,
+    pub(crate) reason: String,
+    pub(crate) sticky_key_hash: Option<String>,
+    pub(crate) input_sha256: Option<String>,
+    pub(crate) queue_us: i64,
+    pub(crate) compute_us: i64,
+    pub(crate) total_us: i64,
+    pub(crate) status: i64,
+    pub(crate) error_class: Option<String>,
+    pub(crate) shadow_of: Option<String>,
+    pub(crate) comparison_json: Option<String>,
+}
+
+/// The filters of `lineage_matching`, already validated; `None` = no filter.
+#[derive(Debug)]
+pub(crate) struct LineageFilter<'a> {
+    pub(crate) model: Option<&'a str>,
+    pub(crate) version: Option<i64>,
+    pub(crate) since_ms: Option<i64>,
+    pub(crate) until_ms: Option<i64>,
+    pub(crate) limit: i64,
+}
+
 /// The `VersionRow` columns of `versions v`, for `concat!` into static statements.
 macro_rules! version_columns {
     () => {
@@ -99,6 +140,14 @@ macro_rules! version_columns {
 macro_rules! event_columns {
     () => {
         "id, version_number, kind, detail_json, actor, at"
+    };
+}
+
+/// The `LineageRow` columns of `lineage`, in insert order, for `concat!` into statements.
+macro_rules! lineage_columns {
+    () => {
+        "request_id, at, at_ms, model, version, sha256, route, reason, sticky_key_hash, input_sha256, \
+         queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json"
     };
 }
 
@@ -347,4 +396,116 @@ pub(super) async fn events_of(
             .await
         }
     }
+}
+
+/// A version's events recorded at or before `until_ms`, oldest first.
+pub(super) async fn events_of_version_until(
+    conn: &mut Conn,
+    model_id: i64,
+    version_number: i64,
+    until_ms: i64,
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM events",
+        " WHERE model_id = $1 AND version_number = $2 AND at_ms <= $3 ORDER BY id"
+    ))
+    .bind(model_id)
+    .bind(version_number)
+    .bind(until_ms)
+    .fetch_all(conn)
+    .await
+}
+
+/// Appends lineage rows with multi-row `INSERT`s and returns how many were written. Run it
+/// inside a transaction: a failing statement leaves earlier ones written until the caller rolls
+/// back.
+///
+/// Each statement takes the largest power of two of rows that fits (512, 256, …, 1), so batches
+/// of any size use at most ten distinct statements, which stay prepared in the connection's
+/// statement cache; preparing a statement of hundreds of rows costs as much as running it.
+pub(crate) async fn insert_lineage(conn: &mut Conn, rows: &[LineageRow]) -> Result<u64, sqlx::Error> {
+    let mut written = 0;
+    let mut rest = rows;
+    while let Some(fits) = NonZeroUsize::new(rest.len().min(LINEAGE_INSERT_CHUNK)) {
+        let (chunk, tail) = rest.split_at(1 << fits.ilog2());
+        rest = tail;
+        let mut insert = QueryBuilder::<Db>::new(concat!("INSERT INTO lineage (", lineage_columns!(), ") "));
+        insert.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.request_id.as_str())
+                .push_bind(row.at.as_str())
+                .push_bind(row.at_ms)
+                .push_bind(row.model.as_str())
+                .push_bind(row.version)
+                .push_bind(row.sha256.as_str())
+                .push_bind(row.route.as_str())
+                .push_bind(row.reason.as_str())
+                .push_bind(row.sticky_key_hash.as_deref())
+                .push_bind(row.input_sha256.as_deref())
+                .push_bind(row.queue_us)
+                .push_bind(row.compute_us)
+                .push_bind(row.total_us)
+                .push_bind(row.status)
+                .push_bind(row.error_class.as_deref())
+                .push_bind(row.shadow_of.as_deref())
+                .push_bind(row.comparison_json.as_deref());
+        });
+        written += insert.build().execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(written)
+}
+
+/// A request's lineage rows: every non-shadow row (the primary) first, then shadow runs, each
+/// group in insertion order.
+pub(crate) async fn lineage_of_request(conn: &mut Conn, request_id: &str) -> Result<Vec<LineageRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        lineage_columns!(),
+        " FROM lineage WHERE request_id = $1",
+        " ORDER BY CASE WHEN route = 'shadow' THEN 1 ELSE 0 END, id"
+    ))
+    .bind(request_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Lineage rows matching `filter` (time bounds inclusive), by `at_ms` then `id`, at most
+/// `filter.limit`.
+pub(crate) async fn lineage_matching(
+    conn: &mut Conn,
+    filter: &LineageFilter<'_>,
+) -> Result<Vec<LineageRow>, sqlx::Error> {
+    let mut select = QueryBuilder::<Db>::new(concat!("SELECT ", lineage_columns!(), " FROM lineage WHERE 1 = 1"));
+    if let Some(model) = filter.model {
+        select.push(" AND model = ").push_bind(model);
+    }
+    if let Some(version) = filter.version {
+        select.push(" AND version = ").push_bind(version);
+    }
+    if let Some(since_ms) = filter.since_ms {
+        select.push(" AND at_ms >= ").push_bind(since_ms);
+    }
+    if let Some(until_ms) = filter.until_ms {
+        select.push(" AND at_ms <= ").push_bind(until_ms);
+    }
+    select.push(" ORDER BY at_ms, id LIMIT ").push_bind(filter.limit);
+    select.build_query_as().fetch_all(conn).await
+}
+
+/// How many lineage rows there are, of one model or all, optionally leaving out shadow runs.
+pub(crate) async fn count_lineage(
+    conn: &mut Conn,
+    model: Option<&str>,
+    primary_only: bool,
+) -> Result<i64, sqlx::Error> {
+    let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM lineage WHERE 1 = 1");
+    if let Some(model) = model {
+        count.push(" AND model = ").push_bind(model);
+    }
+    if primary_only {
+        count.push(" AND route <> 'shadow'");
+    }
+    count.build_query_scalar().fetch_one(conn).await
 }

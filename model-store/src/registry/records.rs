@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -139,14 +139,23 @@ impl Event {
 impl Timestamp {
     /// Now, truncated to the millisecond.
     pub(crate) fn now() -> Timestamp {
-        let now = SystemTime::now();
-        // A clock before 1970 is a broken host; clamp rather than fail a registration over it.
-        let ms = now
-            .duration_since(UNIX_EPOCH)
-            .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        Timestamp { text: humantime::format_rfc3339_millis(now).to_string(), ms }
+        Timestamp::at(SystemTime::now())
     }
+
+    /// `moment`, truncated to the millisecond and clamped to 1970-01-01 … 9999-12-31 (RFC 3339's
+    /// four-digit years). A clock outside that is a broken host; clamping beats failing a write.
+    pub(crate) fn at(moment: SystemTime) -> Timestamp {
+        let since_epoch = moment.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX).min(Timestamp::MAX_MS);
+        let truncated = UNIX_EPOCH + Duration::from_millis(ms);
+        Timestamp {
+            text: humantime::format_rfc3339_millis(truncated).to_string(),
+            ms: i64::try_from(ms).expect("MAX_MS fits in i64"),
+        }
+    }
+
+    /// 9999-12-31T23:59:59.999Z, the last instant `humantime` can format.
+    const MAX_MS: u64 = 253_402_300_799_999;
 }
 
 #[cfg(test)]
@@ -172,5 +181,17 @@ mod tests {
         let parsed = humantime::parse_rfc3339(&stamp.text).expect("parses");
         let ms = parsed.duration_since(UNIX_EPOCH).expect("after epoch").as_millis();
         assert_eq!(ms, u128::try_from(stamp.ms).expect("positive"));
+    }
+
+    #[test]
+    fn timestamps_of_given_moments_truncate_and_clamp() {
+        let moment = UNIX_EPOCH + Duration::from_micros(1_714_645_800_123_999);
+        let stamp = Timestamp::at(moment);
+        assert_eq!((stamp.text.as_str(), stamp.ms), ("2024-05-02T10:30:00.123Z", 1_714_645_800_123));
+        let before = Timestamp::at(UNIX_EPOCH - Duration::from_secs(5));
+        assert_eq!((before.text.as_str(), before.ms), ("1970-01-01T00:00:00.000Z", 0));
+        let far = Timestamp::at(UNIX_EPOCH + Duration::from_secs(400_000_000_000));
+        assert_eq!(far.text, "9999-12-31T23:59:59.999Z");
+        assert_eq!(far.ms, 253_402_300_799_999);
     }
 }

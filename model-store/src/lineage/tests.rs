@@ -1,0 +1,386 @@
+//! Tests of lineage storage: batches (round trip, atomicity, size), chains, queries, counts,
+//! reopening, and upgrading a registry created before lineage existed.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+use super::*;
+use crate::registry::{MIGRATOR, Stage};
+use crate::tests::{new_version, register, signature, temp_store};
+use crate::{Manifest, ModelStore};
+
+const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// A primary record with every optional field set, so round trips cover them all.
+fn primary(request_id: &str, model: &str, version: u32) -> LineageRecord {
+    let mut record = LineageRecord::new(request_id, model, version, SHA, LineageRecord::ROUTE_CHALLENGER, "bucket 37");
+    record.sticky_key_hash = Some("9f2c01".into());
+    record.input_sha256 = Some("b".repeat(64));
+    record.queue_us = 120;
+    record.compute_us = 3_400;
+    record.total_us = 3_900;
+    record.error_class = Some("none".into());
+    record
+}
+
+fn shadow(request_id: &str, model: &str, version: u32, of: u32) -> LineageRecord {
+    let mut record = LineageRecord::new(request_id, model, version, SHA, LineageRecord::ROUTE_SHADOW, "shadow 10%");
+    record.shadow_of = Some(of);
+    record.comparison = Some(json!({"max_abs_diff": 0.0025, "argmax_agree": true, "outputs": ["y"]}));
+    record.status = 504;
+    record.error_class = Some("timeout".into());
+    record
+}
+
+/// A record of `model` v`version` stamped `ms` milliseconds after the epoch.
+fn at_ms(request_id: &str, model: &str, version: u32, ms: u64) -> LineageRecord {
+    LineageRecord::new(request_id, model, version, SHA, LineageRecord::ROUTE_DEFAULT, "default")
+        .stamped_at(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+fn ids(records: &[LineageRecord]) -> Vec<&str> {
+    records.iter().map(|record| record.request_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_batch_reads_back_equal_with_the_primary_first() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    let first_shadow = shadow("req-1", "mlp", 3, 2);
+    let main = primary("req-1", "mlp", 2);
+    let second_shadow = shadow("req-1", "mlp", 4, 2);
+    let other = primary("req-2", "mlp", 2);
+    // Shadows written before the primary still read back after it.
+    let batch = [first_shadow.clone(), main.clone(), other.clone(), second_shadow.clone()];
+    assert_eq!(registry.insert_lineage(&batch).await.expect("insert"), 4);
+
+    let read = registry.lineage("req-1").await.expect("read");
+    assert_eq!(read, [main.clone(), first_shadow, second_shadow]);
+    assert!(!read[0].is_shadow() && read[1].is_shadow());
+    assert_eq!(registry.lineage("req-2").await.expect("read"), [other]);
+    assert!(registry.lineage("req-3").await.expect("absent").is_empty());
+
+    // The stored time is the registry's format, and the record survives JSON too.
+    assert_eq!(main.at.len(), "2024-05-02T10:30:00.123Z".len());
+    let parsed = humantime::parse_rfc3339(&main.at).expect("rfc 3339");
+    assert_eq!(parsed.duration_since(UNIX_EPOCH).expect("after epoch").as_millis(), main.at_ms as u128);
+    let json = serde_json::to_string(&main).expect("serialize");
+    assert_eq!(serde_json::from_str::<LineageRecord>(&json).expect("deserialize"), main);
+}
+
+#[tokio::test]
+async fn a_thousand_records_go_in_one_batch() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    let batch = |round: usize| -> Vec<LineageRecord> {
+        (0..1000)
+            .map(|i| match i % 10 {
+                9 => shadow(&format!("{round}-{}", i - 1), "mlp", 2, 1),
+                _ => primary(&format!("{round}-{i}"), "mlp", 1),
+            })
+            .collect()
+    };
+    // Printed, not asserted (run with --nocapture): the first batch of a fresh store prepares
+    // its statements and grows the WAL; the others show the steady state.
+    for round in 0..3 {
+        let records = batch(round);
+        let started = Instant::now();
+        let written = registry.insert_lineage(&records).await.expect("insert");
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        println!("insert_lineage: 1,000 records in {ms:.1} ms (batch {})", round + 1);
+        assert_eq!(written, 1000);
+        assert_eq!(registry.lineage(&format!("{round}-998")).await.expect("read"), records[998..]);
+    }
+    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 3000);
+    assert_eq!(registry.count_lineage(None, true).await.expect("count"), 2700);
+}
+
+#[tokio::test]
+async fn a_refused_record_fails_its_whole_batch() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    registry.insert_lineage(&[primary("before", "mlp", 1)]).await.expect("a good batch");
+
+    // 1,200 records take several INSERT statements (512, 512, 128, …); the bad one is in the
+    // third, so the first two have run when it fails, and only the transaction can undo them.
+    let mut batch: Vec<_> = (0..1200).map(|i| primary(&format!("torn-{i}"), "mlp", 1)).collect();
+    batch[1100].status = 0;
+    let err = registry.insert_lineage(&batch).await.expect_err("status 0 breaks the CHECK");
+    match &err {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            assert!(db.message().contains("CHECK constraint failed"), "{db}");
+        }
+        other => panic!("expected a constraint violation, got {other:?}"),
+    }
+    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 1, "nothing of the batch");
+    assert!(registry.lineage("torn-0").await.expect("read").is_empty());
+
+    let mut first_bad = vec![primary("x", "mlp", 1), primary("y", "mlp", 1)];
+    first_bad[0].status = 600;
+    assert!(registry.insert_lineage(&first_bad).await.is_err());
+    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 1);
+
+    // The connection is not left inside a broken transaction.
+    registry.insert_lineage(&[primary("after", "mlp", 1)]).await.expect("a good batch after");
+    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn an_empty_batch_does_not_touch_the_database() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    registry.pool().close().await;
+    assert_eq!(registry.insert_lineage(&[]).await.expect("empty"), 0);
+    // The pool is really closed: anything that touched it would fail.
+    assert!(registry.insert_lineage(&[primary("r", "mlp", 1)]).await.is_err());
+}
+
+#[tokio::test]
+async fn a_chain_shows_the_version_its_provenance_and_its_history_up_to_the_request() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    let manifest = Manifest::from_toml_str("description = \"scorer\"\n[metrics]\nauc = 0.91\n").expect("manifest");
+    let mut first = new_version("mlp", b"v1 bytes");
+    first.manifest = Some(manifest.clone());
+    let v1 = store.register(first).await.expect("register").version;
+    register(&store, "mlp", b"v2 bytes").await;
+    registry.set_alias("mlp", "champion", 1, "ops").await.expect("alias");
+    registry.set_stage("mlp", 1, Stage::Production, "ops").await.expect("stage");
+    registry.record_event("mlp", Some(1), "promoted", json!({"from": 2}), "guard").await.expect("event");
+
+    let mut main = LineageRecord::new("req", "mlp", 1, &v1.sha256, LineageRecord::ROUTE_CHAMPION, "champion alias");
+    main.total_us = 800;
+    let side = shadow("req", "mlp", 2, 1);
+    registry.insert_lineage(&[side.clone(), main.clone()]).await.expect("insert");
+
+    // History after the request is not part of its chain.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    registry.set_stage("mlp", 1, Stage::Archived, "ops").await.expect("archive");
+    registry.record_event("mlp", Some(1), "rolled_back", json!({}), "guard").await.expect("event");
+
+    let chain = registry.lineage_chain("req").await.expect("chain");
+    assert_eq!(chain.records, [main, side]);
+    let version = chain.version.expect("v1 is registered");
+    assert_eq!((version.model.as_str(), version.version), ("mlp", 1));
+    assert_eq!(version.sha256, v1.sha256);
+    assert_eq!(version.stage, Stage::Archived, "the version as it is now");
+    assert_eq!(version.aliases, ["champion"]);
+    assert_eq!(chain.provenance, Some(manifest));
+    let kinds: Vec<_> = chain.events.iter().map(|event| event.kind.as_str()).collect();
+    assert_eq!(kinds, ["registered", "alias_set", "stage_changed", "promoted"]);
+    assert!(chain.events.iter().all(|event| event.version == Some(1)));
+    assert_eq!(chain.events[0].detail["sha256"], v1.sha256);
+    assert_eq!(chain.events[2].detail, json!({"from": "staging", "to": "production"}));
+    let json = serde_json::to_value(registry.lineage_chain("req").await.expect("chain")).expect("serialize");
+    assert_eq!(json["records"][0]["route"], "champion");
+    assert_eq!(json["version"]["stage"], "archived");
+}
+
+#[tokio::test]
+async fn a_chain_of_a_version_not_in_the_registry_keeps_its_records() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    register(&store, "mlp", b"only v1").await;
+    let ghost = primary("ghost-model", "ghost", 7);
+    let missing_version = primary("ghost-version", "mlp", 9);
+    registry.insert_lineage(&[ghost.clone(), missing_version.clone()]).await.expect("insert");
+    for (request, record) in [("ghost-model", ghost), ("ghost-version", missing_version)] {
+        let chain = registry.lineage_chain(request).await.expect("chain");
+        assert_eq!(chain.records, [record]);
+        assert!(chain.version.is_none() && chain.provenance.is_none() && chain.events.is_empty(), "{chain:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_chain_of_an_unknown_request_is_lineage_not_found() {
+    let (_dir, store) = temp_store().await;
+    store.registry().insert_lineage(&[primary("known", "mlp", 1)]).await.expect("insert");
+    let err = store.registry().lineage_chain("unknown").await.expect_err("absent");
+    assert!(matches!(&err, StoreError::LineageNotFound { request_id } if request_id == "unknown"));
+    assert_eq!(err.to_string(), "no lineage record for request 'unknown'");
+}
+
+#[tokio::test]
+async fn queries_filter_by_model_version_and_time_in_time_order() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    // Written out of time order; `a2` and `a3` share a millisecond and keep insertion order.
+    let batch = [
+        at_ms("a3", "a", 1, 3_000),
+        at_ms("b1", "b", 1, 1_500),
+        at_ms("a1", "a", 1, 1_000),
+        at_ms("a2", "a", 2, 3_000),
+        at_ms("a4", "a", 2, 4_000),
+        at_ms("b2", "b", 2, 5_000),
+    ];
+    registry.insert_lineage(&batch).await.expect("insert");
+    let query = |q: LineageQuery| async move { registry.query_lineage(&q).await.expect("query") };
+    let model = |name: &str| Some(name.to_owned());
+
+    assert_eq!(ids(&query(LineageQuery::default()).await), ["a1", "b1", "a3", "a2", "a4", "b2"]);
+    assert_eq!(
+        ids(&query(LineageQuery { model: model("a"), ..LineageQuery::default() }).await),
+        ["a1", "a3", "a2", "a4"]
+    );
+    let v2 = query(LineageQuery { model: model("a"), version: Some(2), ..LineageQuery::default() }).await;
+    assert_eq!(ids(&v2), ["a2", "a4"]);
+    assert_eq!(v2[0], batch[3]);
+    // Both bounds are inclusive.
+    let range = LineageQuery { since_ms: Some(1_500), until_ms: Some(4_000), ..LineageQuery::default() };
+    assert_eq!(ids(&query(range.clone()).await), ["b1", "a3", "a2", "a4"]);
+    assert_eq!(ids(&query(LineageQuery { limit: Some(2), ..range }).await), ["b1", "a3"]);
+    let one_instant = LineageQuery { since_ms: Some(3_000), until_ms: Some(3_000), ..LineageQuery::default() };
+    assert_eq!(ids(&query(one_instant).await), ["a3", "a2"]);
+    let since = LineageQuery { model: model("b"), since_ms: Some(1_501), ..LineageQuery::default() };
+    assert_eq!(ids(&query(since).await), ["b2"]);
+    let until = LineageQuery { until_ms: Some(999), ..LineageQuery::default() };
+    assert!(query(until).await.is_empty());
+    assert!(query(LineageQuery { model: model("c"), ..LineageQuery::default() }).await.is_empty());
+}
+
+#[tokio::test]
+async fn queries_have_a_default_and_a_maximum_limit() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    let batch: Vec<_> = (0..1005).map(|i| at_ms(&format!("r{i}"), "mlp", 1, 10_000 + i)).collect();
+    registry.insert_lineage(&batch).await.expect("insert");
+    let all = registry.query_lineage(&LineageQuery::default()).await.expect("default limit");
+    assert_eq!(all.len(), 1000);
+    assert_eq!((all[0].request_id.as_str(), all[999].request_id.as_str()), ("r0", "r999"));
+    let max = LineageQuery { limit: Some(LineageQuery::MAX_LIMIT), ..LineageQuery::default() };
+    assert_eq!(registry.query_lineage(&max).await.expect("max limit").len(), 1005);
+}
+
+#[tokio::test]
+async fn invalid_queries_are_refused_saying_why() {
+    let (_dir, store) = temp_store().await;
+    let refused = [
+        (
+            LineageQuery { since_ms: Some(10), until_ms: Some(9), ..LineageQuery::default() },
+            "since_ms 10 is after until_ms 9",
+        ),
+        (LineageQuery { limit: Some(0), ..LineageQuery::default() }, "limit 0 is outside 1..=100000"),
+        (LineageQuery { limit: Some(100_001), ..LineageQuery::default() }, "limit 100001"),
+        (LineageQuery { version: Some(3), ..LineageQuery::default() }, "without a model"),
+    ];
+    for (query, expected) in refused {
+        match store.registry().query_lineage(&query).await {
+            Err(err @ StoreError::InvalidQuery { .. }) => {
+                let message = err.to_string();
+                assert!(message.starts_with("invalid lineage query: ") && message.contains(expected), "{message}");
+            }
+            other => panic!("{query:?} was not refused: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn counts_by_model_and_primary_only() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 0);
+    let batch = [
+        primary("1", "a", 1),
+        shadow("1", "a", 2, 1),
+        shadow("1", "a", 3, 1),
+        primary("2", "a", 1),
+        primary("3", "b", 1),
+        shadow("3", "b", 2, 1),
+    ];
+    registry.insert_lineage(&batch).await.expect("insert");
+    let count = |model: Option<&'static str>, primary_only| async move {
+        registry.count_lineage(model, primary_only).await.expect("count")
+    };
+    assert_eq!(count(None, false).await, 6);
+    assert_eq!(count(None, true).await, 3);
+    assert_eq!(count(Some("a"), false).await, 4);
+    assert_eq!(count(Some("a"), true).await, 2);
+    assert_eq!(count(Some("b"), true).await, 1);
+    assert_eq!(count(Some("c"), false).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_from_two_stores_lose_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = ModelStore::open(dir.path()).await.expect("open");
+    let second = ModelStore::open(dir.path()).await.expect("open twice");
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let store = if task % 2 == 0 { first.clone() } else { second.clone() };
+            tokio::spawn(async move {
+                for batch in 0..10 {
+                    let records: Vec<_> = (0..100).map(|i| primary(&format!("{task}-{batch}-{i}"), "mlp", 1)).collect();
+                    assert_eq!(store.registry().insert_lineage(&records).await.expect("insert"), 100);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(second.registry().count_lineage(Some("mlp"), true).await.expect("count"), 8_000);
+}
+
+#[tokio::test]
+async fn reopening_keeps_lineage_and_applies_the_migration_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = primary("kept", "mlp", 1);
+    {
+        let store = ModelStore::open(dir.path()).await.expect("open");
+        store.registry().insert_lineage(std::slice::from_ref(&record)).await.expect("insert");
+    }
+    for _ in 0..2 {
+        let store = ModelStore::open(dir.path()).await.expect("reopen");
+        assert_eq!(store.registry().lineage("kept").await.expect("read"), std::slice::from_ref(&record));
+        assert_eq!(applied_migrations(store.registry()).await, [1, 2]);
+    }
+}
+
+#[tokio::test]
+async fn a_registry_created_before_lineage_upgrades_in_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = SqliteConnectOptions::new().filename(dir.path().join("registry.db")).create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await.expect("pool");
+    MIGRATOR.run_to(1, &pool).await.expect("schema 0001 only");
+    // A version registered by the code of schema 0001, written as that code wrote it.
+    let at = "2024-05-02T10:30:00.123Z";
+    for statement in [
+        format!("INSERT INTO models (id, name, created_at, created_ms) VALUES (1, 'old', '{at}', 1714645800123)"),
+        format!(
+            "INSERT INTO versions (model_id, number, sha256, size, signature_json, stage, created_at, created_ms) \
+             VALUES (1, 1, '{SHA}', 3, '{}', 'production', '{at}', 1714645800123)",
+            serde_json::to_string(&signature()).expect("signature")
+        ),
+        format!(
+            "INSERT INTO events (model_id, version_number, kind, detail_json, actor, at, at_ms) \
+             VALUES (1, 1, 'registered', '{{}}', 'old code', '{at}', 1714645800123)"
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.expect("seed");
+    }
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'lineage'").fetch_all(&pool).await.expect("q");
+    assert!(tables.is_empty(), "0001 alone has no lineage table");
+    pool.close().await;
+
+    let store = ModelStore::open(dir.path()).await.expect("open upgrades");
+    let registry = store.registry();
+    assert_eq!(applied_migrations(registry).await, [1, 2]);
+    assert_eq!(registry.version("old", 1).await.expect("kept").stage, Stage::Production);
+    let record = primary("after-upgrade", "old", 1).stamped_at(SystemTime::now());
+    registry.insert_lineage(std::slice::from_ref(&record)).await.expect("insert");
+    let chain = registry.lineage_chain("after-upgrade").await.expect("chain");
+    assert_eq!(chain.records, [record]);
+    assert_eq!(chain.version.expect("old v1").sha256, SHA);
+    assert_eq!(chain.events.len(), 1);
+    assert_eq!(chain.events[0].actor, "old code");
+}
+
+async fn applied_migrations(registry: &Registry) -> Vec<i64> {
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(registry.pool())
+        .await
+        .expect("migrations table")
+}
