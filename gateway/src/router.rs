@@ -110,14 +110,6 @@ impl RoutingTable {
         TOTAL_BP.saturating_sub(self.challengers.iter().map(|(_, w)| w).sum())
     }
 
-    /// Every version this table can send traffic to (champion, challengers, shadows, backups).
-    pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
-        std::iter::once(self.champion)
-            .chain(self.challengers.iter().map(|(v, _)| *v))
-            .chain(self.shadows.iter().map(|(v, _)| *v))
-            .chain(self.backup.iter().copied())
-    }
-
     /// Chooses the version for an unpinned request. With a sticky key, the choice is weighted
     /// rendezvous hashing: the same key always gets the same version while weights stand, and
     /// a weight change moves only the keys that must move. Without one, a uniform draw.

@@ -9,6 +9,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::json_response;
 use crate::app::App;
 use crate::serving::{ServedModel, VersionSlot};
 
@@ -35,20 +36,15 @@ fn route<B>(app: &App, req: &Request<B>) -> Result<Response<Full<Bytes>>, ApiErr
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
             Ok(r)
         }
-        ["admin", "models"] => Ok(json_ok(&Value::Array(state.models.values().map(model_state).collect()))),
+        ["admin", "models"] => {
+            Ok(json_response(StatusCode::OK, &Value::Array(state.models.values().map(model_state).collect())))
+        }
         ["admin", "models", name] => {
             let model = state.models.get(*name).ok_or_else(|| ApiError::NotFound(format!("unknown model '{name}'")))?;
-            Ok(json_ok(&model_state(model)))
+            Ok(json_response(StatusCode::OK, &model_state(model)))
         }
         _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
     }
-}
-
-fn json_ok(body: &Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = StatusCode::OK;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }
 
 fn model_state(model: &ServedModel) -> Value {

@@ -69,10 +69,7 @@ impl ApiError {
             ApiError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let body = serde_json::json!({ "error": self.to_string() }).to_string();
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut response = super::json_response(status, &serde_json::json!({ "error": self.to_string() }));
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -11,6 +11,7 @@ use hyper::body::Body;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use super::json_response;
 use super::shadow;
 use crate::app::App;
 use crate::engine::validate_inputs;
@@ -48,13 +49,6 @@ fn request_id(headers: &HeaderMap) -> String {
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }
 
 fn ok(body: &Value) -> Result<Response<Full<Bytes>>, ApiError> {

@@ -27,8 +27,12 @@ pub fn mirror(
     shadows: Vec<Arc<LoadedVersion>>,
 ) {
     let primary = Arc::new(primary.to_vec());
-    for shadow in shadows {
-        let (model, primary, inputs) = (model.to_owned(), Arc::clone(&primary), inputs.clone());
+    let last = shadows.len().saturating_sub(1);
+    let mut owned = Some(inputs);
+    for (i, shadow) in shadows.into_iter().enumerate() {
+        // Every shadow but the last gets a copy; the last takes the caller's.
+        let inputs = if i == last { owned.take() } else { owned.clone() }.expect("inputs are taken only by the last");
+        let (model, primary) = (model.to_owned(), Arc::clone(&primary));
         tokio::spawn(async move {
             let version = shadow.instance.version.to_string();
             let result = shadow.instance.infer(inputs).await;
