@@ -6,8 +6,10 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use model_store::ModelStore;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::lineage::LineageSink;
 use crate::serving::ServingState;
 
 /// Shared by every request handler.
@@ -19,17 +21,66 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Request bodies above this size get 413.
     pub max_body_bytes: usize,
+    /// Where lineage records go; `None` when `[lineage] enabled = false`.
+    pub lineage: Option<LineageSink>,
+    /// Shadow runs in flight: shutdown waits for them so their records are written too.
+    pub shadow_tasks: TaskTracker,
 }
 
 impl App {
-    /// Wraps a built serving state.
-    pub fn new(config: &Config, store: Arc<ModelStore>, serving: ServingState) -> App {
+    /// Wraps a built serving state. `lineage` comes from `lineage::start` (or is `None`).
+    pub fn new(config: &Config, store: Arc<ModelStore>, serving: ServingState, lineage: Option<LineageSink>) -> App {
+        export_routing(&serving, None);
         App {
             serving: ArcSwap::from_pointee(serving),
             store,
             metrics: metrics_handle(),
             max_body_bytes: config.server.max_body_bytes,
+            lineage,
+            shadow_tasks: TaskTracker::new(),
         }
+    }
+
+    /// Makes `next` the serving state: one atomic store. Requests in flight keep the snapshot
+    /// they loaded; the routing gauges follow the new state.
+    pub fn install(&self, next: ServingState) {
+        let previous = self.serving.swap(Arc::new(next));
+        export_routing(&self.serving.load(), Some(&previous));
+    }
+}
+
+/// Sets `switchyard_routing_weight_ratio{model,version,route}` for every version the routing of
+/// `state` names (champion and challengers: share of requests; shadows: share mirrored; backups:
+/// 0), and zeroes the series of `previous` that `state` no longer has.
+pub fn export_routing(state: &ServingState, previous: Option<&ServingState>) {
+    let series = |s: &ServingState| -> Vec<(String, u32, &'static str, f64)> {
+        s.models
+            .values()
+            .flat_map(|m| {
+                let r = &m.routing;
+                let ratio = |bp: u32| f64::from(bp) / f64::from(crate::router::TOTAL_BP);
+                let name = m.name.clone();
+                std::iter::once((name.clone(), r.champion, "champion", ratio(r.champion_weight())))
+                    .chain(r.challengers.iter().map(|&(v, w)| (name.clone(), v, "challenger", ratio(w))))
+                    .chain(r.shadows.iter().map(|&(v, w)| (name.clone(), v, "shadow", ratio(w))))
+                    .chain(r.backup.iter().map(|&v| (name.clone(), v, "backup", 0.0)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let now = series(state);
+    if let Some(prev) = previous {
+        for (model, version, route, _) in series(prev) {
+            if !now.iter().any(|(m, v, r, _)| *m == model && *v == version && *r == route) {
+                metrics::gauge!("switchyard_routing_weight_ratio",
+                    "model" => model, "version" => version.to_string(), "route" => route)
+                .set(0.0);
+            }
+        }
+    }
+    for (model, version, route, ratio) in now {
+        metrics::gauge!("switchyard_routing_weight_ratio", "model" => model, "version" => version.to_string(), "route" => route)
+            .set(ratio);
     }
 }
 
@@ -97,4 +148,25 @@ fn describe_metrics() {
         "Rows compared between shadow and primary, by argmax agreement."
     );
     describe_gauge!("switchyard_model_info", "1 for each loaded version, labelled with its sha256 and stage.");
+    describe_gauge!(
+        "switchyard_routing_weight_ratio",
+        "Share of a model's requests routed (champion, challenger) or mirrored (shadow) to a version; backups 0."
+    );
+    describe_counter!("switchyard_lineage_records_written_total", "Lineage records committed to the registry.");
+    describe_counter!(
+        "switchyard_lineage_records_dropped_total",
+        "Lineage records lost, by reason: full (buffer full, policy drop), closed (after shutdown), write_failed."
+    );
+    describe_counter!(
+        "switchyard_lineage_blocked_total",
+        "Requests that waited for room in a full lineage buffer (policy block)."
+    );
+    describe_gauge!("switchyard_lineage_queue_depth", "Lineage records waiting to be written.");
+    describe_counter!("switchyard_lineage_write_errors_total", "Failed attempts to write a lineage batch.");
+    describe_gauge!("switchyard_lineage_store_healthy", "0 while lineage writes are failing, else 1.");
+    describe_histogram!(
+        "switchyard_lineage_batch_write_duration_seconds",
+        Unit::Seconds,
+        "Time to commit one batch of lineage records."
+    );
 }

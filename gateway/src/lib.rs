@@ -2,13 +2,15 @@
 //!
 //! Where things live: `config` (the TOML file, validated), `engine` (ONNX Runtime sessions on
 //! worker threads), `serving` (the loaded versions, one swappable snapshot), `v2` (protocol
-//! codec), `http` (listeners and handlers), `app` (shared state and metrics), `cli` (commands).
+//! codec), `http` (listeners and handlers), `app` (shared state and metrics), `lineage` (per-request records, written off the request
+//! path), `router` (traffic split), `cli` (commands).
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod lineage;
 pub mod router;
 pub mod serving;
 pub mod tensor;

@@ -26,6 +26,8 @@ pub struct ServedModel {
     /// Largest batch advertised to clients (`max_batch_size` in the model config).
     pub max_batch: usize,
     pub versions: BTreeMap<u32, VersionSlot>,
+    /// Keep a sha256 of each request's inputs in its lineage record.
+    pub lineage_input_sha256: bool,
 }
 
 /// A configured version: serving, or refused at load with the reason.
@@ -132,7 +134,13 @@ async fn load_model(
         };
         versions.insert(record.version, slot);
     }
-    Ok(ServedModel { name: model.name.clone(), routing, max_batch: model.engine.max_batch, versions })
+    Ok(ServedModel {
+        name: model.name.clone(),
+        routing,
+        max_batch: model.engine.max_batch,
+        versions,
+        lineage_input_sha256: model.lineage_input_sha256,
+    })
 }
 
 /// Turns the configured split into version numbers. Aliases may resolve to the same number as

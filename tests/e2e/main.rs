@@ -5,6 +5,7 @@
 
 mod cli;
 mod lifecycle;
+mod lineage;
 mod routing;
 mod serving;
 mod support;

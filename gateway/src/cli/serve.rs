@@ -13,9 +13,10 @@ use crate::app::App;
 use crate::config::Config;
 use crate::engine::Runtime;
 use crate::http::{admin, public, server};
+use crate::lineage;
 use crate::serving::ServingState;
 
-/// How long in-flight requests get to finish after SIGTERM.
+/// How long in-flight requests (then shadow runs, then lineage writes) get to finish after SIGTERM.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// `switchyard config check FILE`.
@@ -99,7 +100,13 @@ async fn run(config: Config) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let app = Arc::new(App::new(&config, store, serving));
+    let (lineage, writer) = if config.lineage.enabled {
+        let (sink, writer) = lineage::start(store.registry().clone(), &config.lineage);
+        (Some(sink), Some(writer))
+    } else {
+        (None, None)
+    };
+    let app = Arc::new(App::new(&config, store, serving, lineage));
 
     let public_listener = TcpListener::bind(config.server.listen)
         .await
@@ -142,6 +149,15 @@ async fn run(config: Config) -> anyhow::Result<i32> {
         std::process::exit(130);
     });
     let _ = tokio::join!(public, admin);
+    // Every request has answered, so every primary record is in the channel. Shadow runs still
+    // going add theirs; then the writer drains the channel.
+    app.shadow_tasks.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, app.shadow_tasks.wait()).await.is_err() {
+        tracing::warn!("shadow runs still going after the drain deadline; their records are dropped");
+    }
+    if let Some(writer) = writer {
+        writer.drain(DRAIN_DEADLINE).await;
+    }
     tracing::info!("stopped");
     Ok(0)
 }

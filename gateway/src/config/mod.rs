@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings};
-pub use raw::{RawEngine, RawModel, RawRouting, RawRuntime, RawServer, RawStore};
+pub use raw::{RawEngine, RawLineage, RawModel, RawModelLineage, RawRouting, RawRuntime, RawServer, RawStore};
 
 /// A validated configuration. Every field is usable as is.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +22,36 @@ pub struct Config {
     pub store_path: PathBuf,
     /// Explicit ONNX Runtime library, if configured.
     pub onnxruntime: Option<PathBuf>,
+    /// How per-request lineage is recorded.
+    pub lineage: LineageConfig,
     /// Served models, names unique, in file order.
     pub models: Vec<ModelConfig>,
+}
+
+/// `[lineage]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineageConfig {
+    pub enabled: bool,
+    /// Records buffered between the request path and the writer.
+    pub capacity: usize,
+    /// Most records per write transaction.
+    pub batch_max: usize,
+    pub on_full: OnFull,
+}
+
+/// What a request does when the lineage buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    /// Wait for room: no record is ever lost, at the price of latency under a stalled database.
+    Block,
+    /// Drop the record and count it: latency never waits on the database.
+    Drop,
+}
+
+impl Default for LineageConfig {
+    fn default() -> LineageConfig {
+        LineageConfig { enabled: true, capacity: 65_536, batch_max: 1024, on_full: OnFull::Block }
+    }
 }
 
 /// Listeners and HTTP limits.
@@ -46,6 +74,8 @@ pub struct ModelConfig {
     /// Where traffic goes; every version it names is also in `versions`.
     pub routing: RoutingConfig,
     pub engine: EngineSettings,
+    /// Keep a sha256 of each request's inputs in its lineage record.
+    pub lineage_input_sha256: bool,
 }
 
 /// A model's traffic split as configured (selectors still unresolved).
@@ -134,6 +164,7 @@ impl Config {
         let server: Option<RawServer> = section(&mut table, "server", &mut problems);
         let store: Option<RawStore> = section(&mut table, "store", &mut problems);
         let runtime: Option<RawRuntime> = section(&mut table, "runtime", &mut problems);
+        let lineage: Option<RawLineage> = section(&mut table, "lineage", &mut problems);
         let models = match table.remove("model") {
             None => Vec::new(),
             Some(toml::Value::Array(items)) => items
@@ -153,9 +184,10 @@ impl Config {
             }
         };
         for key in table.keys() {
-            problems.push(format!("unknown top-level key '{key}' (expected server, store, runtime, model)"));
+            problems.push(format!("unknown top-level key '{key}' (expected server, store, runtime, lineage, model)"));
         }
-        let config = validate(server, store, runtime, models, base, &mut problems);
+        let mut config = validate(server, store, runtime, models, base, &mut problems);
+        config.lineage = validate_lineage(lineage.unwrap_or_default(), &mut problems);
         if problems.is_empty() { Ok(config) } else { Err(ConfigError { source: source.to_owned(), problems }) }
     }
 }
@@ -244,7 +276,25 @@ fn validate(
             Some(model)
         })
         .collect();
-    Config { server: server_config, store_path, onnxruntime, models }
+    Config { server: server_config, store_path, onnxruntime, lineage: LineageConfig::default(), models }
+}
+
+fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfig {
+    let d = LineageConfig::default();
+    let on_full = match raw.on_full.as_deref() {
+        None | Some("block") => OnFull::Block,
+        Some("drop") => OnFull::Drop,
+        Some(other) => {
+            problems.push(format!("[lineage] on_full = {other:?} must be \"block\" or \"drop\""));
+            OnFull::Block
+        }
+    };
+    LineageConfig {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        capacity: bounded(raw.capacity, d.capacity as u64, 1..=10_000_000, "[lineage] capacity", problems) as usize,
+        batch_max: bounded(raw.batch_max, d.batch_max as u64, 1..=100_000, "[lineage] batch_max", problems) as usize,
+        on_full,
+    }
 }
 
 fn selector(value: &toml::Value, label: &str, problems: &mut Vec<String>) -> Option<VersionSelector> {
@@ -362,7 +412,8 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
     if problems.len() > before {
         return None;
     }
-    Some(ModelConfig { name, versions, routing: routing?, engine })
+    let lineage_input_sha256 = raw.lineage.input_sha256.unwrap_or(false);
+    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256 })
 }
 
 /// Percent (0–100) → basis points, refusing what is not a finite percentage.

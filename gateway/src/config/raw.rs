@@ -33,6 +33,29 @@ pub struct RawRuntime {
     pub onnxruntime: Option<String>,
 }
 
+/// `[lineage]`: the per-request record of which artifact answered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLineage {
+    /// Record lineage at all (default true).
+    pub enabled: Option<bool>,
+    /// Records waiting to be written before `on_full` applies.
+    pub capacity: Option<u64>,
+    /// Most records written in one transaction.
+    pub batch_max: Option<u64>,
+    /// What a request does when the buffer is full: `"block"` (wait for room; default) or
+    /// `"drop"` (drop the record, counted).
+    pub on_full: Option<String>,
+}
+
+/// `[model.lineage]`: per-model lineage options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelLineage {
+    /// Keep a sha256 of each request's input tensors in its record (default false).
+    pub input_sha256: Option<bool>,
+}
+
 /// One `[[model]]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +69,8 @@ pub struct RawModel {
     pub engine: RawEngine,
     /// Traffic split; without it every request goes to `default_version`.
     pub routing: Option<RawRouting>,
+    #[serde(default)]
+    pub lineage: RawModelLineage,
 }
 
 /// `[model.routing]`: champion, weighted challengers, shadows, backups, sticky key.

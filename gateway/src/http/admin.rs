@@ -1,5 +1,5 @@
-//! The admin port: Prometheus `/metrics` and read-only `/admin/…` state. Binds loopback by
-//! default; more operator actions arrive with routing and the guard.
+//! The admin port: Prometheus `/metrics`, read-only `/admin/…` state (models and routing,
+//! per-request lineage, writer status). Binds loopback by default.
 
 use std::sync::Arc;
 
@@ -12,16 +12,17 @@ use super::error::ApiError;
 use super::json_response;
 use crate::app::App;
 use crate::serving::{ServedModel, VersionSlot};
+use model_store::StoreError;
 
 /// Answers one request on the admin port.
 pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Full<Bytes>> {
-    match route(&app, &req) {
+    match route(&app, &req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-fn route<B>(app: &App, req: &Request<B>) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn route<B>(app: &App, req: &Request<B>) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = req.uri().path().trim_end_matches('/');
     if req.method() != Method::GET {
         return Err(ApiError::MethodNotAllowed { method: req.method().to_string(), path: path.to_owned() });
@@ -43,8 +44,38 @@ fn route<B>(app: &App, req: &Request<B>) -> Result<Response<Full<Bytes>>, ApiErr
             let model = state.models.get(*name).ok_or_else(|| ApiError::NotFound(format!("unknown model '{name}'")))?;
             Ok(json_response(StatusCode::OK, &model_state(model)))
         }
+        ["admin", "lineage", request_id] => lineage(app, request_id).await,
+        ["admin", "status"] => Ok(json_response(StatusCode::OK, &status(app))),
         _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
     }
+}
+
+/// The full chain of one request: its records, the version, provenance and events.
+async fn lineage(app: &App, request_id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    match app.store.registry().lineage_chain(request_id).await {
+        Ok(chain) => {
+            let body = serde_json::to_value(&chain).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        Err(StoreError::LineageNotFound { .. }) => {
+            let pending = app.lineage.as_ref().is_some_and(|s| s.queued() > 0);
+            let hint = if pending { " (records are still being written; retry shortly)" } else { "" };
+            Err(ApiError::NotFound(format!("no lineage record for request '{request_id}'{hint}")))
+        }
+        Err(e) => {
+            Err(ApiError::Unavailable { message: format!("the registry cannot be read: {e}"), retry_after: Some(1) })
+        }
+    }
+}
+
+/// The process's health beyond readiness: the lineage writer's state.
+fn status(app: &App) -> Value {
+    let lineage = match &app.lineage {
+        Some(sink) => serde_json::to_value(sink.snapshot()).unwrap_or(Value::Null),
+        None => json!({ "enabled": false }),
+    };
+    let degraded = app.lineage.as_ref().is_some_and(|s| !s.snapshot().healthy);
+    json!({ "status": if degraded { "degraded" } else { "ok" }, "lineage": lineage })
 }
 
 fn model_state(model: &ServedModel) -> Value {

@@ -2,12 +2,13 @@
 //! loads the serving snapshot once and answers from it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
+use model_store::LineageRecord;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
@@ -15,6 +16,7 @@ use super::json_response;
 use super::shadow;
 use crate::app::App;
 use crate::engine::validate_inputs;
+use crate::lineage::{inputs_sha256, reason_text, sticky_hash_text};
 use crate::router::{Decision, Reason, Route};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
 use crate::v2::decode::decode_request;
@@ -197,8 +199,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
-    let decision = match version {
-        Some(v) => Decision { version: v, route: Route::Pinned, reason: Reason::PinnedByPath },
+    let arrived = SystemTime::now();
+    let (decision, fell_back) = match version {
+        Some(v) => (Decision { version: v, route: Route::Pinned, reason: Reason::PinnedByPath }, None),
         None => choose_version(model, req.headers())?,
     };
     let loaded = select(model, Some(decision.version))?;
@@ -208,7 +211,9 @@ where
     } else {
         model.routing.shadows_for_request().filter_map(|v| model.ready(v).cloned()).collect()
     };
-    let result = run_inference(app, model, loaded, req, request_id, route, shadows).await;
+    let mut facts =
+        RunFacts { request_id, route, arrived, queue: Duration::ZERO, compute: Duration::ZERO, input_sha256: None };
+    let result = run_inference(app, model, loaded, req, shadows, &mut facts).await;
     let inst = &loaded.instance;
     let status = match &result {
         Ok(_) => StatusCode::OK,
@@ -218,23 +223,62 @@ where
     metrics::counter!("switchyard_requests_total", &labels_with_status(&labels, status)).increment(1);
     metrics::histogram!("switchyard_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     metrics::gauge!("switchyard_queue_depth", &labels[..2]).set(inst.queue_depth() as f64);
+    if let Some(sink) = &app.lineage {
+        let mut record = LineageRecord::new(
+            request_id,
+            &model.name,
+            inst.version,
+            &inst.sha256,
+            route,
+            reason_text(&decision, fell_back),
+        )
+        .stamped_at(arrived);
+        record.sticky_key_hash = sticky_hash_text(&decision);
+        record.input_sha256 = facts.input_sha256;
+        record.queue_us = micros(facts.queue);
+        record.compute_us = micros(facts.compute);
+        record.total_us = micros(started.elapsed());
+        record.status = status.as_u16();
+        record.error_class = result.as_ref().err().map(|e| e.class().to_owned());
+        // Handed over before the response leaves: once a client has its answer, the record is
+        // in the writer's hands, and a graceful shutdown writes it.
+        sink.submit(record).await;
+    }
     result
+}
+
+/// One request's run: what it is (id, route, arrival) and what it measured beyond its response,
+/// for its lineage record.
+#[derive(Debug)]
+struct RunFacts<'a> {
+    request_id: &'a str,
+    route: &'static str,
+    arrived: SystemTime,
+    queue: Duration,
+    compute: Duration,
+    input_sha256: Option<String>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Picks the version for an unpinned request: the routing table's choice when it is loaded,
 /// else the champion, else the first loaded backup. 503 only when none of them is loaded.
-fn choose_version(model: &ServedModel, headers: &HeaderMap) -> Result<Decision, ApiError> {
+/// Also returns the version first chosen when it had to fall back.
+fn choose_version(model: &ServedModel, headers: &HeaderMap) -> Result<(Decision, Option<u32>), ApiError> {
     let table = &model.routing;
     let key = table.sticky_header.as_deref().and_then(|h| headers.get(h)).map(HeaderValue::as_bytes);
     let decision = table.pick(key);
     if model.ready(decision.version).is_some() {
-        return Ok(decision);
+        return Ok((decision, None));
     }
+    let fell_back = Some(decision.version);
     if model.ready(table.champion).is_some() {
-        return Ok(Decision { version: table.champion, route: Route::Champion, ..decision });
+        return Ok((Decision { version: table.champion, route: Route::Champion, ..decision }, fell_back));
     }
     if let Some(&backup) = table.backup.iter().find(|v| model.ready(**v).is_some()) {
-        return Ok(Decision { version: backup, route: Route::Backup, ..decision });
+        return Ok((Decision { version: backup, route: Route::Backup, ..decision }, fell_back));
     }
     Err(ApiError::Unavailable {
         message: format!(
@@ -256,14 +300,14 @@ async fn run_inference<B>(
     model: &ServedModel,
     loaded: &LoadedVersion,
     req: Request<B>,
-    request_id: &str,
-    route: &str,
     shadows: Vec<Arc<LoadedVersion>>,
+    facts: &mut RunFacts<'_>,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let (request_id, route) = (facts.request_id, facts.route);
     let inst = &loaded.instance;
     let (headers, body) = read_body(req, app.max_body_bytes).await?;
     let request = decode_request(&body, headers.get(INFERENCE_HEADER_LENGTH).map(HeaderValue::as_bytes))?;
@@ -279,11 +323,24 @@ where
             names.join(", ")
         )));
     }
+    if model.lineage_input_sha256 {
+        facts.input_sha256 = Some(inputs_sha256(&request.inputs));
+    }
     // Shadows get their own copy; cloning costs only the requests that are mirrored.
     let shadow_inputs = if shadows.is_empty() { None } else { Some(request.inputs.clone()) };
     let outcome = inst.infer(request.inputs).await?;
+    facts.queue = outcome.queue;
+    facts.compute = outcome.compute;
     if let Some(inputs) = shadow_inputs {
-        shadow::mirror(&model.name, inst.version, &outcome.outputs, inputs, shadows);
+        let primary = shadow::Primary {
+            request_id,
+            model: &model.name,
+            version: inst.version,
+            arrived: facts.arrived,
+            outputs: &outcome.outputs,
+            input_sha256: facts.input_sha256.as_deref(),
+        };
+        shadow::mirror(app, &primary, inputs, shadows);
     }
     let labels = [("model", model.name.clone()), ("version", inst.version.to_string())];
     metrics::histogram!("switchyard_queue_duration_seconds", &labels).record(outcome.queue.as_secs_f64());

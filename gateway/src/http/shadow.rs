@@ -3,7 +3,12 @@
 //! comparison is exported as metrics. A full shadow queue drops the copy (counted), never waits.
 
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
+use model_store::LineageRecord;
+
+use super::error::ApiError;
+use crate::app::App;
 use crate::engine::InferError;
 use crate::serving::LoadedVersion;
 use crate::tensor::{Tensor, TensorData};
@@ -18,22 +23,44 @@ pub struct Comparison {
     pub argmax_rows: u64,
 }
 
-/// Spawns one background run per shadow. Returns at once.
-pub fn mirror(
-    model: &str,
-    primary_version: u32,
-    primary: &[Tensor],
-    inputs: Vec<Tensor>,
-    shadows: Vec<Arc<LoadedVersion>>,
-) {
-    let primary = Arc::new(primary.to_vec());
+/// The primary run a shadow copy is compared with.
+#[derive(Debug)]
+pub struct Primary<'a> {
+    pub request_id: &'a str,
+    pub model: &'a str,
+    pub version: u32,
+    /// When the request arrived: shadow records carry the request's time.
+    pub arrived: SystemTime,
+    pub outputs: &'a [Tensor],
+    pub input_sha256: Option<&'a str>,
+}
+
+/// Spawns one background run per shadow, tracked so that shutdown waits for them. Returns at once.
+pub fn mirror(app: &App, primary: &Primary<'_>, inputs: Vec<Tensor>, shadows: Vec<Arc<LoadedVersion>>) {
+    let outputs = Arc::new(primary.outputs.to_vec());
     let last = shadows.len().saturating_sub(1);
     let mut owned = Some(inputs);
     for (i, shadow) in shadows.into_iter().enumerate() {
         // Every shadow but the last gets a copy; the last takes the caller's.
         let inputs = if i == last { owned.take() } else { owned.clone() }.expect("inputs are taken only by the last");
-        let (model, primary) = (model.to_owned(), Arc::clone(&primary));
-        tokio::spawn(async move {
+        let (model, primary_outputs) = (primary.model.to_owned(), Arc::clone(&outputs));
+        let record = app.lineage.as_ref().map(|sink| {
+            let inst = &shadow.instance;
+            let mut r = LineageRecord::new(
+                primary.request_id,
+                primary.model,
+                inst.version,
+                &inst.sha256,
+                LineageRecord::ROUTE_SHADOW,
+                format!("mirrored copy of version {}", primary.version),
+            )
+            .stamped_at(primary.arrived);
+            r.shadow_of = Some(primary.version);
+            r.input_sha256 = primary.input_sha256.map(str::to_owned);
+            (sink.clone(), r)
+        });
+        app.shadow_tasks.spawn(async move {
+            let started = Instant::now();
             let version = shadow.instance.version.to_string();
             let result = shadow.instance.infer(inputs).await;
             let outcome = match &result {
@@ -44,16 +71,45 @@ pub fn mirror(
             metrics::counter!("switchyard_shadow_requests_total",
                 "model" => model.clone(), "version" => version.clone(), "result" => outcome)
             .increment(1);
-            let Ok(out) = result else { return };
-            let c = compare(&primary, &out.outputs);
-            metrics::histogram!("switchyard_shadow_max_abs_diff", "model" => model.clone(), "version" => version.clone())
-                .record(c.max_abs_diff);
-            metrics::counter!("switchyard_shadow_argmax_rows_total", "model" => model.clone(), "version" => version.clone(), "agree" => "true")
-                .increment(c.argmax_agree);
-            metrics::counter!("switchyard_shadow_argmax_rows_total", "model" => model, "version" => version, "agree" => "false")
-                .increment(c.argmax_rows - c.argmax_agree);
-            tracing::trace!(primary_version, ?c, "shadow compared");
+            if outcome == "dropped" {
+                return; // counted above; a copy that never ran has no lineage
+            }
+            let comparison = result.as_ref().ok().map(|out| compare(&primary_outputs, &out.outputs));
+            if let Some(c) = &comparison {
+                metrics::histogram!("switchyard_shadow_max_abs_diff", "model" => model.clone(), "version" => version.clone())
+                    .record(c.max_abs_diff);
+                metrics::counter!("switchyard_shadow_argmax_rows_total", "model" => model.clone(), "version" => version.clone(), "agree" => "true")
+                    .increment(c.argmax_agree);
+                metrics::counter!("switchyard_shadow_argmax_rows_total", "model" => model, "version" => version, "agree" => "false")
+                    .increment(c.argmax_rows - c.argmax_agree);
+            }
+            let Some((sink, mut record)) = record else { return };
+            record.total_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            match result {
+                Ok(out) => {
+                    record.queue_us = u64::try_from(out.queue.as_micros()).unwrap_or(u64::MAX);
+                    record.compute_us = u64::try_from(out.compute.as_micros()).unwrap_or(u64::MAX);
+                }
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    record.status = e.status().as_u16();
+                    record.error_class = Some(e.class().to_owned());
+                }
+            }
+            record.comparison = comparison.map(|c| c.to_json());
+            sink.submit(record).await;
         });
+    }
+}
+
+impl Comparison {
+    /// As stored in the shadow's lineage record.
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "max_abs_diff": self.max_abs_diff,
+            "argmax_agree": self.argmax_agree,
+            "argmax_rows": self.argmax_rows,
+        })
     }
 }
 

@@ -1,0 +1,306 @@
+//! Per-request lineage, off the request path: handlers hand records to a bounded channel
+//! (`LineageSink`), and one writer task (`LineageWriter`) takes whatever has queued up, up to
+//! `batch_max`, and writes it to the registry in one transaction. Under load batches grow by
+//! themselves (group commit); at rest each record is written at once.
+//!
+//! Nothing is lost silently: a full buffer makes the request wait (`block`) or drops the record
+//! (`drop`), counted either way; a failing database is retried with backoff while records wait in
+//! the buffer; shutdown closes the channel only after every request has handed its record over,
+//! and the writer drains what is left before the process exits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use model_store::{LineageRecord, Registry};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::{LineageConfig, OnFull};
+use crate::router::{Decision, Reason, Route};
+use crate::tensor::Tensor;
+
+/// First and largest pause between attempts to write a batch the database refused.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Where request handlers send their records. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LineageSink {
+    tx: mpsc::Sender<LineageRecord>,
+    on_full: OnFull,
+    status: Arc<WriterStatus>,
+}
+
+/// What the writer has done so far; shown by `GET /admin/status` and exported as metrics.
+#[derive(Debug, Default)]
+pub struct WriterStatus {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// False while the last write attempt failed (the store is degraded; records wait).
+    pub healthy: AtomicBool,
+    capacity: AtomicU64,
+}
+
+/// A point-in-time view of `WriterStatus` and the buffer.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusSnapshot {
+    pub enabled: bool,
+    pub healthy: bool,
+    pub queued: usize,
+    pub capacity: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub write_errors: u64,
+}
+
+/// The writer task; `drain` finishes it.
+#[derive(Debug)]
+pub struct LineageWriter {
+    close: oneshot::Sender<Duration>,
+    task: JoinHandle<()>,
+}
+
+/// Starts the writer on the current runtime. Records sent to the returned sink are written to
+/// `registry` until `LineageWriter::drain`.
+pub fn start(registry: Registry, config: &LineageConfig) -> (LineageSink, LineageWriter) {
+    let (tx, rx) = mpsc::channel(config.capacity);
+    let status = Arc::new(WriterStatus { healthy: AtomicBool::new(true), ..WriterStatus::default() });
+    status.capacity.store(config.capacity as u64, Ordering::Relaxed);
+    let (close_tx, close_rx) = oneshot::channel();
+    let task = tokio::spawn(write_loop(registry, rx, config.batch_max, Arc::clone(&status), close_rx));
+    (LineageSink { tx, on_full: config.on_full, status }, LineageWriter { close: close_tx, task })
+}
+
+impl LineageSink {
+    /// Hands one record to the writer. With `block`, waits while the buffer is full; with
+    /// `drop`, drops it. Either way the event is counted. After shutdown has closed the channel,
+    /// the record is dropped and counted as `closed`.
+    pub async fn submit(&self, record: LineageRecord) {
+        let record = match self.tx.try_send(record) {
+            Ok(()) => {
+                self.export_depth();
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return self.dropped("closed"),
+            Err(mpsc::error::TrySendError::Full(record)) => record,
+        };
+        match self.on_full {
+            OnFull::Drop => self.dropped("full"),
+            OnFull::Block => {
+                metrics::counter!("switchyard_lineage_blocked_total").increment(1);
+                if self.tx.send(record).await.is_err() {
+                    self.dropped("closed");
+                }
+            }
+        }
+    }
+
+    fn dropped(&self, reason: &'static str) {
+        self.status.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => reason).increment(1);
+    }
+
+    fn export_depth(&self) {
+        metrics::gauge!("switchyard_lineage_queue_depth").set(self.queued() as f64);
+    }
+
+    /// Records waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The writer's figures now.
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let s = &self.status;
+        StatusSnapshot {
+            enabled: true,
+            healthy: s.healthy.load(Ordering::Relaxed),
+            queued: self.queued(),
+            capacity: s.capacity.load(Ordering::Relaxed),
+            written: s.written.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            write_errors: s.write_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl LineageWriter {
+    /// Closes the channel (later records are dropped as `closed`), writes everything already
+    /// buffered, and waits for the writer to finish. A database that keeps failing is retried
+    /// for at most `deadline`; what could not be written by then is dropped and counted.
+    pub async fn drain(self, deadline: Duration) {
+        let _ = self.close.send(deadline);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "lineage writer task failed");
+        }
+    }
+}
+
+async fn write_loop(
+    registry: Registry,
+    mut rx: mpsc::Receiver<LineageRecord>,
+    batch_max: usize,
+    status: Arc<WriterStatus>,
+    mut close: oneshot::Receiver<Duration>,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    // Set once shutdown begins: the channel is closed and retries stop at this instant.
+    let mut give_up_at: Option<Instant> = None;
+    loop {
+        let received = if give_up_at.is_some() {
+            rx.recv_many(&mut batch, batch_max).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, batch_max) => n,
+                deadline = &mut close => {
+                    rx.close();
+                    give_up_at = Some(Instant::now() + deadline.unwrap_or(Duration::ZERO));
+                    continue;
+                }
+            }
+        };
+        if received == 0 {
+            break; // closed and empty
+        }
+        metrics::gauge!("switchyard_lineage_queue_depth").set(rx.len() as f64);
+        write_batch(&registry, &batch, &status, &mut close, &mut give_up_at, &mut rx).await;
+        batch.clear();
+    }
+    tracing::info!(written = status.written.load(Ordering::Relaxed), "lineage writer drained");
+}
+
+/// Writes one batch, retrying with backoff while the database refuses it. Shutdown during the
+/// retries bounds them by its deadline; past it the batch is dropped and counted.
+async fn write_batch(
+    registry: &Registry,
+    batch: &[LineageRecord],
+    status: &WriterStatus,
+    close: &mut oneshot::Receiver<Duration>,
+    give_up_at: &mut Option<Instant>,
+    rx: &mut mpsc::Receiver<LineageRecord>,
+) {
+    let mut pause = RETRY_FIRST;
+    loop {
+        let started = Instant::now();
+        match registry.insert_lineage(batch).await {
+            Ok(n) => {
+                metrics::histogram!("switchyard_lineage_batch_write_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("switchyard_lineage_records_written_total").increment(n as u64);
+                status.written.fetch_add(n as u64, Ordering::Relaxed);
+                if !status.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("lineage store is writable again");
+                    metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
+                }
+                return;
+            }
+            Err(e) => {
+                status.write_errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("switchyard_lineage_write_errors_total").increment(1);
+                if status.healthy.swap(false, Ordering::Relaxed) {
+                    metrics::gauge!("switchyard_lineage_store_healthy").set(0.0);
+                }
+                tracing::warn!(error = %e, records = batch.len(), retry_in = ?pause, "lineage batch not written; retrying");
+            }
+        }
+        if give_up_at.is_some_and(|t| Instant::now() + pause > t) {
+            tracing::error!(records = batch.len(), "shutdown deadline passed; dropping unwritten lineage records");
+            status.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => "write_failed")
+                .increment(batch.len() as u64);
+            return;
+        }
+        if give_up_at.is_some() {
+            tokio::time::sleep(pause).await;
+        } else {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                deadline = &mut *close => {
+                    rx.close();
+                    *give_up_at = Some(Instant::now() + deadline.unwrap_or(Duration::ZERO));
+                }
+            }
+        }
+        pause = (pause * 2).min(RETRY_MAX);
+    }
+}
+
+/// The `reason` text of a routing decision, for people reading lineage.
+pub fn reason_text(decision: &Decision, fell_back: Option<u32>) -> String {
+    let base = match decision.reason {
+        Reason::WeightBucket(b) => format!("weight bucket {b} of {}", crate::router::TOTAL_BP),
+        Reason::StickyKey(h) => format!("sticky key {h:016x}"),
+        Reason::PinnedByPath => "pinned by path".to_owned(),
+    };
+    match (decision.route, fell_back) {
+        (Route::Backup, Some(chosen)) => format!("backup: version {chosen} was not loaded ({base})"),
+        (_, Some(chosen)) => format!("version {chosen} was not loaded; fell back ({base})"),
+        _ => base,
+    }
+}
+
+/// The sticky key's hash as stored (never the key).
+pub fn sticky_hash_text(decision: &Decision) -> Option<String> {
+    match decision.reason {
+        Reason::StickyKey(h) => Some(format!("{h:016x}")),
+        _ => None,
+    }
+}
+
+/// sha256 of a request's input tensors, independent of how they were sent (JSON or binary):
+/// for each input in name order, its name, datatype, shape (i64 little-endian) and its elements
+/// in the v2 binary layout, each part length-prefixed.
+pub fn inputs_sha256(inputs: &[Tensor]) -> String {
+    let mut sorted: Vec<&Tensor> = inputs.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut hasher = Sha256::new();
+    let mut buf = Vec::new();
+    for t in sorted {
+        let mut part = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(bytes);
+        };
+        part(t.name.as_bytes());
+        part(t.datatype().as_v2().as_bytes());
+        let shape: Vec<u8> = t.shape.iter().flat_map(|d| d.to_le_bytes()).collect();
+        part(&shape);
+        buf.clear();
+        crate::v2::encode::append_binary(&t.data, &mut buf);
+        part(&buf);
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::TensorData;
+
+    fn t(name: &str, data: Vec<f32>) -> Tensor {
+        Tensor { name: name.into(), shape: vec![1, data.len() as i64], data: TensorData::Fp32(data) }
+    }
+
+    #[test]
+    fn input_hash_depends_on_content_not_order() {
+        let a = inputs_sha256(&[t("x", vec![1.0, 2.0]), t("y", vec![3.0])]);
+        let b = inputs_sha256(&[t("y", vec![3.0]), t("x", vec![1.0, 2.0])]);
+        assert_eq!(a, b);
+        assert_ne!(a, inputs_sha256(&[t("x", vec![1.0, 2.5]), t("y", vec![3.0])]));
+        // Moving an element between tensors changes the hash (parts are length-prefixed).
+        assert_ne!(a, inputs_sha256(&[t("x", vec![1.0]), t("y", vec![2.0, 3.0])]));
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn reasons_read_well() {
+        let d = Decision { version: 2, route: Route::Challenger, reason: Reason::WeightBucket(8123) };
+        assert_eq!(reason_text(&d, None), "weight bucket 8123 of 10000");
+        let d = Decision { version: 1, route: Route::Backup, reason: Reason::StickyKey(0xab) };
+        assert_eq!(reason_text(&d, Some(3)), "backup: version 3 was not loaded (sticky key 00000000000000ab)");
+        assert_eq!(sticky_hash_text(&d).as_deref(), Some("00000000000000ab"));
+    }
+}
