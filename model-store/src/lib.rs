@@ -14,7 +14,7 @@ pub use artifact::ArtifactStore;
 pub use error::StoreError;
 pub use lineage::{LineageChain, LineageQuery, LineageRecord};
 pub use manifest::{Manifest, ManifestError, Training};
-pub use registry::{Event, ModelSummary, ParseStageError, Registry, Stage, VersionRecord};
+pub use registry::{Event, EventSpec, ModelSummary, ParseStageError, Registry, RoutingOverride, Stage, VersionRecord};
 pub use signature::{Signature, TensorSpec};
 
 use registry::{VersionInsert, check_model_name};

@@ -15,9 +15,11 @@ use crate::manifest::Manifest;
 use crate::signature::Signature;
 
 mod names;
+mod overrides;
 pub(crate) mod queries;
 mod records;
 
+pub use overrides::{EventSpec, RoutingOverride};
 pub use records::{Event, ModelSummary, ParseStageError, Stage, VersionRecord};
 
 pub(crate) use names::check_model_name;

@@ -509,3 +509,50 @@ pub(crate) async fn count_lineage(
     }
     count.build_query_scalar().fetch_one(conn).await
 }
+
+/// A `routing_overrides` row.
+#[derive(Debug, FromRow)]
+pub(super) struct OverrideRow {
+    pub(super) config_fingerprint: String,
+    pub(super) routing_json: String,
+    pub(super) origin_json: String,
+    pub(super) at: String,
+    pub(super) event_id: i64,
+}
+
+pub(super) async fn routing_override(conn: &mut Conn, model_id: i64) -> Result<Option<OverrideRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT config_fingerprint, routing_json, origin_json, at, event_id FROM routing_overrides \
+         WHERE model_id = $1",
+    )
+    .bind(model_id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub(super) async fn put_routing_override(conn: &mut Conn, model_id: i64, row: &OverrideRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO routing_overrides (model_id, config_fingerprint, routing_json, origin_json, at, event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (model_id) DO UPDATE SET config_fingerprint = excluded.config_fingerprint, \
+         routing_json = excluded.routing_json, origin_json = excluded.origin_json, at = excluded.at, \
+         event_id = excluded.event_id",
+    )
+    .bind(model_id)
+    .bind(&row.config_fingerprint)
+    .bind(&row.routing_json)
+    .bind(&row.origin_json)
+    .bind(&row.at)
+    .bind(row.event_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_routing_override(conn: &mut Conn, model_id: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM routing_overrides WHERE model_id = $1")
+        .bind(model_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}

@@ -1,0 +1,170 @@
+//! Routing overrides: the routing a gateway serves instead of its config's, after a guard trip
+//! or an operator action, kept so that a restart serves the same. One per model; every change
+//! is written together with the event that explains it.
+
+use serde::{Deserialize, Serialize};
+
+use super::queries::{self, OverrideRow};
+use super::{Registry, Timestamp, append_event, find_model};
+use crate::error::StoreError;
+use crate::registry::Event;
+
+/// A model's routing override as stored. The registry keeps `routing` and `origin` as opaque
+/// JSON: their shape belongs to the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingOverride {
+    pub model: String,
+    /// Fingerprint of the model's configured routing when the override was made.
+    pub config_fingerprint: String,
+    /// The routing served instead of the config's.
+    pub routing: serde_json::Value,
+    /// Why (guard trip, operator action), with the evidence.
+    pub origin: serde_json::Value,
+    /// When it was made (RFC 3339 UTC, milliseconds).
+    pub at: String,
+    /// The event recorded with it.
+    pub event_id: i64,
+}
+
+/// The event to record with an override change.
+#[derive(Debug, Clone)]
+pub struct EventSpec<'a> {
+    /// The version the event is about, if any (e.g. the version a trip moved away from).
+    pub version: Option<u32>,
+    pub kind: &'a str,
+    pub detail: serde_json::Value,
+    pub actor: &'a str,
+}
+
+impl Registry {
+    /// The model's routing override, if one is stored. `ModelNotFound` if the model is absent.
+    pub async fn routing_override(&self, model: &str) -> Result<Option<RoutingOverride>, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        let row = queries::routing_override(&mut tx, model_row.id).await?;
+        tx.commit().await?;
+        row.map(|r| from_row(&model_row.name, r)).transpose()
+    }
+
+    /// Stores (replacing any) the model's override and records `event`, in one transaction.
+    /// Returns the stored override. `ModelNotFound` / `VersionNotFound` as `record_event`.
+    pub async fn put_routing_override(
+        &self,
+        model: &str,
+        config_fingerprint: &str,
+        routing: serde_json::Value,
+        origin: serde_json::Value,
+        event: EventSpec<'_>,
+    ) -> Result<(RoutingOverride, Event), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        if let Some(number) = event.version {
+            super::find_version(&mut tx, &model_row, number).await?;
+        }
+        let now = Timestamp::now();
+        let event =
+            append_event(&mut tx, &model_row, event.version, event.kind, event.detail, event.actor, &now).await?;
+        let row = OverrideRow {
+            config_fingerprint: config_fingerprint.to_owned(),
+            routing_json: routing.to_string(),
+            origin_json: origin.to_string(),
+            at: now.text.clone(),
+            event_id: event.id,
+        };
+        queries::put_routing_override(&mut tx, model_row.id, &row).await?;
+        tx.commit().await?;
+        let stored = RoutingOverride {
+            model: model_row.name,
+            config_fingerprint: row.config_fingerprint,
+            routing,
+            origin,
+            at: row.at,
+            event_id: event.id,
+        };
+        Ok((stored, event))
+    }
+
+    /// Removes the model's override and records `event`, in one transaction. Returns whether
+    /// there was one; with none, nothing is written (no event either).
+    pub async fn clear_routing_override(&self, model: &str, event: EventSpec<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let model_row = find_model(&mut tx, model).await?;
+        if queries::delete_routing_override(&mut tx, model_row.id).await? == 0 {
+            return Ok(false);
+        }
+        append_event(&mut tx, &model_row, event.version, event.kind, event.detail, event.actor, &Timestamp::now())
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+fn from_row(model: &str, row: OverrideRow) -> Result<RoutingOverride, StoreError> {
+    let json = |text: &str, what: &str| {
+        serde_json::from_str(text)
+            .map_err(|e| StoreError::decode(format!("routing override {what} of model '{model}': {e}")))
+    };
+    Ok(RoutingOverride {
+        model: model.to_owned(),
+        config_fingerprint: row.config_fingerprint,
+        routing: json(&row.routing_json, "routing")?,
+        origin: json(&row.origin_json, "origin")?,
+        at: row.at,
+        event_id: row.event_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::tests::{register, temp_store};
+
+    async fn store_with_versions(model: &str, n: u8) -> (tempfile::TempDir, crate::ModelStore) {
+        let (dir, store) = temp_store().await;
+        for i in 0..n {
+            register(&store, model, &[b'v', i]).await;
+        }
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn put_replace_read_and_clear_with_events() {
+        let (_dir, store) = store_with_versions("m", 2).await;
+        let reg = store.registry();
+        assert_eq!(reg.routing_override("m").await.expect("read"), None);
+        let spec =
+            |kind: &'static str| EventSpec { version: Some(1), kind, detail: json!({"k": kind}), actor: "guard" };
+        let (o, e) = reg
+            .put_routing_override("m", "fp1", json!({"champion": 2}), json!({"kind": "guard_trip"}), spec("guard_trip"))
+            .await
+            .expect("put");
+        assert_eq!(o.event_id, e.id);
+        assert_eq!(reg.routing_override("m").await.expect("read"), Some(o.clone()));
+        let (o2, _) = reg
+            .put_routing_override("m", "fp2", json!({"champion": 1}), json!({"kind": "operator"}), spec("promoted"))
+            .await
+            .expect("replace");
+        assert_eq!(reg.routing_override("m").await.expect("read").expect("some").config_fingerprint, "fp2");
+        assert_ne!(o2.event_id, o.event_id);
+        assert!(reg.clear_routing_override("m", spec("routing_reset")).await.expect("clear"));
+        assert!(!reg.clear_routing_override("m", spec("routing_reset")).await.expect("clear again"));
+        assert_eq!(reg.routing_override("m").await.expect("read"), None);
+        let kinds: Vec<String> = reg.events("m", None).await.expect("events").into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.iter().filter(|k| *k == "routing_reset").count(), 1, "{kinds:?}");
+        assert!(kinds.contains(&"guard_trip".to_owned()) && kinds.contains(&"promoted".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn refuses_unknown_model_or_version_and_writes_nothing() {
+        let (_dir, store) = store_with_versions("m", 1).await;
+        let reg = store.registry();
+        let spec = EventSpec { version: Some(9), kind: "guard_trip", detail: json!({}), actor: "guard" };
+        let err = reg.put_routing_override("m", "fp", json!({}), json!({}), spec.clone()).await.unwrap_err();
+        assert!(matches!(err, StoreError::VersionNotFound { .. }), "{err}");
+        assert_eq!(reg.routing_override("m").await.expect("read"), None);
+        let err = reg.routing_override("nope").await.unwrap_err();
+        assert!(matches!(err, StoreError::ModelNotFound { .. }), "{err}");
+    }
+}
