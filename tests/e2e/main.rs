@@ -5,6 +5,7 @@
 
 mod cli;
 mod lifecycle;
+mod lineage_cli;
 mod routing;
 mod serving;
 mod support;
