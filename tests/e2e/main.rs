@@ -6,6 +6,7 @@
 mod cli;
 mod lifecycle;
 mod lineage;
+mod lineage_cli;
 mod routing;
 mod serving;
 mod support;

@@ -1,5 +1,6 @@
-//! Command-line interface: `serve`, `config check`, and `models …`. Every command that prints
-//! takes `--json`. Errors reach `main` as `anyhow` with a one-line cause chain.
+//! Command-line interface: `serve`, `config check`, `models …` and `lineage …`. Every command
+//! that prints takes `--json`, except `lineage query`, which always prints JSON lines. Errors
+//! reach `main` as `anyhow` with a one-line cause chain.
 
 /// `println!` that ignores a closed stdout (`switchyard models list | head` must not panic).
 macro_rules! out {
@@ -9,6 +10,7 @@ macro_rules! out {
     }};
 }
 
+mod lineage;
 mod models;
 mod serve;
 
@@ -37,6 +39,10 @@ pub enum Command {
     /// Register and inspect model versions in a store.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Read per-request lineage records from a store: how a request was answered, or a model's
+    /// records over a time range.
+    #[command(subcommand)]
+    Lineage(lineage::LineageCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve { config } => serve::serve(&config),
         Command::Config(ConfigCommand::Check { file, resolve, json }) => serve::check(&file, resolve, json),
         Command::Models(cmd) => models::run(cmd),
+        Command::Lineage(cmd) => lineage::run(cmd),
     }
 }
 

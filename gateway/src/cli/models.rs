@@ -149,7 +149,9 @@ fn split_target(target: &str) -> (&str, Option<&str>) {
     }
 }
 
-async fn open_existing(dir: &Path) -> anyhow::Result<ModelStore> {
+/// Opens a store that already exists, refusing a directory without `registry.db`: commands
+/// that only read or change a registered model must not create an empty store from a typo.
+pub(super) async fn open_existing(dir: &Path) -> anyhow::Result<ModelStore> {
     if !dir.join("registry.db").is_file() {
         bail!(
             "{} is not a model store (no registry.db); `switchyard models register --store {}` creates one",
