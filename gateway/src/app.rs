@@ -9,6 +9,7 @@ use model_store::ModelStore;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::control::Control;
 use crate::lineage::LineageSink;
 use crate::serving::ServingState;
 
@@ -25,13 +26,22 @@ pub struct App {
     pub lineage: Option<LineageSink>,
     /// Shadow runs in flight: shutdown waits for them so their records are written too.
     pub shadow_tasks: TaskTracker,
+    /// The served config and the lock every change of serving state takes (see `control`).
+    pub control: Control,
 }
 
 impl App {
     /// Wraps a built serving state. `lineage` comes from `lineage::start` (or is `None`).
-    pub fn new(config: &Config, store: Arc<ModelStore>, serving: ServingState, lineage: Option<LineageSink>) -> App {
+    pub fn new(
+        control: Control,
+        config: &Config,
+        store: Arc<ModelStore>,
+        serving: ServingState,
+        lineage: Option<LineageSink>,
+    ) -> App {
         export_routing(&serving, None);
         App {
+            control,
             serving: ArcSwap::from_pointee(serving),
             store,
             metrics: metrics_handle(),
@@ -45,7 +55,21 @@ impl App {
     /// they loaded; the routing gauges follow the new state.
     pub fn install(&self, next: ServingState) {
         let previous = self.serving.swap(Arc::new(next));
-        export_routing(&self.serving.load(), Some(&previous));
+        let now = self.serving.load();
+        export_routing(&now, Some(&previous));
+        // Versions no longer served: their info series go to 0. Their sessions stop once the
+        // requests holding them finish (the last `Arc` drops).
+        for (name, model) in &previous.models {
+            for loaded in model.ready_versions() {
+                let kept = now.models.get(name).and_then(|m| m.ready(loaded.instance.version));
+                if kept.is_none_or(|k| !Arc::ptr_eq(k, loaded)) {
+                    metrics::gauge!("switchyard_model_info", "model" => name.clone(),
+                        "version" => loaded.instance.version.to_string(), "sha256" => loaded.instance.sha256.clone(),
+                        "stage" => loaded.stage.to_string())
+                    .set(0.0);
+                }
+            }
+        }
     }
 }
 
@@ -164,6 +188,19 @@ fn describe_metrics() {
     describe_gauge!("switchyard_lineage_queue_depth", "Lineage records waiting to be written.");
     describe_counter!("switchyard_lineage_write_errors_total", "Failed attempts to write a lineage batch.");
     describe_gauge!("switchyard_lineage_store_healthy", "0 while lineage writes are failing, else 1.");
+    describe_counter!(
+        "switchyard_guard_trips_total",
+        "Guard verdicts by model, the version judged (from), where its traffic went (to; none for shadows) and the threshold breached."
+    );
+    describe_gauge!(
+        "switchyard_guard_no_healthy_backup",
+        "1 while a model's champion breaches its guard and no backup is healthy."
+    );
+    describe_counter!("switchyard_config_reloads_total", "Config reloads by result: ok, error, unreadable.");
+    describe_counter!(
+        "switchyard_routing_persist_errors_total",
+        "Routing changes applied but not persisted to the registry."
+    );
     describe_histogram!(
         "switchyard_lineage_batch_write_duration_seconds",
         Unit::Seconds,

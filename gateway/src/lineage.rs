@@ -229,16 +229,19 @@ async fn write_batch(
     }
 }
 
-/// The `reason` text of a routing decision, for people reading lineage.
-pub fn reason_text(decision: &Decision, fell_back: Option<u32>) -> String {
+/// The `reason` text of a routing decision, for people reading lineage. `fell_back` is the
+/// version first chosen when it was not loaded; `note` says why the routing sends traffic to a
+/// backup (e.g. "after guard trip of version 1 (p99 212.4 ms > 50 ms over 40 requests)").
+pub fn reason_text(decision: &Decision, fell_back: Option<u32>, note: Option<&str>) -> String {
     let base = match decision.reason {
         Reason::WeightBucket(b) => format!("weight bucket {b} of {}", crate::router::TOTAL_BP),
         Reason::StickyKey(h) => format!("sticky key {h:016x}"),
         Reason::PinnedByPath => "pinned by path".to_owned(),
     };
-    match (decision.route, fell_back) {
-        (Route::Backup, Some(chosen)) => format!("backup: version {chosen} was not loaded ({base})"),
-        (_, Some(chosen)) => format!("version {chosen} was not loaded; fell back ({base})"),
+    match (decision.route, fell_back, note) {
+        (Route::Backup, Some(chosen), _) => format!("backup: version {chosen} was not loaded ({base})"),
+        (_, Some(chosen), _) => format!("version {chosen} was not loaded; fell back ({base})"),
+        (Route::Backup, None, Some(note)) => format!("backup {note} ({base})"),
         _ => base,
     }
 }
@@ -298,9 +301,13 @@ mod tests {
     #[test]
     fn reasons_read_well() {
         let d = Decision { version: 2, route: Route::Challenger, reason: Reason::WeightBucket(8123) };
-        assert_eq!(reason_text(&d, None), "weight bucket 8123 of 10000");
+        assert_eq!(reason_text(&d, None, None), "weight bucket 8123 of 10000");
         let d = Decision { version: 1, route: Route::Backup, reason: Reason::StickyKey(0xab) };
-        assert_eq!(reason_text(&d, Some(3)), "backup: version 3 was not loaded (sticky key 00000000000000ab)");
+        assert_eq!(reason_text(&d, Some(3), None), "backup: version 3 was not loaded (sticky key 00000000000000ab)");
+        assert_eq!(
+            reason_text(&d, None, Some("after guard trip of version 3 (p99 80 ms > 50 ms)")),
+            "backup after guard trip of version 3 (p99 80 ms > 50 ms) (sticky key 00000000000000ab)"
+        );
         assert_eq!(sticky_hash_text(&d).as_deref(), Some("00000000000000ab"));
     }
 }

@@ -4,11 +4,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
+
 /// Weights are percentages with two decimals: 10_000 basis points make 100 %.
 pub const TOTAL_BP: u32 = 10_000;
 
 /// Why a request went where it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Route {
     Champion,
     Challenger,
@@ -54,9 +57,13 @@ pub struct Decision {
 /// Invariants (checked when built from config): the challengers' weights sum to at most
 /// `TOTAL_BP`; no version appears twice among champion and challengers; every version named
 /// here is loaded in the same serving snapshot.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutingTable {
     pub champion: u32,
+    /// The route label of requests the champion answers: `Champion`, or `Backup` when a guard
+    /// trip put a backup in the champion's place.
+    #[serde(default = "champion_route")]
+    pub champion_route: Route,
     /// (version, weight in basis points). The champion gets `TOTAL_BP` minus their sum.
     pub challengers: Vec<(u32, u32)>,
     /// (version, share of requests mirrored, in basis points).
@@ -65,6 +72,10 @@ pub struct RoutingTable {
     pub backup: Vec<u32>,
     /// Lower-case header whose value pins a caller to one version while weights stand.
     pub sticky_header: Option<String>,
+}
+
+fn champion_route() -> Route {
+    Route::Champion
 }
 
 /// Process-wide source of draws: a counter through a mixing function. Uniform, lock-free, and
@@ -98,6 +109,7 @@ impl RoutingTable {
     pub fn single(version: u32) -> RoutingTable {
         RoutingTable {
             champion: version,
+            champion_route: Route::Champion,
             challengers: Vec::new(),
             shadows: Vec::new(),
             backup: Vec::new(),
@@ -119,7 +131,7 @@ impl RoutingTable {
                 Some(k) => Reason::StickyKey(key_hash(k)),
                 None => Reason::WeightBucket(0),
             };
-            return Decision { version: self.champion, route: Route::Champion, reason };
+            return Decision { version: self.champion, route: self.champion_route, reason };
         }
         match sticky_key {
             Some(key) => self.pick_sticky(key_hash(key)),
@@ -128,7 +140,7 @@ impl RoutingTable {
     }
 
     fn candidates(&self) -> impl Iterator<Item = (u32, u32, Route)> + '_ {
-        std::iter::once((self.champion, self.champion_weight(), Route::Champion))
+        std::iter::once((self.champion, self.champion_weight(), self.champion_route))
             .chain(self.challengers.iter().map(|&(v, w)| (v, w, Route::Challenger)))
     }
 
@@ -142,7 +154,7 @@ impl RoutingTable {
             }
         }
         // Unreachable while weights sum to TOTAL_BP; the champion is the safe answer.
-        Decision { version: self.champion, route: Route::Champion, reason: Reason::WeightBucket(bucket) }
+        Decision { version: self.champion, route: self.champion_route, reason: Reason::WeightBucket(bucket) }
     }
 
     /// Weighted rendezvous: score = -w / ln(u), u = hash(key, version) mapped into (0, 1).
@@ -160,7 +172,7 @@ impl RoutingTable {
                 best = Some((score, version, route));
             }
         }
-        let (_, version, route) = best.unwrap_or((0.0, self.champion, Route::Champion));
+        let (_, version, route) = best.unwrap_or((0.0, self.champion, self.champion_route));
         Decision { version, route, reason: Reason::StickyKey(key) }
     }
 

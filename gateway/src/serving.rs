@@ -1,28 +1,49 @@
-//! Serving state: the loaded versions of every configured model, built whole from a config and
-//! the model store, and swapped in one `ArcSwap` store. Never mutated in place.
+//! Serving state: the loaded versions of every configured model and the routing each model
+//! serves, built whole from a config and the model store and swapped in one `ArcSwap` store.
+//! Never mutated in place: a guard trip, an operator action or a reload builds the next state
+//! (sharing the loaded versions) and installs it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
-use model_store::{ModelStore, Stage, StoreError};
+use arc_swap::ArcSwap;
+use model_store::{EventSpec, ModelStore, Stage, StoreError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::config::{Config, ModelConfig, VersionSelector};
+use crate::config::{Config, GuardConfig, ModelConfig, VersionSelector};
 use crate::engine::{ModelInstance, Runtime};
+use crate::guard::Window;
 use crate::router::RoutingTable;
 
+/// Window kept for versions of models without a guard (shown in the admin API).
+const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
+
 /// Everything the request path needs, as one snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ServingState {
     pub models: BTreeMap<String, ServedModel>,
 }
 
-/// One configured model and its versions.
-#[derive(Debug)]
+/// One configured model, its versions and the routing it serves now.
+#[derive(Debug, Clone)]
 pub struct ServedModel {
     pub name: String,
-    /// Where unpinned requests go. Every version it names is a key of `versions` (it may have
-    /// failed to load; the request path then falls back as `route` explains).
+    /// Where unpinned requests go now. Every version it names is a key of `versions` (it may
+    /// have failed to load; the request path then falls back as `route` explains).
     pub routing: RoutingTable,
+    /// The routing as the config file says, resolved to numbers.
+    pub configured: RoutingTable,
+    /// Fingerprint of `configured`: an override made under another fingerprint is stale.
+    pub fingerprint: String,
+    /// Why `routing` is what it is.
+    pub origin: RoutingOrigin,
+    /// The champion before the last change of champion, for rollback.
+    pub previous_champion: Option<u32>,
+    /// Versions the guard moved traffic away from; never picked as a backup until reset.
+    pub ejected: BTreeSet<u32>,
+    pub guard: Option<GuardConfig>,
     /// Largest batch advertised to clients (`max_batch_size` in the model config).
     pub max_batch: usize,
     pub versions: BTreeMap<u32, VersionSlot>,
@@ -30,8 +51,29 @@ pub struct ServedModel {
     pub lineage_input_sha256: bool,
 }
 
+/// Why a model's routing is what it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RoutingOrigin {
+    /// As the config file says.
+    Config,
+    /// The guard moved traffic; `detail` holds the measured figures and thresholds.
+    GuardTrip { event_id: i64, at: String, detail: serde_json::Value },
+    /// An operator promoted, rolled back or set weights.
+    Operator { action: String, actor: String, event_id: i64, at: String, detail: serde_json::Value },
+}
+
+/// What a routing override stores: everything needed to serve the same after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideState {
+    pub routing: RoutingTable,
+    pub previous_champion: Option<u32>,
+    #[serde(default)]
+    pub ejected: BTreeSet<u32>,
+}
+
 /// A configured version: serving, or refused at load with the reason.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum VersionSlot {
     Ready(Arc<LoadedVersion>),
     Failed { sha256: String, reason: String },
@@ -42,6 +84,8 @@ pub enum VersionSlot {
 pub struct LoadedVersion {
     pub instance: ModelInstance,
     pub stage: Stage,
+    /// Recent requests, judged by the guard. Replaced when the guard's window length changes.
+    pub window: ArcSwap<Window>,
 }
 
 impl ServedModel {
@@ -60,35 +104,152 @@ impl ServedModel {
             VersionSlot::Failed { .. } => None,
         })
     }
+
+    /// This model with `state` as its routing, for `origin`.
+    pub fn with_override(&self, state: OverrideState, origin: RoutingOrigin) -> ServedModel {
+        ServedModel {
+            routing: state.routing,
+            previous_champion: state.previous_champion,
+            ejected: state.ejected,
+            origin,
+            ..self.clone()
+        }
+    }
+
+    /// This model back on its configured routing.
+    pub fn reset(&self) -> ServedModel {
+        ServedModel {
+            routing: self.configured.clone(),
+            previous_champion: None,
+            ejected: BTreeSet::new(),
+            origin: RoutingOrigin::Config,
+            ..self.clone()
+        }
+    }
+
+    /// The override state of the routing served now.
+    pub fn override_state(&self) -> OverrideState {
+        OverrideState {
+            routing: self.routing.clone(),
+            previous_champion: self.previous_champion,
+            ejected: self.ejected.clone(),
+        }
+    }
+
+    /// A short note for lineage reasons of requests the routing sends to a backup.
+    pub fn route_note(&self) -> Option<String> {
+        match &self.origin {
+            RoutingOrigin::GuardTrip { detail, .. } => Some(format!(
+                "after guard trip of version {} ({})",
+                detail["from"],
+                detail["reason_text"].as_str().unwrap_or("threshold breached")
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl ServingState {
-    /// Resolves every configured version in the registry and loads it. Problems in the config's
-    /// references (unknown model, version or alias) are returned all together; a version whose
-    /// artifact is corrupt or that ONNX Runtime refuses becomes `Failed` and the rest serve.
+    /// Resolves every configured version in the registry and loads it, reusing the loaded
+    /// versions of `previous` that are unchanged (same artifact and engine settings). Problems in
+    /// the config's references (unknown model, version or alias) are returned all together; a
+    /// version whose artifact is corrupt or that ONNX Runtime refuses becomes `Failed` and the
+    /// rest serve. Stored routing overrides are applied when the model's configured routing is
+    /// what it was when they were made, and cleared (with an event) when it changed.
     pub async fn build(
         config: &Config,
         store: &ModelStore,
         runtime: &'static Runtime,
+        previous: Option<&ServingState>,
     ) -> Result<ServingState, Vec<String>> {
         let mut problems = Vec::new();
         let mut models = BTreeMap::new();
         for model in &config.models {
-            match load_model(model, store, runtime).await {
+            let previous = previous.and_then(|p| p.models.get(&model.name));
+            match load_model(model, store, runtime, previous).await {
                 Ok(served) => {
                     models.insert(model.name.clone(), served);
                 }
                 Err(mut p) => problems.append(&mut p),
             }
         }
-        if problems.is_empty() { Ok(ServingState { models }) } else { Err(problems) }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        for served in models.values_mut() {
+            *served = apply_override(served, store).await;
+        }
+        Ok(ServingState { models })
     }
+
+    /// This state with `model` replaced.
+    pub fn with_model(&self, model: ServedModel) -> ServingState {
+        let mut next = self.clone();
+        next.models.insert(model.name.clone(), model);
+        next
+    }
+}
+
+/// Fingerprint of a configured routing table: the first 16 hex digits of its JSON's sha256.
+fn fingerprint(table: &RoutingTable) -> String {
+    let json = serde_json::to_vec(table).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..8])
+}
+
+/// `served` with its stored override applied, or cleared when stale. A registry that cannot be
+/// read leaves the configured routing, loudly.
+async fn apply_override(served: &ServedModel, store: &ModelStore) -> ServedModel {
+    let registry = store.registry();
+    let stored = match registry.routing_override(&served.name).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return served.clone(),
+        Err(e) => {
+            tracing::error!(model = %served.name, error = %e, "cannot read the routing override; serving the configured routing");
+            return served.clone();
+        }
+    };
+    let parsed: Result<OverrideState, _> = serde_json::from_value(stored.routing.clone());
+    let origin: Result<RoutingOrigin, _> = serde_json::from_value(stored.origin.clone());
+    let usable = matches!((&parsed, &origin), (Ok(state), Ok(_))
+        if stored.config_fingerprint == served.fingerprint && routing_is_loadable(&state.routing, served));
+    if let (true, Ok(state), Ok(mut origin)) = (usable, parsed, origin) {
+        // The origin was stored before its event had an id; the row knows it.
+        if let RoutingOrigin::GuardTrip { event_id, .. } | RoutingOrigin::Operator { event_id, .. } = &mut origin {
+            *event_id = stored.event_id;
+        }
+        tracing::warn!(model = %served.name, champion = state.routing.champion, since = %stored.at,
+            "serving the stored routing override (guard trip or operator action) instead of the config's; reset it with POST /admin/models/{}/reset", served.name);
+        return served.with_override(state, origin);
+    }
+    let event = EventSpec {
+        version: None,
+        kind: "routing_override_cleared",
+        detail: serde_json::json!({
+            "reason": "the model's routing in the config changed since the override was made",
+            "override_event_id": stored.event_id,
+        }),
+        actor: "config",
+    };
+    match registry.clear_routing_override(&served.name, event).await {
+        Ok(_) => tracing::info!(model = %served.name, "config routing changed: the stored override no longer applies"),
+        Err(e) => tracing::error!(model = %served.name, error = %e, "cannot clear the stale routing override"),
+    }
+    served.clone()
+}
+
+fn routing_is_loadable(table: &RoutingTable, served: &ServedModel) -> bool {
+    std::iter::once(table.champion)
+        .chain(table.challengers.iter().map(|(v, _)| *v))
+        .chain(table.shadows.iter().map(|(v, _)| *v))
+        .chain(table.backup.iter().copied())
+        .all(|v| served.versions.contains_key(&v))
 }
 
 async fn load_model(
     model: &ModelConfig,
     store: &ModelStore,
     runtime: &'static Runtime,
+    previous: Option<&ServedModel>,
 ) -> Result<ServedModel, Vec<String>> {
     let registry = store.registry();
     let mut problems = Vec::new();
@@ -116,9 +277,17 @@ async fn load_model(
         return Err(problems);
     }
     let routing = routing_table(model, &resolved)?;
+    let window_len = model.guard.as_ref().map_or(DEFAULT_WINDOW, |g| g.window);
     let mut versions = BTreeMap::new();
     for record in records {
-        let slot = match load_version(&record, model, store, runtime).await {
+        if let Some(reused) = reusable(previous, &record, model) {
+            if reused.window.load().length() != Window::new(window_len).length() {
+                reused.window.store(Arc::new(Window::new(window_len)));
+            }
+            versions.insert(record.version, VersionSlot::Ready(reused));
+            continue;
+        }
+        let slot = match load_version(&record, model, store, runtime, window_len).await {
             Ok(loaded) => {
                 tracing::info!(model = %model.name, version = record.version, sha256 = %record.sha256, device = %model.engine.device, "version loaded");
                 metrics::gauge!("switchyard_model_info",
@@ -136,11 +305,27 @@ async fn load_model(
     }
     Ok(ServedModel {
         name: model.name.clone(),
+        fingerprint: fingerprint(&routing),
+        configured: routing.clone(),
         routing,
+        origin: RoutingOrigin::Config,
+        previous_champion: None,
+        ejected: BTreeSet::new(),
+        guard: model.guard.clone(),
         max_batch: model.engine.max_batch,
         versions,
         lineage_input_sha256: model.lineage_input_sha256,
     })
+}
+
+/// The previous state's loaded version, if it serves the same artifact with the same settings.
+fn reusable(
+    previous: Option<&ServedModel>,
+    record: &model_store::VersionRecord,
+    model: &ModelConfig,
+) -> Option<Arc<LoadedVersion>> {
+    let loaded = previous?.ready(record.version)?;
+    (loaded.instance.sha256 == record.sha256 && loaded.instance.settings == model.engine).then(|| Arc::clone(loaded))
 }
 
 /// Turns the configured split into version numbers. Aliases may resolve to the same number as
@@ -150,6 +335,7 @@ fn routing_table(model: &ModelConfig, resolved: &BTreeMap<VersionSelector, u32>)
     let n = |sel: &VersionSelector| resolved[sel];
     let table = RoutingTable {
         champion: n(&r.champion),
+        champion_route: crate::router::Route::Champion,
         challengers: r.challengers.iter().map(|(s, w)| (n(s), *w)).collect(),
         shadows: r.shadows.iter().map(|(s, w)| (n(s), *w)).collect(),
         backup: r.backup.iter().map(n).collect(),
@@ -181,6 +367,7 @@ async fn load_version(
     model: &ModelConfig,
     store: &ModelStore,
     runtime: &'static Runtime,
+    window: Duration,
 ) -> Result<LoadedVersion, String> {
     // The hash is checked here, on every load: a corrupt file is refused, never served.
     let bytes = store.load_artifact(record).await.map_err(|e| e.to_string())?;
@@ -191,5 +378,5 @@ async fn load_version(
             .await
             .map_err(|e| format!("loader task failed: {e}"))?
             .map_err(|e| e.to_string())?;
-    Ok(LoadedVersion { instance, stage: record.stage })
+    Ok(LoadedVersion { instance, stage: record.stage, window: ArcSwap::from_pointee(Window::new(window)) })
 }

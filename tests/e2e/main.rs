@@ -4,9 +4,11 @@
 #![allow(clippy::disallowed_methods)]
 
 mod cli;
+mod guard;
 mod lifecycle;
 mod lineage;
 mod lineage_cli;
+mod reload;
 mod routing;
 mod serving;
 mod support;

@@ -223,3 +223,82 @@ instances = 2
 name = "faulty"
 versions = [1]
 "#;
+
+/// One answered request of a load run.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When the answer arrived.
+    pub at: std::time::Instant,
+    pub status: u16,
+    pub version: Option<u32>,
+    pub route: Option<String>,
+    pub request_id: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Runs `threads` clients against `POST path` until `stop` says so (checked between requests,
+/// with everything answered so far), each client sending `body(thread, i)`. Returns every
+/// answer, in arrival order per client. Connection errors fail the test: the server must stay up.
+pub fn load_until(
+    addr: SocketAddr,
+    path: &str,
+    threads: usize,
+    body: impl Fn(usize, usize) -> String + Sync,
+    stop: impl Fn(&[Sample]) -> bool + Sync,
+) -> Vec<Sample> {
+    let samples = std::sync::Mutex::new(Vec::<Sample>::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (samples, done, body, stop) = (&samples, &done, &body, &stop);
+            s.spawn(move || {
+                let mut i = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = request(addr, "POST", path, &[("Content-Type", "application/json")], body(t, i).as_bytes());
+                    i += 1;
+                    let sample = Sample {
+                        at: std::time::Instant::now(),
+                        status: r.status,
+                        version: r.header("x-model-version").and_then(|v| v.parse().ok()),
+                        route: r.header("x-model-route").map(str::to_owned),
+                        request_id: r.header("x-request-id").map(str::to_owned),
+                        body: r.body,
+                    };
+                    let mut all = samples.lock().expect("samples");
+                    all.push(sample);
+                    if stop(&all) {
+                        done.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    samples.into_inner().expect("samples")
+}
+
+/// A JSON v2 body for the mlp-signature fixtures: `[1, 64]` FP32, every element `value`.
+pub fn mlp_body(value: f32) -> String {
+    serde_json::json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![value; 64]}]})
+        .to_string()
+}
+
+/// `POST` a JSON body to the admin port.
+pub fn admin_post(gw: &Gateway, path: &str, body: &Value) -> Response {
+    post_json(gw.admin, path, body)
+}
+
+/// The value of the Prometheus sample `name` carrying every label of `labels`, from `/metrics`.
+pub fn metric_value(gw: &Gateway, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let text = String::from_utf8(get(gw.admin, "/metrics").body).expect("UTF-8 metrics");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// `switchyard ARGS` (ending in `--json` or printing JSON), asserting success; its stdout parsed.
+pub fn cli_json(args: &[&str]) -> Value {
+    let out = Command::new(bin()).args(args).output().expect("run switchyard");
+    assert!(out.status.success(), "switchyard {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}

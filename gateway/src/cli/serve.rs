@@ -11,7 +11,9 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::control::{self, Control};
 use crate::engine::Runtime;
+use crate::guard;
 use crate::http::{admin, public, server};
 use crate::lineage;
 use crate::serving::ServingState;
@@ -65,7 +67,7 @@ async fn resolve_problems(config: &Config) -> anyhow::Result<Vec<String>> {
 
 /// `switchyard serve --config FILE`: exits 0 after a graceful shutdown.
 pub fn serve(config_path: &Path) -> anyhow::Result<i32> {
-    let config = match Config::load(config_path) {
+    let (config, digest) = match Config::load_with_digest(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -77,10 +79,10 @@ pub fn serve(config_path: &Path) -> anyhow::Result<i32> {
         builder.worker_threads(n);
     }
     let rt = builder.thread_name("switchyard-io").enable_all().build().context("cannot start the async runtime")?;
-    rt.block_on(run(config))
+    rt.block_on(run(config, config_path, digest))
 }
 
-async fn run(config: Config) -> anyhow::Result<i32> {
+async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Result<i32> {
     // Before anything records a metric (loading versions sets their info gauges).
     crate::app::metrics_handle();
     let runtime = Runtime::load(config.onnxruntime.as_deref())?;
@@ -90,7 +92,7 @@ async fn run(config: Config) -> anyhow::Result<i32> {
             .await
             .with_context(|| format!("cannot open the model store at {}", config.store_path.display()))?,
     );
-    let serving = match ServingState::build(&config, &store, runtime).await {
+    let serving = match ServingState::build(&config, &store, runtime, None).await {
         Ok(s) => s,
         Err(problems) => {
             eprintln!("error: the config names versions the store cannot provide:");
@@ -106,7 +108,8 @@ async fn run(config: Config) -> anyhow::Result<i32> {
     } else {
         (None, None)
     };
-    let app = Arc::new(App::new(&config, store, serving, lineage));
+    let control = Control::new(runtime, Some(config_path.to_path_buf()), config.clone(), Some(digest));
+    let app = Arc::new(App::new(control, &config, store, serving, lineage));
 
     let public_listener = TcpListener::bind(config.server.listen)
         .await
@@ -129,12 +132,22 @@ async fn run(config: Config) -> anyhow::Result<i32> {
     let admin = tokio::spawn(server::serve(
         admin_listener,
         move |req| admin::handle(Arc::clone(&admin_app), req),
-        stop_rx,
+        stop_rx.clone(),
         DRAIN_DEADLINE,
     ));
+    let guard = tokio::spawn(guard::run(Arc::clone(&app), stop_rx.clone()));
+    let watcher = tokio::spawn(control::watch_config(Arc::clone(&app), stop_rx.clone()));
     // Signal handlers exist before anyone can learn our ports: a SIGTERM sent the moment the
     // line below is read must already mean "drain and exit 0".
     let mut signals = Signals::install()?;
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let reload_app = Arc::clone(&app);
+    let reloader = tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let _ = reload_app.reload("sighup").await;
+        }
+    });
     // One line on stdout that scripts and tests read to find the ports (useful with port 0).
     out!("switchyard listening public=http://{public_addr} admin=http://{admin_addr}");
     tracing::info!(%public_addr, %admin_addr, "serving");
@@ -148,7 +161,8 @@ async fn run(config: Config) -> anyhow::Result<i32> {
         tracing::warn!("second signal: exiting at once");
         std::process::exit(130);
     });
-    let _ = tokio::join!(public, admin);
+    reloader.abort();
+    let _ = tokio::join!(public, admin, guard, watcher);
     // Every request has answered, so every primary record is in the channel. Shadow runs still
     // going add theirs; then the writer drains the channel.
     app.shadow_tasks.close();

@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings};
-pub use raw::{RawEngine, RawLineage, RawModel, RawModelLineage, RawRouting, RawRuntime, RawServer, RawStore};
+pub use raw::{
+    RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawRouting, RawRuntime, RawServer, RawStore,
+};
 
 /// A validated configuration. Every field is usable as is.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +78,19 @@ pub struct ModelConfig {
     pub engine: EngineSettings,
     /// Keep a sha256 of each request's inputs in its lineage record.
     pub lineage_input_sha256: bool,
+    /// Latency / error-rate guard, if configured.
+    pub guard: Option<GuardConfig>,
+}
+
+/// `[model.guard]`, validated: at least one threshold is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardConfig {
+    pub window: Duration,
+    pub p99_ms: Option<f64>,
+    pub max_error_rate: Option<f64>,
+    pub min_requests: u64,
+    pub interval: Duration,
+    pub cooldown: Duration,
 }
 
 /// A model's traffic split as configured (selectors still unresolved).
@@ -137,6 +152,13 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 << 20;
 impl Config {
     /// Reads `path`, applies `SWITCHYARD__…` environment overrides, and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_digest(path).map(|(config, _)| config)
+    }
+
+    /// `load`, also returning the sha256 of the bytes it parsed, so a watcher can tell whether
+    /// the file still holds what is served.
+    pub fn load_with_digest(path: &Path) -> Result<(Config, [u8; 32]), ConfigError> {
+        use sha2::Digest as _;
         let source = path.display().to_string();
         let fail = |p: String| ConfigError { source: source.clone(), problems: vec![p] };
         // Read the text ourselves: a clear error for a missing or unreadable file, and the same
@@ -148,7 +170,8 @@ impl Config {
             .build()
             .and_then(|c| c.try_deserialize::<toml::Table>())
             .map_err(|e| fail(e.to_string()))?;
-        Self::from_table(&source, table, path.parent())
+        let digest = sha2::Sha256::digest(text.as_bytes()).into();
+        Self::from_table(&source, table, path.parent()).map(|c| (c, digest))
     }
 
     /// Parses and validates TOML text (no environment overrides); relative paths are kept as is.
@@ -277,6 +300,83 @@ fn validate(
         })
         .collect();
     Config { server: server_config, store_path, onnxruntime, lineage: LineageConfig::default(), models }
+}
+
+/// A duration written as a string such as `"30s"`, `"500ms"`, `"2m"`, within `range`.
+fn duration(
+    text: Option<&str>,
+    default: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> Duration {
+    let Some(text) = text else { return default };
+    match humantime::parse_duration(text) {
+        Ok(d) if range.contains(&d) => d,
+        Ok(_) => {
+            problems.push(format!(
+                "{what} = {text:?} must be between {} and {}",
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            ));
+            default
+        }
+        Err(e) => {
+            problems.push(format!("{what} = {text:?} is not a duration like \"30s\" or \"500ms\": {e}"));
+            default
+        }
+    }
+}
+
+fn validate_guard(raw: &RawGuard, label: &str, problems: &mut Vec<String>) -> Option<GuardConfig> {
+    let before = problems.len();
+    let what = |key: &str| format!("{label}: guard.{key}");
+    let window = duration(
+        raw.window.as_deref(),
+        Duration::from_secs(30),
+        Duration::from_millis(100)..=Duration::from_secs(3600),
+        &what("window"),
+        problems,
+    );
+    let interval = duration(
+        raw.interval.as_deref(),
+        Duration::from_secs(1),
+        Duration::from_millis(10)..=Duration::from_secs(600),
+        &what("interval"),
+        problems,
+    );
+    let cooldown = duration(
+        raw.cooldown.as_deref(),
+        Duration::from_secs(60),
+        Duration::ZERO..=Duration::from_secs(86_400),
+        &what("cooldown"),
+        problems,
+    );
+    if let Some(p) = raw.p99_ms
+        && !(p.is_finite() && p > 0.0)
+    {
+        problems.push(format!("{} = {p} must be a positive number of milliseconds", what("p99_ms")));
+    }
+    if let Some(r) = raw.max_error_rate
+        && !(0.0..=1.0).contains(&r)
+    {
+        problems.push(format!("{} = {r} must be a share between 0 and 1", what("max_error_rate")));
+    }
+    if raw.p99_ms.is_none() && raw.max_error_rate.is_none() {
+        problems.push(format!("{label}: guard needs p99_ms, max_error_rate or both"));
+    }
+    let min_requests = bounded(raw.min_requests, 20, 1..=1_000_000, &what("min_requests"), problems);
+    if problems.len() > before {
+        return None;
+    }
+    Some(GuardConfig {
+        window,
+        p99_ms: raw.p99_ms,
+        max_error_rate: raw.max_error_rate,
+        min_requests,
+        interval,
+        cooldown,
+    })
 }
 
 fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfig {
@@ -409,11 +509,12 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
             problems,
         ) as usize,
     };
+    let lineage_input_sha256 = raw.lineage.input_sha256.unwrap_or(false);
+    let guard = raw.guard.as_ref().and_then(|g| validate_guard(g, label, problems));
     if problems.len() > before {
         return None;
     }
-    let lineage_input_sha256 = raw.lineage.input_sha256.unwrap_or(false);
-    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256 })
+    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard })
 }
 
 /// Percent (0–100) → basis points, refusing what is not a finite percentage.

@@ -71,6 +71,26 @@ pub struct RawModel {
     pub routing: Option<RawRouting>,
     #[serde(default)]
     pub lineage: RawModelLineage,
+    /// Latency and error-rate guard; none by default.
+    pub guard: Option<RawGuard>,
+}
+
+/// `[model.guard]`: when a version breaches a threshold, traffic moves away from it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    /// How much recent traffic is judged, e.g. `"30s"`.
+    pub window: Option<String>,
+    /// Largest acceptable p99 latency over the window, in milliseconds.
+    pub p99_ms: Option<f64>,
+    /// Largest acceptable share of failed (5xx) requests over the window, 0–1.
+    pub max_error_rate: Option<f64>,
+    /// Requests a version must have in the window before it is judged.
+    pub min_requests: Option<u64>,
+    /// Time between evaluations, e.g. `"1s"`.
+    pub interval: Option<String>,
+    /// After a trip, how long before this model can trip again, e.g. `"60s"`.
+    pub cooldown: Option<String>,
 }
 
 /// `[model.routing]`: champion, weighted challengers, shadows, backups, sticky key.

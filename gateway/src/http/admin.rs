@@ -1,11 +1,13 @@
-//! The admin port: Prometheus `/metrics`, read-only `/admin/…` state (models and routing,
-//! per-request lineage, writer status). Binds loopback by default.
+//! The admin port: Prometheus `/metrics`; `/admin/…` state (models, routing and why it is what
+//! it is, per-request lineage, writer status); operator actions (promote, rollback, weights,
+//! reset, reload), each recorded with its actor. Binds loopback by default.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
+use hyper::body::Body;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -14,40 +16,154 @@ use crate::app::App;
 use crate::serving::{ServedModel, VersionSlot};
 use model_store::StoreError;
 
+/// Admin request bodies are small JSON objects.
+const MAX_ADMIN_BODY: usize = 64 << 10;
+
 /// Answers one request on the admin port.
-pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Full<Bytes>> {
-    match route(&app, &req).await {
+pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match route(&app, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route<B>(app: &App, req: &Request<B>) -> Result<Response<Full<Bytes>>, ApiError> {
-    let path = req.uri().path().trim_end_matches('/');
-    if req.method() != Method::GET {
-        return Err(ApiError::MethodNotAllowed { method: req.method().to_string(), path: path.to_owned() });
-    }
+async fn route<B>(app: &App, req: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let method = req.method().clone();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let state = app.serving.load_full();
+    let not_allowed = || Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() });
+    let get = method == Method::GET || method == Method::HEAD;
+    let post = method == Method::POST;
     match segments.as_slice() {
-        ["metrics"] => {
+        ["metrics"] if get => {
             app.metrics.run_upkeep();
             let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
             Ok(r)
         }
-        ["admin", "models"] => {
+        ["admin", "models"] if get => {
+            let state = app.serving.load_full();
             Ok(json_response(StatusCode::OK, &Value::Array(state.models.values().map(model_state).collect())))
         }
-        ["admin", "models", name] => {
-            let model = state.models.get(*name).ok_or_else(|| ApiError::NotFound(format!("unknown model '{name}'")))?;
+        ["admin", "models", name] if get => {
+            let state = app.serving.load_full();
+            let model = state.models.get(*name).ok_or_else(|| unknown_model(name))?;
             Ok(json_response(StatusCode::OK, &model_state(model)))
         }
-        ["admin", "lineage", request_id] => lineage(app, request_id).await,
-        ["admin", "status"] => Ok(json_response(StatusCode::OK, &status(app))),
+        ["admin", "models", name, action @ ("promote" | "rollback" | "weights" | "reset")] if post => {
+            let (name, action) = ((*name).to_owned(), *action);
+            let body = json_body(req).await?;
+            let actor = actor(&body)?;
+            let model = match action {
+                "promote" => {
+                    let version = body
+                        .get("version")
+                        .and_then(version_of)
+                        .ok_or_else(|| ApiError::BadRequest("promote needs {\"version\": N} with N ≥ 1".to_owned()))?;
+                    app.promote(&name, version, &actor).await?
+                }
+                "rollback" => app.rollback(&name, &actor).await?,
+                "weights" => app.set_weights(&name, weights_of(&body)?, &actor).await?,
+                _ => {
+                    let (changed, model) = app.reset(&name, &actor).await?;
+                    return Ok(json_response(
+                        StatusCode::OK,
+                        &json!({ "changed": changed, "model": model_state(&model) }),
+                    ));
+                }
+            };
+            Ok(json_response(StatusCode::OK, &model_state(&model)))
+        }
+        ["admin", "reload"] if post => {
+            let body = json_body(req).await?;
+            let actor = actor(&body)?;
+            match app.reload(&format!("admin:{actor}")).await {
+                Ok(report) => Ok(json_response(StatusCode::OK, &serde_json::to_value(report).unwrap_or(Value::Null))),
+                Err(refused) => Ok(json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &serde_json::to_value(refused).unwrap_or(Value::Null),
+                )),
+            }
+        }
+        ["admin", "lineage", request_id] if get => lineage(app, request_id).await,
+        ["admin", "status"] if get => Ok(json_response(StatusCode::OK, &status(app))),
+        ["metrics"] | ["admin", "models"] | ["admin", "models", _] | ["admin", "lineage", _] | ["admin", "status"] => {
+            not_allowed()
+        }
+        ["admin", "models", _, "promote" | "rollback" | "weights" | "reset"] | ["admin", "reload"] => not_allowed(),
         _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
     }
+}
+
+fn unknown_model(name: &str) -> ApiError {
+    ApiError::NotFound(format!("unknown model '{name}'"))
+}
+
+/// The body as a JSON object; an empty body is `{}`.
+async fn json_body<B>(req: Request<B>) -> Result<serde_json::Map<String, Value>, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let (_, body) = super::public::read_body(req, MAX_ADMIN_BODY).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(&body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::BadRequest("the body must be a JSON object".to_owned())),
+        Err(e) => Err(ApiError::BadRequest(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+/// Who acts, recorded with the event: the body's `actor`, else "admin-api".
+fn actor(body: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
+    match body.get("actor") {
+        None | Some(Value::Null) => Ok("admin-api".to_owned()),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control) => Ok(s.clone()),
+        Some(_) => Err(ApiError::BadRequest("actor must be a non-empty string of at most 128 characters".to_owned())),
+    }
+}
+
+fn version_of(v: &Value) -> Option<u32> {
+    let n = match v {
+        Value::Number(n) => n.as_u64()?,
+        Value::String(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    u32::try_from(n).ok().filter(|n| *n >= 1)
+}
+
+/// `{"challengers": {"2": 30, "3": 5.5}}` → (version, basis points).
+fn weights_of(body: &serde_json::Map<String, Value>) -> Result<Vec<(u32, u32)>, ApiError> {
+    let bad = |m: String| ApiError::BadRequest(m);
+    let Some(Value::Object(map)) = body.get("challengers") else {
+        return Err(bad(
+            "weights needs {\"challengers\": {\"VERSION\": PERCENT, ...}} (an empty object clears them)".into()
+        ));
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let version = k
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| bad(format!("'{k}' is not a version number ≥ 1")))?;
+            let pct = v.as_f64().filter(|p| (0.0..=100.0).contains(p)).ok_or_else(|| {
+                bad(format!("weight of version {version} must be a percentage between 0 and 100, not {v}"))
+            })?;
+            Ok((version, (pct * 100.0).round() as u32))
+        })
+        .collect()
 }
 
 /// The full chain of one request: its records, the version, provenance and events.
@@ -79,29 +195,55 @@ fn status(app: &App) -> Value {
 }
 
 fn model_state(model: &ServedModel) -> Value {
+    let now = std::time::Instant::now();
     let versions: Vec<Value> = model
         .versions
         .iter()
         .map(|(v, slot)| match slot {
-            VersionSlot::Ready(l) => json!({
-                "version": v, "state": "ready", "sha256": l.instance.sha256, "stage": l.stage.to_string(),
-                "device": l.instance.settings.device.to_string(), "instances": l.instance.settings.instances,
-                "queue_depth": l.instance.queue_depth(),
-            }),
+            VersionSlot::Ready(l) => {
+                let s = l.window.load().stats(now);
+                json!({
+                    "version": v, "state": "ready", "sha256": l.instance.sha256, "stage": l.stage.to_string(),
+                    "device": l.instance.settings.device.to_string(), "instances": l.instance.settings.instances,
+                    "queue_depth": l.instance.queue_depth(),
+                    "recent": { "requests": s.requests, "errors": s.errors, "error_rate": s.error_rate(), "p99_ms": s.p99_ms,
+                                "window_ms": l.window.load().length().as_millis() as u64 },
+                    "ejected": model.ejected.contains(v),
+                })
+            }
             VersionSlot::Failed { sha256, reason } => json!({
                 "version": v, "state": "failed", "sha256": sha256, "reason": reason,
             }),
         })
         .collect();
-    let r = &model.routing;
+    let guard = model.guard.as_ref().map(|g| {
+        json!({
+            "window_ms": g.window.as_millis() as u64, "p99_ms": g.p99_ms, "max_error_rate": g.max_error_rate,
+            "min_requests": g.min_requests, "interval_ms": g.interval.as_millis() as u64,
+            "cooldown_ms": g.cooldown.as_millis() as u64,
+        })
+    });
+    json!({
+        "name": model.name,
+        "routing": routing_json(&model.routing),
+        "origin": model.origin,
+        "configured_routing": routing_json(&model.configured),
+        "previous_champion": model.previous_champion,
+        "ejected": model.ejected,
+        "guard": guard,
+        "versions": versions,
+    })
+}
+
+fn routing_json(r: &crate::router::RoutingTable) -> Value {
     let pct = |bp: u32| f64::from(bp) / 100.0;
-    let routing = json!({
+    json!({
         "champion": r.champion,
+        "champion_route": r.champion_route.as_str(),
         "champion_weight_percent": pct(r.champion_weight()),
         "challengers": r.challengers.iter().map(|(v, w)| json!({"version": v, "weight_percent": pct(*w)})).collect::<Vec<_>>(),
         "shadows": r.shadows.iter().map(|(v, w)| json!({"version": v, "percent": pct(*w)})).collect::<Vec<_>>(),
         "backup": r.backup,
         "sticky_header": r.sticky_header,
-    });
-    json!({ "name": model.name, "routing": routing, "versions": versions })
+    })
 }

@@ -20,6 +20,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The request is valid but conflicts with the current state (e.g. nothing to roll back to).
+    #[error("{0}")]
+    Conflict(String),
     /// Overloaded or not ready; `retry_after` seconds when retrying soon makes sense.
     #[error("{message}")]
     Unavailable { message: String, retry_after: Option<u32> },
@@ -40,6 +43,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ModelFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::ModelFailed(_) => "model_error",
             ApiError::Internal(_) => "internal",

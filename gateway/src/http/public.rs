@@ -159,7 +159,7 @@ fn all_stats(state: &ServingState) -> Value {
 }
 
 /// Reads the body, refusing it with 413 past `limit` (before reading when Content-Length says so).
-async fn read_body<B>(req: Request<B>, limit: usize) -> Result<(HeaderMap, Bytes), ApiError>
+pub(super) async fn read_body<B>(req: Request<B>, limit: usize) -> Result<(HeaderMap, Bytes), ApiError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -223,16 +223,15 @@ where
     metrics::counter!("switchyard_requests_total", &labels_with_status(&labels, status)).increment(1);
     metrics::histogram!("switchyard_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     metrics::gauge!("switchyard_queue_depth", &labels[..2]).set(inst.queue_depth() as f64);
+    // The guard judges what the version did: answers and server-side failures, not clients' 4xx.
+    if status.is_success() || status.is_server_error() {
+        loaded.window.load().record(Instant::now(), started.elapsed(), status.is_server_error());
+    }
     if let Some(sink) = &app.lineage {
-        let mut record = LineageRecord::new(
-            request_id,
-            &model.name,
-            inst.version,
-            &inst.sha256,
-            route,
-            reason_text(&decision, fell_back),
-        )
-        .stamped_at(arrived);
+        let note = if decision.route == Route::Backup { model.route_note() } else { None };
+        let reason = reason_text(&decision, fell_back, note.as_deref());
+        let mut record =
+            LineageRecord::new(request_id, &model.name, inst.version, &inst.sha256, route, reason).stamped_at(arrived);
         record.sticky_key_hash = sticky_hash_text(&decision);
         record.input_sha256 = facts.input_sha256;
         record.queue_us = micros(facts.queue);

@@ -74,6 +74,7 @@ pub fn mirror(app: &App, primary: &Primary<'_>, inputs: Vec<Tensor>, shadows: Ve
             if outcome == "dropped" {
                 return; // counted above; a copy that never ran has no lineage
             }
+            shadow.window.load().record(Instant::now(), started.elapsed(), result.is_err());
             let comparison = result.as_ref().ok().map(|out| compare(&primary_outputs, &out.outputs));
             if let Some(c) = &comparison {
                 metrics::histogram!("switchyard_shadow_max_abs_diff", "model" => model.clone(), "version" => version.clone())
