@@ -28,6 +28,8 @@ pub struct App {
     pub shadow_tasks: TaskTracker,
     /// The served config and the lock every change of serving state takes (see `control`).
     pub control: Control,
+    /// Models whose champion breaches with no healthy backup: the evaluation that said so.
+    pub alarms: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl App {
@@ -48,6 +50,7 @@ impl App {
             max_body_bytes: config.server.max_body_bytes,
             lineage,
             shadow_tasks: TaskTracker::new(),
+            alarms: std::sync::Mutex::default(),
         }
     }
 

@@ -93,6 +93,11 @@ impl App {
         let (from, to, reason, next, detail, kind) = match verdict {
             Verdict::Trip { from, to, reason, next, detail } => (from, to, reason, Some(next), detail, "guard_trip"),
             Verdict::NoHealthyBackup { champion, keep, reason, next, detail } => {
+                // Raised once, then held until the champion stops breaching or a reset: the
+                // event, metric and log line are not repeated every interval.
+                if !self.raise_alarm(&current.name, &detail) && next.is_none() {
+                    return false;
+                }
                 metrics::gauge!("switchyard_guard_no_healthy_backup", "model" => current.name.clone()).set(1.0);
                 tracing::error!(model = %current.name, champion, keep, %detail,
                     "guard: the champion breaches and no backup is healthy; keeping the least bad version serving");
@@ -118,6 +123,26 @@ impl App {
         )
         .await;
         true
+    }
+
+    /// Sets the model's "no healthy backup" alarm; returns whether it was newly raised.
+    fn raise_alarm(&self, model: &str, detail: &Value) -> bool {
+        let mut alarms = self.alarms.lock().unwrap_or_else(|p| p.into_inner());
+        alarms.insert(model.to_owned(), detail.clone()).is_none()
+    }
+
+    /// Clears the model's alarm (its champion no longer breaches, or an operator reset it).
+    pub fn clear_alarm(&self, model: &str) {
+        let mut alarms = self.alarms.lock().unwrap_or_else(|p| p.into_inner());
+        if alarms.remove(model).is_some() {
+            metrics::gauge!("switchyard_guard_no_healthy_backup", "model" => model.to_owned()).set(0.0);
+            tracing::info!(model, "guard: the champion no longer breaches; alarm cleared");
+        }
+    }
+
+    /// The model's alarm, if raised: the evaluation that raised it.
+    pub fn alarm(&self, model: &str) -> Option<Value> {
+        self.alarms.lock().unwrap_or_else(|p| p.into_inner()).get(model).cloned()
     }
 
     /// Records a guard event that changes nothing (a breaching shadow), logging a failure.
@@ -297,7 +322,7 @@ impl App {
             return Ok((false, current.clone()));
         }
         let next = current.reset();
-        metrics::gauge!("switchyard_guard_no_healthy_backup", "model" => model.to_owned()).set(0.0);
+        self.clear_alarm(model);
         tracing::info!(model, actor, "routing reset to the config's");
         self.install(state.with_model(next.clone()));
         Ok((true, next))

@@ -287,3 +287,24 @@ fn operators_promote_roll_back_set_weights_and_every_action_is_recorded() {
     assert_eq!(model_state(&gw, "mlp")["origin"]["action"], "rolled_back");
     assert!(gw.terminate().success());
 }
+
+#[test]
+fn with_no_healthy_backup_the_guard_says_so_loudly_and_keeps_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = slow_store(dir.path());
+    // The only backup is the breaching champion itself: there is nowhere healthy to go.
+    let config = guarded("ranker", "champion = 1\nbackup = [1]", "p99_ms = 50");
+    let gw = Gateway::start(dir.path(), &store, &config);
+    let samples = load_until(gw.public, "/v2/models/ranker/infer", 4, |_, i| mlp_body(i as f32 / 100.0), |s| {
+        (s.len() % 20 == 0 && !model_state(&gw, "ranker")["guard_alarm"].is_null()) || s.len() >= 1500
+    });
+    assert!(samples.iter().all(|s| s.status == 200 && s.version == Some(1)), "the least bad option keeps serving");
+    let state = model_state(&gw, "ranker");
+    assert_eq!(state["guard_alarm"]["no_healthy_backup"], true, "{state}");
+    assert_eq!(state["routing"]["champion"], 1);
+    assert_eq!(metric_value(&gw, "switchyard_guard_no_healthy_backup", &[("model", "ranker")]), Some(1.0));
+    assert!(gw.terminate().success());
+    let events = crate::support::cli_json(&["models", "show", "--json", "--store", store.to_str().expect("utf8"), "ranker:1"]);
+    let raised = events["events"].as_array().expect("events").iter().filter(|e| e["kind"] == "guard_no_healthy_backup").count();
+    assert_eq!(raised, 1, "raised once, not every interval: {events}");
+}

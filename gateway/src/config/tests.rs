@@ -162,3 +162,27 @@ fn lineage_section_defaults_and_refusals() {
     assert!(text.contains("[lineage] capacity = 0 must be between 1 and 10000000"), "{text}");
     assert!(text.contains("on_full = \"sometimes\" must be \"block\" or \"drop\""), "{text}");
 }
+
+#[test]
+fn guard_section_parses_durations_and_lists_its_problems() {
+    let text = format!("{GOOD}\n[model.guard]\nwindow = \"10s\"\np99_ms = 50\ninterval = \"500ms\"\n");
+    let g = Config::from_toml_str("g", &text).expect("valid").models[0].guard.clone().expect("guard");
+    assert_eq!((g.window, g.interval, g.cooldown), (Duration::from_secs(10), Duration::from_millis(500), Duration::from_secs(60)));
+    assert_eq!((g.p99_ms, g.max_error_rate, g.min_requests), (Some(50.0), None, 20));
+    let bad = format!(
+        "{GOOD}\n[model.guard]\nwindow = \"soon\"\ninterval = \"2h\"\np99_ms = -1\nmax_error_rate = 1.5\nmin_requests = 0\n"
+    );
+    let text = Config::from_toml_str("bad", &bad).unwrap_err().to_string();
+    for needle in [
+        "guard.window = \"soon\" is not a duration",
+        "guard.interval = \"2h\" must be between 10ms and 10m",
+        "guard.p99_ms = -1 must be a positive number",
+        "guard.max_error_rate = 1.5 must be a share between 0 and 1",
+        "guard.min_requests = 0 must be between 1 and 1000000",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let none = format!("{GOOD}\n[model.guard]\nwindow = \"10s\"\n");
+    let text = Config::from_toml_str("none", &none).unwrap_err().to_string();
+    assert!(text.contains("guard needs p99_ms, max_error_rate or both"), "{text}");
+}

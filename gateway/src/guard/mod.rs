@@ -209,7 +209,11 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             }
             last_eval.insert(model.name.clone(), now);
             let cooling = last_trip.get(&model.name).is_some_and(|t| now.duration_since(*t) < g.cooldown);
-            let Some(verdict) = evaluate(model, now) else { continue };
+            let verdict = evaluate(model, now);
+            if !matches!(verdict, Some(Verdict::NoHealthyBackup { .. })) {
+                app.clear_alarm(&model.name);
+            }
+            let Some(verdict) = verdict else { continue };
             match verdict {
                 Verdict::ShadowBreach { version, reason, detail } => {
                     let key = (model.name.clone(), version);

@@ -57,7 +57,9 @@ where
         ["admin", "models", name] if get => {
             let state = app.serving.load_full();
             let model = state.models.get(*name).ok_or_else(|| unknown_model(name))?;
-            Ok(json_response(StatusCode::OK, &model_state(model)))
+            let mut body = model_state(model);
+            body["guard_alarm"] = app.alarm(name).unwrap_or(Value::Null);
+            Ok(json_response(StatusCode::OK, &body))
         }
         ["admin", "models", name, action @ ("promote" | "rollback" | "weights" | "reset")] if post => {
             let (name, action) = ((*name).to_owned(), *action);
