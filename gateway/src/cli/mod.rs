@@ -1,6 +1,7 @@
-//! Command-line interface: `serve`, `config check`, `models …` and `lineage …`. Every command
-//! that prints takes `--json`, except `lineage query`, which always prints JSON lines. Errors
-//! reach `main` as `anyhow` with a one-line cause chain.
+//! Command-line interface: `serve`, `config check`, `models …`, `lineage …` and `admin …` (the
+//! last talks to a running gateway's admin API; the others work on files and stores). Every
+//! command that prints takes `--json`, except `lineage query`, which always prints JSON lines.
+//! Errors reach `main` as `anyhow` with a one-line cause chain.
 
 /// `println!` that ignores a closed stdout (`switchyard models list | head` must not panic).
 macro_rules! out {
@@ -10,6 +11,7 @@ macro_rules! out {
     }};
 }
 
+mod admin;
 mod lineage;
 mod models;
 mod serve;
@@ -43,6 +45,9 @@ pub enum Command {
     /// records over a time range.
     #[command(subcommand)]
     Lineage(lineage::LineageCommand),
+    /// Inspect and steer a running gateway through its admin API: promote, roll back, set
+    /// challenger weights, reset, reload; show models, status and lineage.
+    Admin(admin::AdminArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,10 +70,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config(ConfigCommand::Check { file, resolve, json }) => serve::check(&file, resolve, json),
         Command::Models(cmd) => models::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),
+        Command::Admin(args) => admin::run(args),
     }
 }
 
-/// A small current-thread runtime for commands that only talk to the store.
+/// A small current-thread runtime for commands that only talk to the store or the admin API.
 fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(rt.block_on(f))

@@ -1,0 +1,787 @@
+//! `switchyard admin …`: inspect and steer a running gateway through its admin HTTP API —
+//! promote, roll back, set challenger weights, reset, reload; read models, status and lineage.
+//! Unlike `models` and `lineage`, which open a store directory, these verbs talk to
+//! `switchyard serve` over plain HTTP/1.1 on its `admin_listen` address, so a change takes effect
+//! in the serving process (which records it) rather than only in the store.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+/// Where `switchyard serve` listens for admin requests unless its config says otherwise
+/// (`config::DEFAULT_ADMIN_LISTEN`).
+const DEFAULT_URL: &str = "http://127.0.0.1:8001";
+
+/// How long one request may take, connecting included: a gateway that does not answer in this
+/// time is stuck or unreachable, and a script calling the CLI should hear so rather than hang.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `switchyard admin [--url URL] [--token T] [--json] <verb>`. The options are global, so they
+/// may also follow the verb.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The gateway's admin address (its `admin_listen`) as an http:// URL.
+    #[arg(long, env = "SWITCHYARD_ADMIN_URL", default_value = DEFAULT_URL, global = true)]
+    url: String,
+    /// Bearer token for the admin API, sent as `Authorization: Bearer T`.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the answer's JSON body as is, on one line.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+/// The admin verbs, one admin API request each.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show the gateway's status (health beyond readiness, e.g. the lineage writer).
+    Status,
+    /// Show every served model's routing and versions, or one model's.
+    Models {
+        /// Only this model.
+        model: Option<String>,
+    },
+    /// Promote VERSION to champion of MODEL.
+    Promote {
+        model: String,
+        version: u32,
+        /// Who acts, recorded by the gateway (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Roll MODEL back to its previous champion.
+    Rollback {
+        model: String,
+        /// Who acts, recorded by the gateway (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Set MODEL's challengers: each VERSION=PERCENT gets that share of requests (0–100, at most
+    /// 100 in all). With none given, the challengers are cleared.
+    Weights {
+        model: String,
+        /// A challenger and its percent of requests, e.g. `2=30` or `3=2.5`.
+        #[arg(value_name = "VERSION=PERCENT", value_parser = parse_weight)]
+        weights: Vec<Weight>,
+        /// Who acts, recorded by the gateway (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Drop MODEL's runtime routing changes: serve its configured routing again.
+    Reset {
+        model: String,
+        /// Who acts, recorded by the gateway (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Re-read the gateway's config file and apply it; a refusal lists every problem.
+    Reload {
+        /// Who acts, recorded by the gateway (default: cli:$USER).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Show how one request was answered, from the gateway's lineage records.
+    Lineage {
+        /// The request id, as the gateway assigned or received it.
+        request_id: String,
+    },
+}
+
+/// One `VERSION=PERCENT` argument of `admin weights`, checked on its own by clap's parser;
+/// [`challengers`] checks them together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weight {
+    version: u32,
+    percent: f64,
+}
+
+/// Runs an admin verb against the gateway. Returns the process exit code; a refusal by the
+/// gateway (any non-2xx answer) is an error, which `main` prints and exits 1 on.
+pub fn run(args: AdminArgs) -> anyhow::Result<i32> {
+    let client = AdminClient::new(&args.url, args.token.as_deref())?;
+    let body = super::block_on(request(&client, &args.command))??;
+    out!("{}", render(&args.command, &body, args.json)?);
+    Ok(0)
+}
+
+/// Sends the verb's request and returns the answer's body when the gateway accepted it. Every
+/// argument is checked before anything is sent.
+async fn request(client: &AdminClient, command: &AdminCommand) -> anyhow::Result<Value> {
+    let actor = |given: &Option<String>| super::actor(given.clone());
+    match command {
+        AdminCommand::Status => client.get("/admin/status").await,
+        AdminCommand::Models { model: None } => client.get("/admin/models").await,
+        AdminCommand::Models { model: Some(model) } => client.get(&model_path(model, "")?).await,
+        AdminCommand::Promote { model, version, actor: given } => {
+            let path = model_path(model, "/promote")?;
+            client.post(&path, &json!({ "version": version, "actor": actor(given) })).await
+        }
+        AdminCommand::Rollback { model, actor: given } => {
+            client.post(&model_path(model, "/rollback")?, &json!({ "actor": actor(given) })).await
+        }
+        AdminCommand::Weights { model, weights, actor: given } => {
+            let path = model_path(model, "/weights")?;
+            let challengers = challengers(weights)?;
+            client.post(&path, &json!({ "challengers": challengers, "actor": actor(given) })).await
+        }
+        AdminCommand::Reset { model, actor: given } => {
+            client.post(&model_path(model, "/reset")?, &json!({ "actor": actor(given) })).await
+        }
+        AdminCommand::Reload { actor: given } => client.post("/admin/reload", &json!({ "actor": actor(given) })).await,
+        AdminCommand::Lineage { request_id } => {
+            if request_id.is_empty() {
+                bail!("the request id is empty");
+            }
+            client.get(&format!("/admin/lineage/{}", encode_segment(request_id))).await
+        }
+    }
+}
+
+/// `/admin/models/{model}{rest}`, the name percent-encoded. An empty name is refused: it would
+/// address the list instead.
+fn model_path(model: &str, rest: &str) -> anyhow::Result<String> {
+    if model.is_empty() {
+        bail!("the model name is empty");
+    }
+    Ok(format!("/admin/models/{}{rest}", encode_segment(model)))
+}
+
+/// What a verb prints for an accepted request: with `--json` the body on one line; otherwise a
+/// short line where the answer says it all, else the body as pretty JSON.
+fn render(command: &AdminCommand, body: &Value, json: bool) -> anyhow::Result<String> {
+    if json {
+        return Ok(serde_json::to_string(body)?);
+    }
+    match command {
+        AdminCommand::Reload { .. } if body.get("result").and_then(Value::as_str) == Some("ok") => {
+            Ok("reloaded".to_owned())
+        }
+        AdminCommand::Reset { model, .. } => match (body.get("changed").and_then(Value::as_bool), body.get("model")) {
+            (Some(false), _) => Ok(format!("{model} already serves its configured routing")),
+            (Some(true), Some(state)) => {
+                Ok(format!("{model} reset to its configured routing\n{}", serde_json::to_string_pretty(state)?))
+            }
+            _ => Ok(serde_json::to_string_pretty(body)?),
+        },
+        _ => Ok(serde_json::to_string_pretty(body)?),
+    }
+}
+
+/// Parses one `VERSION=PERCENT` argument: a version number from 1 and a percent from 0 to 100
+/// (a trailing `%` is allowed). Errors name the argument and say what is expected.
+fn parse_weight(text: &str) -> Result<Weight, String> {
+    let Some((version, percent)) = text.split_once('=') else {
+        return Err(format!("{text:?} is not VERSION=PERCENT (e.g. 2=30)"));
+    };
+    let version = match version.trim().parse::<u32>() {
+        Ok(v) if v >= 1 => v,
+        _ => return Err(format!("in {text:?}: {version:?} is not a version number (a whole number from 1)")),
+    };
+    let trimmed = percent.trim();
+    let number = trimmed.strip_suffix('%').unwrap_or(trimmed).trim();
+    match number.parse::<f64>() {
+        Ok(p) if p.is_finite() && (0.0..=100.0).contains(&p) => Ok(Weight { version, percent: p }),
+        _ => Err(format!("in {text:?}: {percent:?} is not a percent (a number from 0 to 100)")),
+    }
+}
+
+/// The `challengers` map of a weights request: refuses a version given twice and weights that
+/// add up to more than 100 %, so the mistake is reported before anything is sent.
+fn challengers(weights: &[Weight]) -> anyhow::Result<BTreeMap<u32, f64>> {
+    let mut map = BTreeMap::new();
+    for w in weights {
+        if let Some(earlier) = map.insert(w.version, w.percent) {
+            bail!("version {} is given twice ({}={earlier} and {}={})", w.version, w.version, w.version, w.percent);
+        }
+    }
+    // In basis points, as the gateway keeps weights (two decimals), so 33.33 × 3 is not refused.
+    let total_bp: f64 = map.values().map(|p| (p * 100.0).round()).sum();
+    if total_bp > 10_000.0 {
+        bail!("challenger weights add up to {}%, more than 100", total_bp / 100.0);
+    }
+    Ok(map)
+}
+
+/// Percent-encodes one path segment: everything but RFC 3986's unreserved characters, so a
+/// request id or model name with `/`, `?`, `%` or spaces stays one segment.
+fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A minimal HTTP/1.1 client for the admin API: one connection per request (the CLI makes one
+/// request), JSON in and out, an optional bearer token, a timeout on the whole exchange.
+#[derive(Debug)]
+struct AdminClient {
+    /// The URL as given, without a trailing `/`, for messages.
+    url: String,
+    /// Host to connect to (an IPv6 address without its brackets) and port.
+    host: String,
+    port: u16,
+    /// The `Host` header: the URL's authority.
+    authority: HeaderValue,
+    /// A path prefix from the URL (`http://proxy/switchyard`), without a trailing `/`; usually empty.
+    base_path: String,
+    /// `Bearer …`, marked sensitive so `Debug` does not print it.
+    authorization: Option<HeaderValue>,
+    timeout: Duration,
+}
+
+impl AdminClient {
+    /// Checks the URL (http:// only, a host, no query or credentials) and the token.
+    fn new(url: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        const EXPECTED: &str = "expected http://HOST:PORT, e.g. http://127.0.0.1:8001";
+        let trimmed = url.trim().trim_end_matches('/');
+        let uri: Uri = trimmed.parse().map_err(|e| anyhow!("invalid admin URL {url:?}: {e}; {EXPECTED}"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(s) if s.eq_ignore_ascii_case("https") => bail!(
+                "invalid admin URL {url:?}: https is not supported; the admin API is plain HTTP \
+                 (keep it on loopback or a private network, or tunnel to it), so use http://"
+            ),
+            Some(s) if s.eq_ignore_ascii_case("http") => {}
+            Some(other) => bail!("invalid admin URL {url:?}: unsupported scheme {other:?}; {EXPECTED}"),
+            None => bail!("invalid admin URL {url:?}: no http:// scheme; {EXPECTED}"),
+        }
+        let Some(authority) = uri.authority() else {
+            bail!("invalid admin URL {url:?}: no host; {EXPECTED}");
+        };
+        if authority.as_str().contains('@') {
+            bail!("invalid admin URL {url:?}: credentials in the URL are not supported; use --token");
+        }
+        if uri.query().is_some() {
+            bail!("invalid admin URL {url:?}: a query is not supported; {EXPECTED}");
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        if host.is_empty() {
+            bail!("invalid admin URL {url:?}: no host; {EXPECTED}");
+        }
+        // `http::Uri` accepts any digits as a port (`port_u16` is then `None`), so read it here.
+        let text = authority.as_str();
+        let port = match text.rfind(':').filter(|&at| !text[at..].contains(']')) {
+            None => 80,
+            Some(at) => match text[at + 1..].parse::<u16>() {
+                Ok(port) if port > 0 => port,
+                _ => bail!("invalid admin URL {url:?}: {:?} is not a port (1–65535); {EXPECTED}", &text[at + 1..]),
+            },
+        };
+        let authorization = match token.map(str::trim).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(token) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| anyhow!("the admin token has characters an HTTP header cannot carry"))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        Ok(Self {
+            url: trimmed.to_owned(),
+            host,
+            port,
+            authority: HeaderValue::from_str(authority.as_str())?,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            authorization,
+            timeout: REQUEST_TIMEOUT,
+        })
+    }
+
+    /// `GET path`; the body when the answer is 2xx, else the gateway's error.
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, body) = self.send(Method::GET, path, None).await?;
+        self.accepted(status, body)
+    }
+
+    /// `POST path` with a JSON body; the answer's body when it is 2xx, else the gateway's error.
+    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let (status, body) = self.send(Method::POST, path, Some(body)).await?;
+        self.accepted(status, body)
+    }
+
+    /// One exchange under the timeout: the status and the body as JSON (a body that is not JSON
+    /// comes back as a JSON string when the status is an error, for the message).
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
+        match tokio::time::timeout(self.timeout, self.exchange(&method, path, body)).await {
+            Ok(answer) => answer,
+            Err(_) => bail!(
+                "the admin API at {} did not answer {method} {path} within {} s",
+                self.url,
+                self.timeout.as_secs_f64()
+            ),
+        }
+    }
+
+    async fn exchange(&self, method: &Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
+        let stream = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| self.unreachable(&e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .with_context(|| format!("cannot talk HTTP to the admin API at {}", self.url))?;
+        // The connection does the I/O while `sender` waits for the answer; it ends when the
+        // answer is read and `sender` dropped. Its errors also reach `send_request`.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", self.base_path))
+            .header(header::HOST, self.authority.clone())
+            .header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(header::AUTHORIZATION, authorization.clone());
+        }
+        let bytes = body.map(serde_json::to_vec).transpose()?.map(Bytes::from).unwrap_or_default();
+        let request = builder.body(Full::new(bytes))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("the admin API at {} did not answer {method} {path}", self.url))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the admin API's answer to {method} {path}"))?
+            .to_bytes();
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(value) => Ok((status, value)),
+            Err(_) if !status.is_success() => Ok((status, Value::String(snippet(&bytes)))),
+            Err(e) => bail!(
+                "the admin API at {} answered {method} {path} with {} but not JSON ({e}): {}",
+                self.url,
+                status_text(status),
+                snippet(&bytes)
+            ),
+        }
+    }
+
+    /// The error for a failed connect, naming the URL; a refused connection gets the usual causes.
+    fn unreachable(&self, e: &std::io::Error) -> anyhow::Error {
+        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            anyhow!(
+                "cannot reach the admin API at {}: connection refused; is `switchyard serve` running, \
+                 and is --url its admin address?",
+                self.url
+            )
+        } else {
+            anyhow!("cannot reach the admin API at {}: {e}", self.url)
+        }
+    }
+
+    /// The body of a 2xx answer; otherwise an error of the status and the gateway's `error`
+    /// message, each of its `problems` on a line of its own (a refused reload lists them).
+    fn accepted(&self, status: StatusCode, body: Value) -> anyhow::Result<Value> {
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = match &body {
+            Value::Null => String::new(),
+            Value::String(text) => text.clone(),
+            other => match other.get("error") {
+                Some(Value::String(text)) => text.clone(),
+                _ => other.to_string(),
+            },
+        };
+        let mut text = status_text(status);
+        if !message.is_empty() {
+            let _ = write!(text, ": {message}");
+        }
+        if status == StatusCode::UNAUTHORIZED && self.authorization.is_none() {
+            text.push_str(" (no token was sent: pass --token or set SWITCHYARD_ADMIN_TOKEN)");
+        }
+        for problem in body.get("problems").and_then(Value::as_array).into_iter().flatten() {
+            match problem {
+                Value::String(p) => {
+                    let _ = write!(text, "\n  - {p}");
+                }
+                other => {
+                    let _ = write!(text, "\n  - {other}");
+                }
+            }
+        }
+        Err(anyhow!(text))
+    }
+}
+
+/// `409 Conflict`; just the number for a code without a reason phrase.
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("{} {reason}", status.as_u16()),
+        None => status.as_u16().to_string(),
+    }
+}
+
+/// A body that is not JSON, for a message: trimmed, and cut at 200 characters.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use clap::Parser as _;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    // ---- V=PCT ----
+
+    #[test]
+    fn weights_parse() {
+        assert_eq!(parse_weight("2=30").unwrap(), Weight { version: 2, percent: 30.0 });
+        assert_eq!(parse_weight("3=2.5").unwrap(), Weight { version: 3, percent: 2.5 });
+        assert_eq!(parse_weight("3=5%").unwrap(), Weight { version: 3, percent: 5.0 });
+        assert_eq!(parse_weight(" 4 = 0 ").unwrap(), Weight { version: 4, percent: 0.0 });
+        assert_eq!(parse_weight("5=100").unwrap(), Weight { version: 5, percent: 100.0 });
+    }
+
+    #[test]
+    fn weights_with_a_bad_version_are_refused() {
+        for bad in ["0=10", "-1=10", "x=10", "=10", "2.5=10", "v2=10", "99999999999=10"] {
+            let message = parse_weight(bad).expect_err(bad);
+            assert!(message.contains("not a version number"), "{bad:?}: {message}");
+            assert!(message.contains(bad), "{bad:?}: {message}");
+        }
+        let message = parse_weight("2:30").expect_err("no =");
+        assert!(message.contains("VERSION=PERCENT"), "{message}");
+    }
+
+    #[test]
+    fn weights_with_a_bad_percent_are_refused() {
+        for bad in ["2=", "2=abc", "2=-1", "2=-0.5", "2=100.01", "2=250", "2=NaN", "2=inf", "2=30=40", "2=%"] {
+            let message = parse_weight(bad).expect_err(bad);
+            assert!(message.contains("not a percent (a number from 0 to 100)"), "{bad:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn challengers_refuse_duplicates_and_more_than_100_in_all() {
+        let w = |version, percent| Weight { version, percent };
+        assert_eq!(challengers(&[w(2, 30.0), w(3, 5.0)]).unwrap(), BTreeMap::from([(2, 30.0), (3, 5.0)]));
+        assert!(challengers(&[]).unwrap().is_empty());
+        assert_eq!(challengers(&[w(2, 33.333), w(3, 33.333), w(4, 33.333)]).unwrap().len(), 3);
+        let message = challengers(&[w(2, 30.0), w(3, 5.0), w(2, 10.0)]).unwrap_err().to_string();
+        assert!(message.contains("version 2 is given twice"), "{message}");
+        let message = challengers(&[w(2, 60.0), w(3, 50.0)]).unwrap_err().to_string();
+        assert!(message.contains("110%") && message.contains("more than 100"), "{message}");
+    }
+
+    #[test]
+    fn the_command_line_parses_and_refuses_bad_weights() {
+        let cli = crate::cli::Cli::try_parse_from(["switchyard", "admin", "weights", "mlp", "2=30", "3=5", "--json"])
+            .unwrap();
+        let crate::cli::Command::Admin(args) = cli.command else { panic!("not admin") };
+        assert!(args.json);
+        let AdminCommand::Weights { model, weights, actor } = args.command else { panic!("not weights") };
+        assert_eq!(model, "mlp");
+        assert_eq!(weights, [Weight { version: 2, percent: 30.0 }, Weight { version: 3, percent: 5.0 }]);
+        assert_eq!(actor, None);
+        // Clearing: no weights at all.
+        let cli = crate::cli::Cli::try_parse_from(["switchyard", "admin", "weights", "mlp"]).unwrap();
+        let crate::cli::Command::Admin(args) = cli.command else { panic!("not admin") };
+        assert!(matches!(args.command, AdminCommand::Weights { weights, .. } if weights.is_empty()));
+        let e = crate::cli::Cli::try_parse_from(["switchyard", "admin", "weights", "mlp", "2=130"]).unwrap_err();
+        assert!(e.to_string().contains("not a percent"), "{e}");
+    }
+
+    // ---- URLs ----
+
+    #[test]
+    fn urls_are_checked() {
+        let c = AdminClient::new("http://127.0.0.1:8001", None).unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.base_path.as_str()), ("127.0.0.1", 8001, ""));
+        assert_eq!(c.authority, "127.0.0.1:8001");
+        let c = AdminClient::new("http://localhost/", None).unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.url.as_str()), ("localhost", 80, "http://localhost"));
+        let c = AdminClient::new("http://[::1]:9000", None).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", 9000));
+        let c = AdminClient::new("http://gw.internal:8001/switchyard/", None).unwrap();
+        assert_eq!(c.base_path, "/switchyard");
+
+        let https = AdminClient::new("https://127.0.0.1:8001", None).unwrap_err().to_string();
+        assert!(https.contains("https is not supported"), "{https}");
+        for bad in [
+            "127.0.0.1:8001",
+            "localhost",
+            "ftp://x",
+            "http://",
+            "http://u:p@h:1",
+            "http://h:1/?a=b",
+            "http://h:",
+            "http://h:0",
+            "http://h:99999",
+        ] {
+            let message = AdminClient::new(bad, None).expect_err(bad).to_string();
+            assert!(message.starts_with("invalid admin URL"), "{bad:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_checked_and_not_printed() {
+        let c = AdminClient::new(DEFAULT_URL, Some("s3cret")).unwrap();
+        assert_eq!(c.authorization.as_ref().unwrap(), "Bearer s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(AdminClient::new(DEFAULT_URL, Some("  ")).unwrap().authorization.is_none());
+        assert!(AdminClient::new(DEFAULT_URL, Some("a\nb")).is_err());
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(encode_segment("mlp-v2_x.y~z"), "mlp-v2_x.y~z");
+        assert_eq!(encode_segment("a b/c?d%e#é"), "a%20b%2Fc%3Fd%25e%23%C3%A9");
+    }
+
+    #[test]
+    fn rendering() {
+        let reload = AdminCommand::Reload { actor: None };
+        assert_eq!(render(&reload, &json!({"result": "ok", "changed": []}), false).unwrap(), "reloaded");
+        assert_eq!(render(&reload, &json!({"result": "ok"}), true).unwrap(), r#"{"result":"ok"}"#);
+        let reset = AdminCommand::Reset { model: "mlp".to_owned(), actor: None };
+        let unchanged = json!({"changed": false, "model": {"name": "mlp"}});
+        assert_eq!(render(&reset, &unchanged, false).unwrap(), "mlp already serves its configured routing");
+        let changed = render(&reset, &json!({"changed": true, "model": {"name": "mlp"}}), false).unwrap();
+        assert!(changed.starts_with("mlp reset to its configured routing\n{\n  \"name\": \"mlp\""), "{changed}");
+        let status = render(&AdminCommand::Status, &json!({"status": "ok"}), false).unwrap();
+        assert_eq!(status, "{\n  \"status\": \"ok\"\n}");
+    }
+
+    // ---- against a fake admin server ----
+
+    /// One request as the fake server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        path: String,
+        authorization: Option<String>,
+        body: String,
+    }
+
+    /// A fake admin API on 127.0.0.1:0 that answers every request with `status` and the body
+    /// `answer` (or never, when `status` is `None`) and records what it received.
+    async fn fake_admin(status: Option<StatusCode>, answer: impl ToString) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+        let answer = answer.to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (log, answer) = (log.clone(), answer.clone());
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let (log, answer) = (log.clone(), answer.clone());
+                    async move {
+                        let method = req.method().to_string();
+                        let path = req.uri().to_string();
+                        let authorization =
+                            req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned());
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let body = String::from_utf8(body.to_vec()).unwrap();
+                        log.lock().unwrap().push(Seen { method, path, authorization, body });
+                        let Some(status) = status else {
+                            return std::future::pending().await;
+                        };
+                        let mut response = hyper::Response::new(Full::new(Bytes::from(answer)));
+                        *response.status_mut() = status;
+                        Ok::<_, hyper::Error>(response)
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    fn client(addr: SocketAddr, token: Option<&str>) -> AdminClient {
+        AdminClient::new(&format!("http://{addr}"), token).unwrap()
+    }
+
+    fn only(seen: &Mutex<Vec<Seen>>) -> Seen {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        seen[0].clone()
+    }
+
+    #[tokio::test]
+    async fn promote_posts_the_version_and_actor() {
+        let state = json!({"name": "mlp", "routing": {"champion": 3}});
+        let (addr, seen) = fake_admin(Some(StatusCode::OK), &state).await;
+        let promote = AdminCommand::Promote { model: "mlp".to_owned(), version: 3, actor: Some("tester".to_owned()) };
+        assert_eq!(request(&client(addr, None), &promote).await.unwrap(), state);
+        let seen = only(&seen);
+        assert_eq!((seen.method.as_str(), seen.path.as_str()), ("POST", "/admin/models/mlp/promote"));
+        assert_eq!(serde_json::from_str::<Value>(&seen.body).unwrap(), json!({"version": 3, "actor": "cli:tester"}));
+        assert_eq!(seen.authorization, None);
+    }
+
+    #[tokio::test]
+    async fn every_verb_sends_its_request() {
+        let (addr, seen) = fake_admin(Some(StatusCode::OK), json!({})).await;
+        let c = client(addr, None);
+        let actor = || Some("t".to_owned());
+        let model = || "mlp".to_owned();
+        let weights = vec![Weight { version: 2, percent: 30.0 }, Weight { version: 3, percent: 5.0 }];
+        let cases = [
+            (AdminCommand::Status, "GET", "/admin/status", ""),
+            (AdminCommand::Models { model: None }, "GET", "/admin/models", ""),
+            (AdminCommand::Models { model: Some(model()) }, "GET", "/admin/models/mlp", ""),
+            (
+                AdminCommand::Rollback { model: model(), actor: actor() },
+                "POST",
+                "/admin/models/mlp/rollback",
+                r#"{"actor":"cli:t"}"#,
+            ),
+            (
+                AdminCommand::Weights { model: model(), weights, actor: actor() },
+                "POST",
+                "/admin/models/mlp/weights",
+                r#"{"actor":"cli:t","challengers":{"2":30.0,"3":5.0}}"#,
+            ),
+            (
+                AdminCommand::Weights { model: model(), weights: vec![], actor: actor() },
+                "POST",
+                "/admin/models/mlp/weights",
+                r#"{"actor":"cli:t","challengers":{}}"#,
+            ),
+            (
+                AdminCommand::Reset { model: model(), actor: actor() },
+                "POST",
+                "/admin/models/mlp/reset",
+                r#"{"actor":"cli:t"}"#,
+            ),
+            (AdminCommand::Reload { actor: actor() }, "POST", "/admin/reload", r#"{"actor":"cli:t"}"#),
+            (AdminCommand::Lineage { request_id: "req 1/2".to_owned() }, "GET", "/admin/lineage/req%201%2F2", ""),
+        ];
+        for (command, method, path, body) in &cases {
+            request(&c, command).await.unwrap();
+            let last = seen.lock().unwrap().pop().unwrap();
+            assert_eq!((last.method.as_str(), last.path.as_str()), (*method, *path), "{command:?}");
+            if body.is_empty() {
+                assert_eq!(last.body, "", "{command:?}");
+            } else {
+                let sent: Value = serde_json::from_str(&last.body).unwrap();
+                assert_eq!(sent, serde_json::from_str::<Value>(body).unwrap(), "{command:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_weights_send_nothing() {
+        let (addr, seen) = fake_admin(Some(StatusCode::OK), json!({})).await;
+        let weights = vec![Weight { version: 2, percent: 30.0 }, Weight { version: 2, percent: 5.0 }];
+        let command = AdminCommand::Weights { model: "mlp".to_owned(), weights, actor: None };
+        let message = request(&client(addr, None), &command).await.unwrap_err().to_string();
+        assert!(message.contains("given twice"), "{message}");
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_carries_its_status_and_message() {
+        let (addr, _seen) = fake_admin(Some(StatusCode::CONFLICT), json!({"error": "x"})).await;
+        let promote = AdminCommand::Promote { model: "mlp".to_owned(), version: 3, actor: None };
+        let message = request(&client(addr, None), &promote).await.unwrap_err().to_string();
+        assert_eq!(message, "409 Conflict: x");
+    }
+
+    #[tokio::test]
+    async fn a_refused_reload_lists_its_problems() {
+        let answer =
+            json!({"error": "the new config is refused", "problems": ["models.mlp: no version 9", "listen: bad"]});
+        let (addr, _seen) = fake_admin(Some(StatusCode::UNPROCESSABLE_ENTITY), answer).await;
+        let message =
+            request(&client(addr, None), &AdminCommand::Reload { actor: None }).await.unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "422 Unprocessable Entity: the new config is refused\n  - models.mlp: no version 9\n  - listen: bad"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_body_that_is_not_json_is_shown() {
+        let (addr, _seen) = fake_admin(Some(StatusCode::BAD_GATEWAY), "  upstream went away\n").await;
+        let message = request(&client(addr, None), &AdminCommand::Status).await.unwrap_err().to_string();
+        assert_eq!(message, "502 Bad Gateway: upstream went away");
+        let (addr, _seen) = fake_admin(Some(StatusCode::METHOD_NOT_ALLOWED), "").await;
+        let message = request(&client(addr, None), &AdminCommand::Status).await.unwrap_err().to_string();
+        assert_eq!(message, "405 Method Not Allowed");
+    }
+
+    #[tokio::test]
+    async fn a_success_body_that_is_not_json_is_an_error() {
+        let (addr, _seen) = fake_admin(Some(StatusCode::OK), "<html>").await;
+        let message = request(&client(addr, None), &AdminCommand::Status).await.unwrap_err().to_string();
+        assert!(message.contains("answered GET /admin/status with 200 OK but not JSON"), "{message}");
+        assert!(message.ends_with(": <html>"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn the_token_is_sent_as_a_bearer_header() {
+        let (addr, seen) = fake_admin(Some(StatusCode::OK), json!({"status": "ok"})).await;
+        request(&client(addr, Some("s3cret")), &AdminCommand::Status).await.unwrap();
+        assert_eq!(only(&seen).authorization.as_deref(), Some("Bearer s3cret"));
+    }
+
+    #[tokio::test]
+    async fn unauthorized_without_a_token_says_how_to_send_one() {
+        let (addr, _seen) = fake_admin(Some(StatusCode::UNAUTHORIZED), json!({"error": "a token is required"})).await;
+        let message = request(&client(addr, None), &AdminCommand::Status).await.unwrap_err().to_string();
+        assert!(message.starts_with("401 Unauthorized: a token is required"), "{message}");
+        assert!(message.contains("--token"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_names_the_url() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let message = request(&client(addr, None), &AdminCommand::Status).await.unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "cannot reach the admin API at http://{addr}: connection refused; is `switchyard serve` running, \
+                 and is --url its admin address?"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_gateway_times_out() {
+        let (addr, seen) = fake_admin(None, "").await;
+        let mut c = client(addr, None);
+        c.timeout = Duration::from_millis(200);
+        let message = request(&c, &AdminCommand::Status).await.unwrap_err().to_string();
+        assert!(message.contains("did not answer GET /admin/status within 0.2 s"), "{message}");
+        assert_eq!(only(&seen).path, "/admin/status");
+    }
+}
