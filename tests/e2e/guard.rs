@@ -295,16 +295,87 @@ fn with_no_healthy_backup_the_guard_says_so_loudly_and_keeps_serving() {
     // The only backup is the breaching champion itself: there is nowhere healthy to go.
     let config = guarded("ranker", "champion = 1\nbackup = [1]", "p99_ms = 50");
     let gw = Gateway::start(dir.path(), &store, &config);
-    let samples = load_until(gw.public, "/v2/models/ranker/infer", 4, |_, i| mlp_body(i as f32 / 100.0), |s| {
-        (s.len() % 20 == 0 && !model_state(&gw, "ranker")["guard_alarm"].is_null()) || s.len() >= 1500
-    });
+    let samples = load_until(
+        gw.public,
+        "/v2/models/ranker/infer",
+        4,
+        |_, i| mlp_body(i as f32 / 100.0),
+        |s| (s.len() % 20 == 0 && !model_state(&gw, "ranker")["guard_alarm"].is_null()) || s.len() >= 1500,
+    );
     assert!(samples.iter().all(|s| s.status == 200 && s.version == Some(1)), "the least bad option keeps serving");
     let state = model_state(&gw, "ranker");
     assert_eq!(state["guard_alarm"]["no_healthy_backup"], true, "{state}");
     assert_eq!(state["routing"]["champion"], 1);
     assert_eq!(metric_value(&gw, "switchyard_guard_no_healthy_backup", &[("model", "ranker")]), Some(1.0));
     assert!(gw.terminate().success());
-    let events = crate::support::cli_json(&["models", "show", "--json", "--store", store.to_str().expect("utf8"), "ranker:1"]);
-    let raised = events["events"].as_array().expect("events").iter().filter(|e| e["kind"] == "guard_no_healthy_backup").count();
+    let events =
+        crate::support::cli_json(&["models", "show", "--json", "--store", store.to_str().expect("utf8"), "ranker:1"]);
+    let raised =
+        events["events"].as_array().expect("events").iter().filter(|e| e["kind"] == "guard_no_healthy_backup").count();
     assert_eq!(raised, 1, "raised once, not every interval: {events}");
+}
+
+#[test]
+fn the_admin_cli_steers_a_running_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::support::full_store(dir.path());
+    let config = guarded("mlp", "champion = 1\nchallengers = { 2 = 10 }", "p99_ms = 5000");
+    let gw = Gateway::start(dir.path(), &store, &config);
+    let url = format!("http://{}", gw.admin);
+    let admin = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::bin())
+            .args(["admin", "--url", &url, "--json"])
+            .args(args)
+            .output()
+            .expect("run switchyard admin");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let json_of = |text: &str| -> Value { serde_json::from_str(text).expect("JSON") };
+
+    let (code, out, err) = admin(&["promote", "mlp", "2", "--actor", "alice"]);
+    assert_eq!(code, Some(0), "{err}");
+    let m = json_of(&out);
+    assert_eq!((m["routing"]["champion"].as_u64(), m["origin"]["actor"].as_str()), (Some(2), Some("cli:alice")));
+    let (code, out, err) = admin(&["weights", "mlp", "1=20"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json_of(&out)["routing"]["challengers"], json!([{"version": 1, "weight_percent": 20.0}]));
+    let (code, out, _) = admin(&["rollback", "mlp"]);
+    assert_eq!((code, json_of(&out)["routing"]["champion"].as_u64()), (Some(0), Some(1)));
+    let (code, _, err) = admin(&["promote", "mlp", "9"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("409") && err.contains("not loaded"), "{err}");
+    let (code, out, _) = admin(&["reset", "mlp"]);
+    assert_eq!((code, json_of(&out)["changed"].as_bool()), (Some(0), Some(true)));
+    let (code, out, err) = admin(&["reload"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(json_of(&out)["result"], "ok");
+
+    // A request id with characters that need escaping resolves through the CLI.
+    let r = crate::support::request(
+        gw.public,
+        "POST",
+        "/v2/models/mlp/infer",
+        &[("x-request-id", "order/42#7")],
+        mlp_body(0.3).as_bytes(),
+    );
+    assert_eq!((r.status, r.header("x-request-id")), (200, Some("order/42#7")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out, err) = admin(&["lineage", "order/42#7"]);
+        if code == Some(0) {
+            assert_eq!(json_of(&out)["records"][0]["request_id"], "order/42#7");
+            break;
+        }
+        assert!(err.contains("404") && Instant::now() < deadline, "{err}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing listening: one clear line.
+    drop(gw);
+    let (code, _, err) = admin(&["status"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot reach the admin API"), "{err}");
 }

@@ -167,7 +167,10 @@ fn lineage_section_defaults_and_refusals() {
 fn guard_section_parses_durations_and_lists_its_problems() {
     let text = format!("{GOOD}\n[model.guard]\nwindow = \"10s\"\np99_ms = 50\ninterval = \"500ms\"\n");
     let g = Config::from_toml_str("g", &text).expect("valid").models[0].guard.clone().expect("guard");
-    assert_eq!((g.window, g.interval, g.cooldown), (Duration::from_secs(10), Duration::from_millis(500), Duration::from_secs(60)));
+    assert_eq!(
+        (g.window, g.interval, g.cooldown),
+        (Duration::from_secs(10), Duration::from_millis(500), Duration::from_secs(60))
+    );
     assert_eq!((g.p99_ms, g.max_error_rate, g.min_requests), (Some(50.0), None, 20));
     let bad = format!(
         "{GOOD}\n[model.guard]\nwindow = \"soon\"\ninterval = \"2h\"\np99_ms = -1\nmax_error_rate = 1.5\nmin_requests = 0\n"

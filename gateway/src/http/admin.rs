@@ -96,7 +96,12 @@ where
                 )),
             }
         }
-        ["admin", "lineage", request_id] if get => lineage(app, request_id).await,
+        ["admin", "lineage", request_id] if get => {
+            let id = super::percent_decode(request_id).ok_or_else(|| {
+                ApiError::BadRequest(format!("request id '{request_id}' is not validly percent-encoded"))
+            })?;
+            lineage(app, &id).await
+        }
         ["admin", "status"] if get => Ok(json_response(StatusCode::OK, &status(app))),
         ["metrics"] | ["admin", "models"] | ["admin", "models", _] | ["admin", "lineage", _] | ["admin", "status"] => {
             not_allowed()
