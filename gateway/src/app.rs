@@ -22,6 +22,10 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Request bodies above this size get 413.
     pub max_body_bytes: usize,
+    /// Deadline of an inference request from arrival (a request's v2 `timeout` may shorten it).
+    pub request_timeout: std::time::Duration,
+    /// Bearer token the admin port requires, if any.
+    pub admin_token: Option<String>,
     /// Where lineage records go; `None` when `[lineage] enabled = false`.
     pub lineage: Option<LineageSink>,
     /// Shadow runs in flight: shutdown waits for them so their records are written too.
@@ -48,6 +52,8 @@ impl App {
             store,
             metrics: metrics_handle(),
             max_body_bytes: config.server.max_body_bytes,
+            request_timeout: config.server.request_timeout,
+            admin_token: config.server.admin_token.clone(),
             lineage,
             shadow_tasks: TaskTracker::new(),
             alarms: std::sync::Mutex::default(),

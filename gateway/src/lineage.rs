@@ -71,7 +71,8 @@ pub fn start(registry: Registry, config: &LineageConfig) -> (LineageSink, Lineag
     let status = Arc::new(WriterStatus { healthy: AtomicBool::new(true), ..WriterStatus::default() });
     status.capacity.store(config.capacity as u64, Ordering::Relaxed);
     let (close_tx, close_rx) = oneshot::channel();
-    let task = tokio::spawn(write_loop(registry, rx, config.batch_max, Arc::clone(&status), close_rx));
+    let settings = (config.batch_max, config.flush_interval);
+    let task = tokio::spawn(write_loop(registry, rx, settings, Arc::clone(&status), close_rx));
     (LineageSink { tx, on_full: config.on_full, status }, LineageWriter { close: close_tx, task })
 }
 
@@ -81,10 +82,7 @@ impl LineageSink {
     /// the record is dropped and counted as `closed`.
     pub async fn submit(&self, record: LineageRecord) {
         let record = match self.tx.try_send(record) {
-            Ok(()) => {
-                self.export_depth();
-                return;
-            }
+            Ok(()) => return,
             Err(mpsc::error::TrySendError::Closed(_)) => return self.dropped("closed"),
             Err(mpsc::error::TrySendError::Full(record)) => record,
         };
@@ -102,10 +100,6 @@ impl LineageSink {
     fn dropped(&self, reason: &'static str) {
         self.status.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => reason).increment(1);
-    }
-
-    fn export_depth(&self) {
-        metrics::gauge!("switchyard_lineage_queue_depth").set(self.queued() as f64);
     }
 
     /// Records waiting to be written.
@@ -140,34 +134,67 @@ impl LineageWriter {
     }
 }
 
+/// Shutdown as the writer sees it: not begun, or begun with a deadline for retries.
+#[derive(Debug)]
+struct Closing {
+    signal: oneshot::Receiver<Duration>,
+    give_up_at: Option<Instant>,
+}
+
+impl Closing {
+    fn begun(&self) -> bool {
+        self.give_up_at.is_some()
+    }
+
+    /// Resolves once, when shutdown begins (or the writer handle is dropped); pending after.
+    async fn begins(&mut self) {
+        if self.give_up_at.is_some() {
+            return std::future::pending().await;
+        }
+        let deadline = (&mut self.signal).await.unwrap_or(Duration::ZERO);
+        self.give_up_at = Some(Instant::now() + deadline);
+    }
+}
+
 async fn write_loop(
     registry: Registry,
     mut rx: mpsc::Receiver<LineageRecord>,
-    batch_max: usize,
+    settings: (usize, Duration),
     status: Arc<WriterStatus>,
-    mut close: oneshot::Receiver<Duration>,
+    close: oneshot::Receiver<Duration>,
 ) {
+    let (batch_max, linger) = settings;
     let mut batch = Vec::with_capacity(batch_max);
-    // Set once shutdown begins: the channel is closed and retries stop at this instant.
-    let mut give_up_at: Option<Instant> = None;
+    let mut closing = Closing { signal: close, give_up_at: None };
     loop {
-        let received = if give_up_at.is_some() {
-            rx.recv_many(&mut batch, batch_max).await
-        } else {
-            tokio::select! {
-                n = rx.recv_many(&mut batch, batch_max) => n,
-                deadline = &mut close => {
-                    rx.close();
-                    give_up_at = Some(Instant::now() + deadline.unwrap_or(Duration::ZERO));
-                    continue;
-                }
+        let received = tokio::select! {
+            n = rx.recv_many(&mut batch, batch_max) => n,
+            () = closing.begins() => {
+                rx.close(); // later submits fail; what is buffered is still received
+                continue;
             }
         };
         if received == 0 {
             break; // closed and empty
         }
+        // Linger for more, so a busy gateway commits few large transactions rather than many
+        // small ones (each commit rewrites the index pages it touches).
+        if !closing.begun() && batch.len() < batch_max && !linger.is_zero() {
+            let until = tokio::time::Instant::now() + linger;
+            while batch.len() < batch_max {
+                let room = batch_max - batch.len();
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                    () = tokio::time::sleep_until(until) => break,
+                    () = closing.begins() => {
+                        rx.close();
+                        break;
+                    }
+                }
+            }
+        }
         metrics::gauge!("switchyard_lineage_queue_depth").set(rx.len() as f64);
-        write_batch(&registry, &batch, &status, &mut close, &mut give_up_at, &mut rx).await;
+        write_batch(&registry, &batch, &status, &mut closing, &mut rx).await;
         batch.clear();
     }
     tracing::info!(written = status.written.load(Ordering::Relaxed), "lineage writer drained");
@@ -179,8 +206,7 @@ async fn write_batch(
     registry: &Registry,
     batch: &[LineageRecord],
     status: &WriterStatus,
-    close: &mut oneshot::Receiver<Duration>,
-    give_up_at: &mut Option<Instant>,
+    closing: &mut Closing,
     rx: &mut mpsc::Receiver<LineageRecord>,
 ) {
     let mut pause = RETRY_FIRST;
@@ -207,23 +233,16 @@ async fn write_batch(
                 tracing::warn!(error = %e, records = batch.len(), retry_in = ?pause, "lineage batch not written; retrying");
             }
         }
-        if give_up_at.is_some_and(|t| Instant::now() + pause > t) {
+        if closing.give_up_at.is_some_and(|t| Instant::now() + pause > t) {
             tracing::error!(records = batch.len(), "shutdown deadline passed; dropping unwritten lineage records");
             status.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
             metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => "write_failed")
                 .increment(batch.len() as u64);
             return;
         }
-        if give_up_at.is_some() {
-            tokio::time::sleep(pause).await;
-        } else {
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                deadline = &mut *close => {
-                    rx.close();
-                    *give_up_at = Some(Instant::now() + deadline.unwrap_or(Duration::ZERO));
-                }
-            }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = closing.begins() => rx.close(),
         }
         pause = (pause * 2).min(RETRY_MAX);
     }

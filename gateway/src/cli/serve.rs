@@ -121,12 +121,17 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     let admin_addr = admin_listener.local_addr()?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let limits = server::Limits {
+        max_connections: config.server.max_connections,
+        max_header_bytes: config.server.max_header_bytes,
+    };
     let public_app = Arc::clone(&app);
     let public = tokio::spawn(server::serve(
         public_listener,
         move |req| public::handle(Arc::clone(&public_app), req),
         stop_rx.clone(),
         DRAIN_DEADLINE,
+        limits,
     ));
     let admin_app = Arc::clone(&app);
     let admin = tokio::spawn(server::serve(
@@ -134,6 +139,7 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         move |req| admin::handle(Arc::clone(&admin_app), req),
         stop_rx.clone(),
         DRAIN_DEADLINE,
+        limits,
     ));
     let guard = tokio::spawn(guard::run(Arc::clone(&app), stop_rx.clone()));
     let watcher = tokio::spawn(control::watch_config(Arc::clone(&app), stop_rx.clone()));

@@ -38,6 +38,8 @@ pub struct LineageConfig {
     pub capacity: usize,
     /// Most records per write transaction.
     pub batch_max: usize,
+    /// How long the writer waits for more records before committing a batch that is not full.
+    pub flush_interval: Duration,
     pub on_full: OnFull,
 }
 
@@ -52,7 +54,13 @@ pub enum OnFull {
 
 impl Default for LineageConfig {
     fn default() -> LineageConfig {
-        LineageConfig { enabled: true, capacity: 65_536, batch_max: 1024, on_full: OnFull::Block }
+        LineageConfig {
+            enabled: true,
+            capacity: 65_536,
+            batch_max: 1024,
+            flush_interval: Duration::from_millis(20),
+            on_full: OnFull::Block,
+        }
     }
 }
 
@@ -65,7 +73,18 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Tokio worker threads; `None` = chosen from the core count.
     pub worker_threads: Option<usize>,
+    /// Deadline of an inference request from arrival; a request's v2 `timeout` may shorten it.
+    pub request_timeout: Duration,
+    /// Open connections per port.
+    pub max_connections: usize,
+    /// Largest request head in bytes.
+    pub max_header_bytes: usize,
+    /// Bearer token the admin port requires; `None` leaves it open (it binds loopback by default).
+    pub admin_token: Option<String>,
 }
+
+/// Environment variable read for the admin token when the config has none.
+pub const ADMIN_TOKEN_ENV: &str = "SWITCHYARD_ADMIN_TOKEN";
 
 /// One served model.
 #[derive(Debug, Clone, PartialEq)]
@@ -252,8 +271,7 @@ fn validate(
     base: Option<&Path>,
     problems: &mut Vec<String>,
 ) -> Config {
-    let server =
-        server.unwrap_or(RawServer { listen: None, admin_listen: None, max_body_bytes: None, worker_threads: None });
+    let server = server.unwrap_or_default();
     let max_body = server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     if !(1024..=(4u64 << 30)).contains(&max_body) {
         problems.push(format!("[server] max_body_bytes = {max_body} must be between 1024 and 4294967296"));
@@ -269,6 +287,23 @@ fn validate(
         admin_listen: addr(server.admin_listen.as_deref(), DEFAULT_ADMIN_LISTEN, "admin_listen", problems),
         max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
         worker_threads,
+        request_timeout: duration(
+            server.request_timeout.as_deref(),
+            Duration::from_secs(30),
+            Duration::from_millis(1)..=Duration::from_secs(3600),
+            "[server] request_timeout",
+            problems,
+        ),
+        max_connections: bounded(server.max_connections, 10_000, 1..=1_000_000, "[server] max_connections", problems)
+            as usize,
+        max_header_bytes: bounded(
+            server.max_header_bytes,
+            64 << 10,
+            8192..=(16 << 20),
+            "[server] max_header_bytes",
+            problems,
+        ) as usize,
+        admin_token: admin_token(server.admin_token, problems),
     };
     let store_path = match store.and_then(|s| s.path).filter(|p| !p.is_empty()) {
         Some(p) => resolve_path(base, &p),
@@ -379,6 +414,23 @@ fn validate_guard(raw: &RawGuard, label: &str, problems: &mut Vec<String>) -> Op
     })
 }
 
+/// The admin token from the config, else from `SWITCHYARD_ADMIN_TOKEN`; at least 16 visible
+/// ASCII characters so it is a secret and fits a header.
+fn admin_token(configured: Option<String>, problems: &mut Vec<String>) -> Option<String> {
+    let (token, from) = match configured {
+        Some(t) => (t, "[server] admin_token"),
+        None => match std::env::var(ADMIN_TOKEN_ENV) {
+            Ok(t) if !t.is_empty() => (t, ADMIN_TOKEN_ENV),
+            _ => return None,
+        },
+    };
+    if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        problems.push(format!("{from} must be at least 16 visible ASCII characters (no spaces)"));
+        return None;
+    }
+    Some(token)
+}
+
 fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfig {
     let d = LineageConfig::default();
     let on_full = match raw.on_full.as_deref() {
@@ -393,6 +445,13 @@ fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfi
         enabled: raw.enabled.unwrap_or(d.enabled),
         capacity: bounded(raw.capacity, d.capacity as u64, 1..=10_000_000, "[lineage] capacity", problems) as usize,
         batch_max: bounded(raw.batch_max, d.batch_max as u64, 1..=100_000, "[lineage] batch_max", problems) as usize,
+        flush_interval: duration(
+            raw.flush_interval.as_deref(),
+            d.flush_interval,
+            Duration::ZERO..=Duration::from_secs(10),
+            "[lineage] flush_interval",
+            problems,
+        ),
         on_full,
     }
 }

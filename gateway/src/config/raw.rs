@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// `[server]`: listeners and HTTP limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     /// Public v2 inference address, e.g. `"0.0.0.0:8000"`; port 0 picks a free port.
@@ -15,6 +15,14 @@ pub struct RawServer {
     pub max_body_bytes: Option<u64>,
     /// Tokio worker threads for HTTP; default: 1 on machines of 2 cores or fewer, else cores - 1.
     pub worker_threads: Option<u64>,
+    /// Deadline of an inference request from arrival, e.g. `"30s"`; 504 past it.
+    pub request_timeout: Option<String>,
+    /// Open connections per port; more wait in the kernel's backlog.
+    pub max_connections: Option<u64>,
+    /// Largest request head (request line and headers) in bytes; 431 above it.
+    pub max_header_bytes: Option<u64>,
+    /// Bearer token the admin port requires (else `SWITCHYARD_ADMIN_TOKEN`); none = open.
+    pub admin_token: Option<String>,
 }
 
 /// `[store]`: where the registry and artifacts live.
@@ -43,6 +51,8 @@ pub struct RawLineage {
     pub capacity: Option<u64>,
     /// Most records written in one transaction.
     pub batch_max: Option<u64>,
+    /// How long the writer waits for more records before committing a batch, e.g. `"20ms"`.
+    pub flush_interval: Option<String>,
     /// What a request does when the buffer is full: `"block"` (wait for room; default) or
     /// `"drop"` (drop the record, counted).
     pub on_full: Option<String>,

@@ -152,7 +152,10 @@ fn lineage_section_defaults_and_refusals() {
         "{GOOD}\n[model.lineage]\ninput_sha256 = true\n[lineage]\nenabled = false\ncapacity = 10\non_full = \"drop\"\n"
     );
     let c = Config::from_toml_str("custom", &text).expect("valid");
-    assert_eq!(c.lineage, LineageConfig { enabled: false, capacity: 10, batch_max: 1024, on_full: OnFull::Drop });
+    assert_eq!(
+        c.lineage,
+        LineageConfig { enabled: false, capacity: 10, on_full: OnFull::Drop, ..LineageConfig::default() }
+    );
     assert!(c.models[0].lineage_input_sha256);
     let bad = format!("{GOOD}\n[lineage]\ncapacity = 0\non_full = \"sometimes\"\nbatch = 3\n");
     let text = Config::from_toml_str("bad", &bad).unwrap_err().to_string();

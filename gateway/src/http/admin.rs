@@ -25,10 +25,23 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    if let Some(token) = &app.admin_token
+        && !authorized(req.headers(), token)
+    {
+        return ApiError::Unauthorized.into_response();
+    }
     match route(&app, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`, compared in constant time.
+fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
+    let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")) else {
+        return false;
+    };
+    given.len() == token.len() && given.iter().zip(token.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 async fn route<B>(app: &App, req: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>

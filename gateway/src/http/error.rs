@@ -20,6 +20,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The admin port wants its bearer token.
+    #[error("this admin API needs `Authorization: Bearer <token>` (the [server] admin_token / SWITCHYARD_ADMIN_TOKEN)")]
+    Unauthorized,
+    /// The request's deadline passed before its answer was ready.
+    #[error("{0}")]
+    Timeout(String),
     /// The request is valid but conflicts with the current state (e.g. nothing to roll back to).
     #[error("{0}")]
     Conflict(String),
@@ -44,6 +50,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ModelFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,6 +66,8 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::ModelFailed(_) => "model_error",
             ApiError::Internal(_) => "internal",
@@ -77,6 +87,9 @@ impl ApiError {
         let mut response = super::json_response(status, &serde_json::json!({ "error": self.to_string() }));
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,22 +14,49 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 /// How long a client may take to send its request headers (slowloris guard).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Per-listener limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections; past it, new ones wait in the kernel's accept backlog.
+    pub max_connections: usize,
+    /// Largest request head (HTTP/1 read buffer; HTTP/2 header list); 431 above it.
+    pub max_header_bytes: usize,
+}
+
 /// Serves `listener` with `handler` until `shutdown` turns true, then drains connections for at
 /// most `drain` before returning.
-pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>, drain: Duration)
-where
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+    limits: Limits,
+) where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder.http2().max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
+        // A connection slot first: at the limit, new connections wait in the backlog rather
+        // than being accepted and starved.
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -52,6 +80,7 @@ where
                     if let Err(e) = conn.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             _ = shutdown.changed() => break,
