@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test setup build lint fmt clean-cache
+.PHONY: run test setup build lint fmt clean-cache bench-lineage
 
 run:
 	scripts/run-example.sh
@@ -23,6 +23,11 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# Lineage ON/OFF throughput and 10% shadow vs none latency on the mlp fixture (about 4 minutes
+# after the build; not part of CI). Writes benches/results/lineage.md; see benches/README.md.
+bench-lineage:
+	python3 benches/lineage_shadow.py
 
 clean-cache:
 	rm -rf .cache
