@@ -6,6 +6,7 @@
 mod cli;
 mod guard;
 mod lifecycle;
+mod limits;
 mod lineage;
 mod lineage_cli;
 mod reload;
