@@ -28,3 +28,43 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     }
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let mut gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
+    let addr = gw.public;
+    let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![0.1; 64]}]});
+    // Sixty ~20 ms requests behind two sessions: about 600 ms of draining after the first signal.
+    let clients: Vec<_> = (0..60)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                crate::support::try_request(addr, "POST", "/v2/models/slow/infer", &[], body.to_string().as_bytes())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let pid = gw.child.id().to_string();
+    let kill = || std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    kill();
+    std::thread::sleep(Duration::from_millis(30));
+    let started = std::time::Instant::now();
+    kill();
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "no exit after the second SIGTERM");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(started.elapsed() < Duration::from_millis(300), "took {:?}", started.elapsed());
+    assert_eq!(status.code(), Some(130), "an interrupted drain is not a clean exit");
+    let unanswered = clients
+        .into_iter()
+        .map(|c| c.join().expect("client"))
+        .filter(|r| !matches!(r, Ok(r) if r.status == 200))
+        .count();
+    assert!(unanswered > 0, "the drain was not cut short");
+}
