@@ -205,6 +205,22 @@ fn describe_metrics() {
         "switchyard_guard_no_healthy_backup",
         "1 while a model's champion breaches its guard and no backup is healthy."
     );
+    describe_counter!(
+        "switchyard_feedback_total",
+        "Feedback items by model, version, kind (label, value, outcome) and result (stored, duplicate)."
+    );
+    describe_gauge!(
+        "switchyard_online_accuracy_ratio",
+        "Share of labelled feedback the version predicted right, all time or over the last hour (window)."
+    );
+    describe_gauge!(
+        "switchyard_online_mae",
+        "Mean absolute error of the version's predictions against value feedback."
+    );
+    describe_gauge!(
+        "switchyard_online_rmse",
+        "Root mean squared error of the version's predictions against value feedback."
+    );
     describe_counter!("switchyard_config_reloads_total", "Config reloads by result: ok, error, unreadable.");
     describe_counter!(
         "switchyard_routing_persist_errors_total",

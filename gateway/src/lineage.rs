@@ -297,6 +297,30 @@ pub fn inputs_sha256(inputs: &[Tensor]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// What a single-row answer predicted, for judging feedback: the first output's argmax as
+/// `{"label": i}` when it is a vector of scores `[1, n > 1]`, or `{"value": x}` when it holds one
+/// number. `None` for batches and other outputs.
+pub fn prediction_summary(outputs: &[Tensor]) -> Option<serde_json::Value> {
+    use crate::tensor::TensorData;
+    let first = outputs.first()?;
+    let values: Vec<f64> = match &first.data {
+        TensorData::Fp32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        TensorData::Fp64(v) => v.clone(),
+        TensorData::Fp16(v) => v.iter().map(|x| f64::from(x.to_f32())).collect(),
+        TensorData::Int64(v) if v.len() == 1 => return Some(serde_json::json!({ "label": v[0] })),
+        TensorData::Int32(v) if v.len() == 1 => return Some(serde_json::json!({ "label": v[0] })),
+        _ => return None,
+    };
+    match (first.shape.as_slice(), values.len()) {
+        (_, 1) => values[0].is_finite().then(|| serde_json::json!({ "value": values[0] })),
+        ([1, n], len) if *n > 1 && len == *n as usize => {
+            let best = values.iter().enumerate().fold(0, |b, (i, &x)| if x > values[b] { i } else { b });
+            Some(serde_json::json!({ "label": best }))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +339,16 @@ mod tests {
         // Moving an element between tensors changes the hash (parts are length-prefixed).
         assert_ne!(a, inputs_sha256(&[t("x", vec![1.0]), t("y", vec![2.0, 3.0])]));
         assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn predictions_are_summarised_for_single_rows_only() {
+        let scores = Tensor { name: "y".into(), shape: vec![1, 3], data: TensorData::Fp32(vec![0.1, 0.7, 0.2]) };
+        assert_eq!(prediction_summary(&[scores]), Some(serde_json::json!({"label": 1})));
+        let score = Tensor { name: "y".into(), shape: vec![1, 1], data: TensorData::Fp32(vec![0.25]) };
+        assert_eq!(prediction_summary(&[score]), Some(serde_json::json!({"value": 0.25})));
+        let batch = Tensor { name: "y".into(), shape: vec![2, 2], data: TensorData::Fp32(vec![0.1, 0.9, 0.3, 0.7]) };
+        assert_eq!(prediction_summary(&[batch]), None);
     }
 
     #[test]

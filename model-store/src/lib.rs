@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod artifact;
 mod error;
+mod feedback;
 mod lineage;
 mod manifest;
 mod registry;
@@ -12,6 +13,7 @@ mod signature;
 
 pub use artifact::ArtifactStore;
 pub use error::StoreError;
+pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
 pub use lineage::{LineageChain, LineageQuery, LineageRecord};
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{Event, EventSpec, ModelSummary, ParseStageError, Registry, RoutingOverride, Stage, VersionRecord};

@@ -58,6 +58,10 @@ pub struct LineageRecord {
     /// Shadow runs only: figures comparing their output with the primary's, as the gateway
     /// computed them (e.g. `{"max_abs_diff": 0.002, "argmax_agree": true}`).
     pub comparison: Option<serde_json::Value>,
+    /// A compact summary of what the run predicted, for judging feedback later (e.g.
+    /// `{"label": 3}` or `{"value": 0.42}`), when the gateway could summarise it.
+    #[serde(default)]
+    pub prediction: Option<serde_json::Value>,
 }
 
 /// Filters for `Registry::query_lineage`. Every filter is optional; `Default` matches everything
@@ -141,6 +145,7 @@ impl LineageRecord {
             error_class: None,
             shadow_of: None,
             comparison: None,
+            prediction: None,
         }
     }
 
@@ -177,6 +182,7 @@ impl LineageRecord {
             error_class: self.error_class.clone(),
             shadow_of: self.shadow_of.map(|version| version.to_string()),
             comparison_json: self.comparison.as_ref().map(serde_json::Value::to_string),
+            prediction_json: self.prediction.as_ref().map(serde_json::Value::to_string),
         }
     }
 
@@ -205,6 +211,13 @@ impl LineageRecord {
                 serde_json::from_str(json).map_err(|err| StoreError::decode(format!("{}: {err}", what("comparison"))))
             })
             .transpose()?;
+        let prediction = row
+            .prediction_json
+            .as_deref()
+            .map(|json| {
+                serde_json::from_str(json).map_err(|err| StoreError::decode(format!("{}: {err}", what("prediction"))))
+            })
+            .transpose()?;
         Ok(LineageRecord {
             request_id: row.request_id,
             at: row.at,
@@ -223,6 +236,7 @@ impl LineageRecord {
             error_class: row.error_class,
             shadow_of,
             comparison,
+            prediction,
         })
     }
 }

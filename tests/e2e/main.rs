@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod cli;
+mod feedback;
 mod guard;
 mod lifecycle;
 mod limits;

@@ -16,7 +16,7 @@ use super::json_response;
 use super::shadow;
 use crate::app::App;
 use crate::engine::validate_inputs;
-use crate::lineage::{inputs_sha256, reason_text, sticky_hash_text};
+use crate::lineage::{inputs_sha256, prediction_summary, reason_text, sticky_hash_text};
 use crate::router::{Decision, Reason, Route};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
 use crate::v2::decode::decode_request;
@@ -79,6 +79,12 @@ where
             Ok(json_response(status, &json!({ "ready": ready })))
         }
         ["v2", "models", "stats"] if get => ok(&all_stats(&state)),
+        ["v2", "models", name, "feedback"] if method == Method::POST => {
+            let name = (*name).to_owned();
+            let (_, body) = read_body(req, app.max_body_bytes).await?;
+            super::feedback::handle(app, &name, &body).await
+        }
+        ["v2", "models", _, "feedback"] => Err(not_allowed()),
         ["v2", "models", name, rest @ ..] => {
             let (version, rest) = match rest {
                 ["versions", v, rest @ ..] => (Some(parse_version(name, v)?), rest),
@@ -221,6 +227,7 @@ where
         queue: Duration::ZERO,
         compute: Duration::ZERO,
         input_sha256: None,
+        prediction: None,
     };
     let result = run_inference(app, model, loaded, req, shadows, &mut facts).await;
     let inst = &loaded.instance;
@@ -243,6 +250,7 @@ where
             LineageRecord::new(request_id, &model.name, inst.version, &inst.sha256, route, reason).stamped_at(arrived);
         record.sticky_key_hash = sticky_hash_text(&decision);
         record.input_sha256 = facts.input_sha256;
+        record.prediction = facts.prediction;
         record.queue_us = micros(facts.queue);
         record.compute_us = micros(facts.compute);
         record.total_us = micros(started.elapsed());
@@ -266,6 +274,7 @@ struct RunFacts<'a> {
     queue: Duration,
     compute: Duration,
     input_sha256: Option<String>,
+    prediction: Option<Value>,
 }
 
 /// The request's deadline from arrival: the configured one, shortened by the v2 `timeout`
@@ -360,6 +369,9 @@ where
     })??;
     facts.queue = outcome.queue;
     facts.compute = outcome.compute;
+    if app.lineage.is_some() {
+        facts.prediction = prediction_summary(&outcome.outputs);
+    }
     if let Some(inputs) = shadow_inputs {
         let primary = shadow::Primary {
             request_id,

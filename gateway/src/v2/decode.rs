@@ -2,8 +2,13 @@
 //! header of `Inference-Header-Content-Length` bytes followed by raw tensor bytes).
 //! Every size is checked against the body before anything is allocated.
 
+use std::collections::HashSet;
+use std::fmt;
+use std::marker::PhantomData;
+
 use half::f16;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::tensor::{DataType, Tensor, TensorData, element_count};
@@ -38,7 +43,8 @@ pub enum DecodeError {
     #[error("Inference-Header-Content-Length must be a non-negative integer, got {0:?}")]
     BadHeaderLength(String),
     #[error("Inference-Header-Content-Length is {header} but the body has only {body} bytes")]
-    HeaderLengthTooLarge { header: usize, body: usize },
+    /// `header` as the client wrote it: a number of digits too long for `usize` is still a length.
+    HeaderLengthTooLarge { header: String, body: usize },
     #[error(
         "input '{input}': unknown datatype '{datatype}' (expected one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES)"
     )]
@@ -63,6 +69,10 @@ pub enum DecodeError {
     BinaryTooShort { input: String, size: usize, available: usize },
     #[error("input '{input}': BYTES element {index}: {reason}")]
     BadBytesElement { input: String, index: usize, reason: String },
+    #[error(
+        "input '{input}': shape {shape:?} needs {expected} BYTES elements (at least {min_bytes} bytes with their 4-byte length prefixes) but binary_data_size is {size}"
+    )]
+    BytesTooShort { input: String, shape: Vec<i64>, expected: usize, min_bytes: u128, size: usize },
     #[error("the body has {0} bytes of binary data that no input claims")]
     TrailingBinary(usize),
     #[error("input '{0}' appears more than once")]
@@ -81,9 +91,9 @@ struct RawRequest {
     id: Option<Value>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    inputs: Vec<RawInput>,
+    inputs: Vec<Object<RawInput>>,
     #[serde(default)]
-    outputs: Option<Vec<RawOutput>>,
+    outputs: Option<Vec<Object<RawOutput>>>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +114,49 @@ struct RawOutput {
     parameters: Option<Map<String, Value>>,
 }
 
+/// A `T` read from a JSON object only. serde's derived structs also accept an array of their
+/// fields in declaration order, so `[null, null, [...]]` would be a request and
+/// `["x", [1], "FP32", null, [1]]` an input; no v2 client means that, and the error for an array
+/// should say that an object was expected.
+struct Object<T>(T);
+
+/// What an [`Object`] is, for the error when something else is sent.
+trait Expected {
+    const EXPECTED: &'static str;
+}
+
+impl Expected for RawRequest {
+    const EXPECTED: &'static str = "an inference request (a JSON object)";
+}
+
+impl Expected for RawInput {
+    const EXPECTED: &'static str = "an input tensor (a JSON object with name, shape, datatype and data)";
+}
+
+impl Expected for RawOutput {
+    const EXPECTED: &'static str = "a requested output (a JSON object with a name)";
+}
+
+impl<'de, T: Deserialize<'de> + Expected> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de> + Expected> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTED)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(Object)
+    }
+}
+
 /// Decodes a request body. `header_length` is the raw `Inference-Header-Content-Length` value
 /// when the client sent one (binary extension); without it the whole body is JSON.
 pub fn decode_request(body: &[u8], header_length: Option<&[u8]>) -> Result<InferRequest, DecodeError> {
@@ -111,21 +164,29 @@ pub fn decode_request(body: &[u8], header_length: Option<&[u8]>) -> Result<Infer
         None => (body, &body[body.len()..]),
         Some(raw) => {
             let text = std::str::from_utf8(raw).unwrap_or("").trim();
-            let len: usize =
-                text.parse().map_err(|_| DecodeError::BadHeaderLength(String::from_utf8_lossy(raw).into_owned()))?;
+            let too_large = || DecodeError::HeaderLengthTooLarge { header: text.to_owned(), body: body.len() };
+            let len: usize = match text.parse() {
+                Ok(len) => len,
+                // All digits but past usize: a length, and larger than any body.
+                Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => return Err(too_large()),
+                Err(_) => return Err(DecodeError::BadHeaderLength(String::from_utf8_lossy(raw).into_owned())),
+            };
             if len > body.len() {
-                return Err(DecodeError::HeaderLengthTooLarge { header: len, body: body.len() });
+                return Err(too_large());
             }
             body.split_at(len)
         }
     };
-    let raw: RawRequest = serde_json::from_slice(json).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let Object(raw) =
+        serde_json::from_slice::<Object<RawRequest>>(json).map_err(|e| DecodeError::Json(e.to_string()))?;
     let parameters = raw.parameters.unwrap_or_default();
     let binary_data_output = bool_param(&parameters, "binary_data_output")?.unwrap_or(false);
 
+    // Names seen so far in a set, not by scanning: a body can hold many thousands of entries.
+    let mut seen: HashSet<String> = HashSet::with_capacity(raw.inputs.len());
     let mut inputs: Vec<Tensor> = Vec::with_capacity(raw.inputs.len());
-    for input in raw.inputs {
-        if inputs.iter().any(|t| t.name == input.name) {
+    for Object(input) in raw.inputs {
+        if !seen.insert(input.name.clone()) {
             return Err(DecodeError::DuplicateInput(input.name));
         }
         let tensor = decode_input(input, &mut binary)?;
@@ -138,9 +199,10 @@ pub fn decode_request(body: &[u8], header_length: Option<&[u8]>) -> Result<Infer
     let outputs = match raw.outputs {
         None => None,
         Some(list) => {
+            let mut seen: HashSet<String> = HashSet::with_capacity(list.len());
             let mut outputs: Vec<RequestedOutput> = Vec::with_capacity(list.len());
-            for out in list {
-                if outputs.iter().any(|o| o.name == out.name) {
+            for Object(out) in list {
+                if !seen.insert(out.name.clone()) {
                     return Err(DecodeError::DuplicateOutput(out.name));
                 }
                 let params = out.parameters.unwrap_or_default();
@@ -254,7 +316,12 @@ fn decode_json_data(
             let mut out = Vec::with_capacity(expected);
             for (i, v) in leaves.iter().enumerate() {
                 let x = v.as_f64().ok_or_else(|| bad(i, format!("expected a number for {}, got {}", datatype, v)))?;
-                out.push($conv(x));
+                // JSON numbers are finite: one past the type's range would reach the model as ±inf.
+                let y = $conv(x);
+                if y.is_infinite() {
+                    return Err(bad(i, format!("{} does not fit in {}", v, datatype)));
+                }
+                out.push(y);
             }
             TensorData::$variant(out)
         }};
@@ -359,11 +426,12 @@ fn decode_binary_bytes(name: &str, shape: &[i64], count: usize, mut bytes: &[u8]
     let bad = |index: usize, reason: String| DecodeError::BadBytesElement { input: name.to_owned(), index, reason };
     // Each element needs at least its 4-byte prefix, so this bounds the allocation by the body.
     if count > bytes.len() / 4 {
-        return Err(DecodeError::ElementCount {
+        return Err(DecodeError::BytesTooShort {
             input: name.to_owned(),
             shape: shape.to_vec(),
             expected: count,
-            actual: bytes.len() / 4,
+            min_bytes: count as u128 * 4,
+            size: bytes.len(),
         });
     }
     let mut out = Vec::with_capacity(count);

@@ -117,6 +117,13 @@ fn binary_size_problems() {
     assert!(matches!(decode_request(body, Some(b"100")), Err(DecodeError::HeaderLengthTooLarge { .. })));
     assert!(matches!(decode_request(body, Some(b"abc")), Err(DecodeError::BadHeaderLength(_))));
     assert!(matches!(decode_request(body, Some(b"-1")), Err(DecodeError::BadHeaderLength(_))));
+    // A length too long for usize is still a length (and larger than the body), not "not a number".
+    let err = decode_request(body, Some(b"99999999999999999999999")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Inference-Header-Content-Length is 99999999999999999999999 but the body has only 13 bytes"
+    );
+    assert!(matches!(decode_request(body, Some(b"0x10")), Err(DecodeError::BadHeaderLength(_))));
 }
 
 #[test]
@@ -127,7 +134,80 @@ fn lying_bytes_prefixes_are_refused() {
     data.extend_from_slice(b"abcd");
     let err = binary(&header, &data).unwrap_err();
     assert!(err.to_string().contains("length prefix says 1000 bytes but only 4 remain"), "{err}");
-    // A huge declared count with a tiny body fails before allocating.
+    // A huge declared count with a tiny body fails before allocating, and says why.
     let header = serde_json::json!({"inputs":[{"name":"s","shape":[4000000000u64],"datatype":"BYTES","parameters":{"binary_data_size":8}}]});
-    assert!(matches!(binary(&header, &data), Err(DecodeError::ElementCount { .. })));
+    let err = binary(&header, &data).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "input 's': shape [4000000000] needs 4000000000 BYTES elements (at least 16000000000 bytes with their \
+         4-byte length prefixes) but binary_data_size is 8"
+    );
+    // Too few bytes for even one length prefix.
+    let header =
+        serde_json::json!({"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":2}}]});
+    assert!(matches!(binary(&header, &[5, 0]), Err(DecodeError::BytesTooShort { expected: 1, size: 2, .. })));
+}
+
+#[test]
+fn requests_inputs_and_outputs_must_be_objects() {
+    // serde's derived structs would take their fields positionally from an array.
+    let x = r#"{"name":"x","shape":[1],"datatype":"FP32","data":[1]}"#;
+    let err = json(&format!("[null, null, [{x}]]")).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "malformed request JSON: invalid type: sequence, expected an inference request (a JSON object)"
+        ),
+        "{err}"
+    );
+    let err = json("[1, 2, 3]").unwrap_err();
+    assert!(err.to_string().contains("expected an inference request (a JSON object)"), "{err}");
+    let err = json("null").unwrap_err();
+    assert!(err.to_string().contains("invalid type: null, expected an inference request"), "{err}");
+    let err = json(r#"{"inputs":[["x",[1],"FP32",null,[1]]]}"#).unwrap_err();
+    assert!(err.to_string().contains("invalid type: sequence, expected an input tensor (a JSON object"), "{err}");
+    let err = json(&format!(r#"{{"inputs":[{x}],"outputs":[["y",null]]}}"#)).unwrap_err();
+    assert!(err.to_string().contains("invalid type: sequence, expected a requested output (a JSON object"), "{err}");
+    // Objects still decode as before, unknown fields ignored, duplicate fields refused.
+    let req = json(&format!(r#"{{"inputs":[{x}],"outputs":[{{"name":"y"}}],"extra":[1,{{}}]}}"#)).expect("decodes");
+    assert_eq!(req.inputs[0].data, TensorData::Fp32(vec![1.0]));
+    assert_eq!(req.outputs.expect("outputs")[0].name, "y");
+    let err = json(r#"{"inputs":[{"name":"x","name":"y","shape":[1],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+    assert!(err.to_string().contains("duplicate field `name`"), "{err}");
+}
+
+#[test]
+fn floats_out_of_range_are_refused() {
+    let one = |dt: &str, v: &str| {
+        json(&format!(r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"{dt}","data":[{v}]}}]}}"#))
+    };
+    assert_eq!(one("FP32", "3.5e38").unwrap_err().to_string(), "input 'x': element 0: 3.5e+38 does not fit in FP32");
+    assert_eq!(one("FP32", "-1e39").unwrap_err().to_string(), "input 'x': element 0: -1e+39 does not fit in FP32");
+    assert_eq!(one("FP16", "70000").unwrap_err().to_string(), "input 'x': element 0: 70000 does not fit in FP16");
+    // -65520 is halfway between the largest FP16 (65504) and 65536, and rounds to -inf.
+    assert!(one("FP16", "-65520").is_err());
+    // The largest finite values, and values that round to them, still decode.
+    assert_eq!(one("FP32", "3.4028235e38").expect("max").inputs[0].data, TensorData::Fp32(vec![f32::MAX]));
+    assert_eq!(one("FP16", "65504").expect("max").inputs[0].data, TensorData::Fp16(vec![f16::MAX]));
+    assert_eq!(one("FP16", "65519").expect("rounds down").inputs[0].data, TensorData::Fp16(vec![f16::MAX]));
+    assert_eq!(one("FP64", "1.7e308").expect("fp64").inputs[0].data, TensorData::Fp64(vec![1.7e308]));
+    // Underflow to zero is not an error.
+    assert_eq!(one("FP32", "1e-50").expect("tiny").inputs[0].data, TensorData::Fp32(vec![0.0]));
+}
+
+#[test]
+fn many_inputs_and_outputs_are_checked_for_duplicates_in_linear_time() {
+    // 50 000 distinct names, then a duplicate of the first: a pairwise scan would take
+    // ~1.25e9 comparisons (tens of seconds in a debug build); a set takes milliseconds.
+    let n = 50_000;
+    let mut inputs: Vec<String> =
+        (0..n).map(|i| format!(r#"{{"name":"n{i}","shape":[],"datatype":"BOOL","data":true}}"#)).collect();
+    inputs.push(r#"{"name":"n0","shape":[],"datatype":"BOOL","data":true}"#.to_owned());
+    let started = std::time::Instant::now();
+    let err = json(&format!(r#"{{"inputs":[{}]}}"#, inputs.join(","))).unwrap_err();
+    assert_eq!(err, DecodeError::DuplicateInput("n0".into()));
+    let mut outputs: Vec<String> = (0..n).map(|i| format!(r#"{{"name":"o{i}"}}"#)).collect();
+    outputs.push(r#"{"name":"o0"}"#.to_owned());
+    let err = json(&format!(r#"{{"inputs":[],"outputs":[{}]}}"#, outputs.join(","))).unwrap_err();
+    assert_eq!(err, DecodeError::DuplicateOutput("o0".into()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
 }

@@ -16,7 +16,7 @@ pub(crate) type Conn = SqliteConnection;
 /// The database the built statements (`QueryBuilder`) are written for.
 type Db = Sqlite;
 
-/// Most lineage rows per multi-row `INSERT`: 17 binds each, 8,704 a statement, well under
+/// Most lineage rows per multi-row `INSERT`: 18 binds each, 9,216 a statement, well under
 /// SQLite's 32,766 and PostgreSQL's 65,535 bind limits. A power of two: see `insert_lineage`.
 const LINEAGE_INSERT_CHUNK: usize = 512;
 
@@ -117,6 +117,7 @@ pub(crate) struct LineageRow {
     pub(crate) error_class: Option<String>,
     pub(crate) shadow_of: Option<String>,
     pub(crate) comparison_json: Option<String>,
+    pub(crate) prediction_json: Option<String>,
 }
 
 /// The filters of `lineage_matching`, already validated; `None` = no filter.
@@ -147,7 +148,7 @@ macro_rules! event_columns {
 macro_rules! lineage_columns {
     () => {
         "request_id, at, at_ms, model, version, sha256, route, reason, sticky_key_hash, input_sha256, \
-         queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json"
+         queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json, prediction_json"
     };
 }
 
@@ -450,7 +451,8 @@ pub(crate) async fn insert_lineage(conn: &mut Conn, rows: &[LineageRow]) -> Resu
                 .push_bind(row.status)
                 .push_bind(row.error_class.as_deref())
                 .push_bind(row.shadow_of.as_deref())
-                .push_bind(row.comparison_json.as_deref());
+                .push_bind(row.comparison_json.as_deref())
+                .push_bind(row.prediction_json.as_deref());
         });
         written += insert.build().execute(&mut *conn).await?.rows_affected();
     }
@@ -555,4 +557,69 @@ pub(super) async fn delete_routing_override(conn: &mut Conn, model_id: i64) -> R
         .execute(conn)
         .await?
         .rows_affected())
+}
+
+/// What `insert_feedback` writes.
+#[derive(Debug)]
+pub(crate) struct FeedbackRow<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) version: i64,
+    pub(crate) kind: &'a str,
+    pub(crate) truth_json: String,
+    pub(crate) correct: Option<i64>,
+    pub(crate) abs_error: Option<f64>,
+    pub(crate) sq_error: Option<f64>,
+    pub(crate) at: &'a str,
+    pub(crate) at_ms: i64,
+}
+
+/// Inserts one feedback row unless the request already has one; returns whether it did.
+pub(crate) async fn insert_feedback(conn: &mut Conn, row: &FeedbackRow<'_>) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO feedback (request_id, model, version, kind, truth_json, correct, abs_error, sq_error, at, at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(row.request_id)
+    .bind(row.model)
+    .bind(row.version)
+    .bind(row.kind)
+    .bind(&row.truth_json)
+    .bind(row.correct)
+    .bind(row.abs_error)
+    .bind(row.sq_error)
+    .bind(row.at)
+    .bind(row.at_ms)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Aggregates of a version's feedback since `since_ms`.
+#[derive(Debug, FromRow)]
+pub(crate) struct FeedbackSums {
+    pub(crate) n: i64,
+    pub(crate) judged: i64,
+    pub(crate) correct: Option<i64>,
+    pub(crate) valued: i64,
+    pub(crate) abs_error: Option<f64>,
+    pub(crate) sq_error: Option<f64>,
+}
+
+pub(crate) async fn feedback_sums(
+    conn: &mut Conn,
+    model: &str,
+    version: i64,
+    since_ms: i64,
+) -> Result<FeedbackSums, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COUNT(*) AS n, COUNT(correct) AS judged, SUM(correct) AS correct, COUNT(abs_error) AS valued, \
+         SUM(abs_error) AS abs_error, SUM(sq_error) AS sq_error \
+         FROM feedback WHERE model = $1 AND version = $2 AND at_ms >= $3",
+    )
+    .bind(model)
+    .bind(version)
+    .bind(since_ms)
+    .fetch_one(conn)
+    .await
 }
