@@ -70,6 +70,7 @@ pub fn start(registry: Registry, config: &LineageConfig) -> (LineageSink, Lineag
     let (tx, rx) = mpsc::channel(config.capacity);
     let status = Arc::new(WriterStatus { healthy: AtomicBool::new(true), ..WriterStatus::default() });
     status.capacity.store(config.capacity as u64, Ordering::Relaxed);
+    metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
     let (close_tx, close_rx) = oneshot::channel();
     let settings = (config.batch_max, config.flush_interval);
     let task = tokio::spawn(write_loop(registry, rx, settings, Arc::clone(&status), close_rx));

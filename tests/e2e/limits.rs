@@ -163,3 +163,20 @@ fn connections_past_the_limit_wait_and_oversized_headers_get_431() {
     assert_eq!(get(gw.public, "/v2/health/live").status, 200, "still healthy");
     assert!(gw.terminate().success());
 }
+
+#[test]
+fn a_body_that_stops_arriving_gets_408_within_the_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store(dir.path());
+    let gw = Gateway::start(dir.path(), &store, &config("request_timeout = \"1s\""));
+    let mut s = TcpStream::connect(gw.public).expect("connect");
+    s.write_all(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"in").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).expect("an answer, not a hang");
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(gw.terminate().success());
+}

@@ -272,14 +272,6 @@ def test_slowloris_unfinished_head_is_closed(server):
     assert_answers_valid(server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server bug: a connection that sends nothing, or only a prefix of the HTTP/2 preface "
-    "('P', 'PRI * HTTP/2.0'), is never timed out: hyper-util's auto::Builder waits for the protocol "
-    "version with no deadline, and HEADER_READ_TIMEOUT only starts in the HTTP/1 parser "
-    "(gateway/src/http/server.rs)",
-)
 def test_slowloris_silent_connection_is_closed(server):
     openers = {"silent": b"", "one_byte_p": b"P", "partial_h2_preface": b"PRI * HTTP/2.0\r\n"}
     closed = _hold_open(server, openers, {}, HEADER_TIMEOUT_BOUND_S)

@@ -255,13 +255,6 @@ def test_registry_locked_while_serving(start_extra_server, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="switchyard_lineage_store_healthy is only set when the writer's health changes, so it is "
-    "absent from /metrics until the first failed write; its HELP says '0 while lineage writes are "
-    "failing, else 1' (it should read 1 from the start)",
-)
 def test_lineage_healthy_gauge_reads_1_from_start(start_extra_server, tmp_path):
     store = tmp_path / "store"
     register(store, "mlp", MODELS / "mlp_v1.onnx")

@@ -16,8 +16,9 @@ use crate::app::App;
 use crate::serving::{ServedModel, VersionSlot};
 use model_store::StoreError;
 
-/// Admin request bodies are small JSON objects.
+/// Admin request bodies are small JSON objects, sent at once.
 const MAX_ADMIN_BODY: usize = 64 << 10;
+const ADMIN_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Answers one request on the admin port.
 pub async fn handle<B>(app: Arc<App>, req: Request<B>) -> Response<Full<Bytes>>
@@ -134,7 +135,7 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let (_, body) = super::public::read_body(req, MAX_ADMIN_BODY).await?;
+    let (_, body) = super::public::read_body(req, MAX_ADMIN_BODY, ADMIN_BODY_TIMEOUT).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }

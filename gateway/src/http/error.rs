@@ -23,6 +23,9 @@ pub enum ApiError {
     /// The admin port wants its bearer token.
     #[error("this admin API needs `Authorization: Bearer <token>` (the [server] admin_token / SWITCHYARD_ADMIN_TOKEN)")]
     Unauthorized,
+    /// The client did not send its request in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// The request's deadline passed before its answer was ready.
     #[error("{0}")]
     Timeout(String),
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ModelFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::ModelFailed(_) => "model_error",

@@ -79,9 +79,10 @@ where
             Ok(json_response(status, &json!({ "ready": ready })))
         }
         ["v2", "models", "stats"] if get => ok(&all_stats(&state)),
+        ["v2", "models", "stats"] => Err(not_allowed()),
         ["v2", "models", name, "feedback"] if method == Method::POST => {
             let name = (*name).to_owned();
-            let (_, body) = read_body(req, app.max_body_bytes).await?;
+            let (_, body) = read_body(req, app.max_body_bytes, app.request_timeout).await?;
             super::feedback::handle(app, &name, &body).await
         }
         ["v2", "models", _, "feedback"] => Err(not_allowed()),
@@ -166,32 +167,54 @@ fn all_stats(state: &ServingState) -> Value {
     json!({ "model_stats": stats })
 }
 
-/// Reads the body, refusing it with 413 past `limit` (before reading when Content-Length says so).
-pub(super) async fn read_body<B>(req: Request<B>, limit: usize) -> Result<(HeaderMap, Bytes), ApiError>
+/// Reads the body, refusing it with 413 past `limit` (before reading when Content-Length says
+/// so) and with 408 when it has not all arrived within `timeout`.
+pub(super) async fn read_body<B>(
+    req: Request<B>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(HeaderMap, Bytes), ApiError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = req.into_parts();
+    // Content codings are case-insensitive (RFC 9110 §8.4.1); only `identity` is accepted.
     if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING)
-        && encoding.as_bytes() != b"identity"
+        && !encoding.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity")
     {
         return Err(ApiError::UnsupportedMediaType(format!(
             "Content-Encoding {:?} is not accepted; send the body uncompressed",
             String::from_utf8_lossy(encoding.as_bytes())
         )));
     }
+    // Transfer codings other than `chunked` (e.g. `gzip, chunked`) would leave the body still
+    // compressed after de-chunking.
+    for value in parts.headers.get_all(header::TRANSFER_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        if text.split(',').map(str::trim).any(|c| !c.eq_ignore_ascii_case("chunked")) {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Transfer-Encoding {text:?} is not accepted; only chunked is (send the body uncompressed)"
+            )));
+        }
+    }
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let collected = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.is::<http_body_util::LengthLimitError>() {
-            ApiError::PayloadTooLarge { limit }
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {e}"))
-        }
-    })?;
+    // A client that stops sending mid-body does not hold the connection (or its slot) forever.
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| {
+            ApiError::RequestTimeout(format!("the request body did not arrive within {} s", timeout.as_secs_f64()))
+        })?
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {e}"))
+            }
+        })?;
     Ok((parts.headers, collected.to_bytes()))
 }
 
@@ -337,7 +360,7 @@ where
 {
     let (request_id, route) = (facts.request_id, facts.route);
     let inst = &loaded.instance;
-    let (headers, body) = read_body(req, app.max_body_bytes).await?;
+    let (headers, body) = read_body(req, app.max_body_bytes, app.request_timeout).await?;
     let request = decode_request(&body, headers.get(INFERENCE_HEADER_LENGTH).map(HeaderValue::as_bytes))?;
     drop(body);
     validate_inputs(&inst.signature, &request.inputs)?;

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -70,14 +71,33 @@ pub async fn serve<H, F>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                // Set by the first request: until then the connection is on probation.
+                let spoke = Arc::new(AtomicBool::new(false));
+                let heard = Arc::clone(&spoke);
                 let service = hyper::service::service_fn(move |req| {
+                    heard.store(true, Ordering::Relaxed);
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    tokio::pin!(conn);
+                    // A connection that has not completed one request head in time is closed:
+                    // HTTP/1's header timeout only starts once a request line begins, and
+                    // protocol detection (HTTP/1 or h2c) waits for bytes with no deadline.
+                    let result = tokio::select! {
+                        r = &mut conn => r,
+                        () = tokio::time::sleep(HEADER_READ_TIMEOUT) => {
+                            if spoke.load(Ordering::Relaxed) {
+                                conn.await
+                            } else {
+                                tracing::debug!(%peer, "no request within the header timeout; closing");
+                                Ok(())
+                            }
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                     drop(permit);
