@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::engine::Runtime;
 use crate::guard::Verdict;
 use crate::http::error::ApiError;
+use crate::promotion;
 use crate::router::{Route, TOTAL_BP};
 use crate::serving::{OverrideState, RoutingOrigin, ServedModel, ServingState, VersionSlot};
 
@@ -212,30 +213,82 @@ impl App {
     }
 
     /// Makes `version` the champion (it must be loaded and not a shadow); the old champion is
-    /// remembered for rollback and leaves the split.
-    pub async fn promote(&self, model: &str, version: u32, actor: &str) -> Result<ServedModel, ApiError> {
-        self.operator_change(model, "promoted", actor, |m| {
-            let r = &m.routing;
-            if r.champion == version {
-                return Err(ApiError::Conflict(format!(
-                    "version {version} of model '{model}' is already the champion"
-                )));
-            }
-            require_ready(m, version)?;
-            if r.shadows.iter().any(|(v, _)| *v == version) {
-                return Err(ApiError::Conflict(format!(
-                    "version {version} of model '{model}' is a shadow; give it live traffic with weights first"
-                )));
-            }
-            let mut next = m.override_state();
-            next.previous_champion = Some(r.champion);
-            next.routing.champion = version;
-            next.routing.champion_route = Route::Champion;
-            next.routing.challengers.retain(|(v, _)| *v != version);
-            next.ejected.remove(&version);
-            Ok((next, json!({ "from": r.champion, "to": version }), Some(version)))
-        })
-        .await
+    /// remembered for rollback and leaves the split. With a promotion policy, its gates are
+    /// judged first: a failure refuses (409, with the table) unless `force`, which is recorded.
+    /// A promotion also moves the `champion` alias and the `production` stage in the registry.
+    pub async fn promote(&self, model: &str, version: u32, actor: &str, force: bool) -> Result<ServedModel, ApiError> {
+        let gates = self.promotion_gates(model, version).await?;
+        let failed = gates.iter().filter(|g| !g.passed).count();
+        if failed > 0 && !force {
+            let message = format!(
+                "promotion of model '{model}' version {version} refused: {failed} of {} gates failed (--force overrides, and is recorded)\n{}",
+                gates.len(),
+                promotion::table(&gates)
+            );
+            return Err(ApiError::Refused { message, detail: json!({ "gates": gates }) });
+        }
+        let evidence = json!({ "gates": gates, "forced": force && failed > 0 });
+        let promoted = self
+            .operator_change(model, "promoted", actor, |m| {
+                let r = &m.routing;
+                if r.champion == version {
+                    return Err(ApiError::Conflict(format!(
+                        "version {version} of model '{model}' is already the champion"
+                    )));
+                }
+                require_ready(m, version)?;
+                if r.shadows.iter().any(|(v, _)| *v == version) {
+                    return Err(ApiError::Conflict(format!(
+                        "version {version} of model '{model}' is a shadow; give it live traffic with weights first"
+                    )));
+                }
+                let mut next = m.override_state();
+                next.previous_champion = Some(r.champion);
+                next.routing.champion = version;
+                next.routing.champion_route = Route::Champion;
+                next.routing.challengers.retain(|(v, _)| *v != version);
+                next.ejected.remove(&version);
+                Ok((next, json!({ "from": r.champion, "to": version, "evidence": evidence }), Some(version)))
+            })
+            .await?;
+        // The registry follows: the alias and stage say who the champion is.
+        let registry = self.store.registry();
+        if let Err(e) = registry.set_alias(model, "champion", version, actor).await {
+            tracing::error!(model, version, error = %e, "promoted, but the champion alias could not be moved");
+        }
+        if let Err(e) = registry.set_stage(model, version, model_store::Stage::Production, actor).await {
+            tracing::error!(model, version, error = %e, "promoted, but the stage could not be set to production");
+        }
+        Ok(promoted)
+    }
+
+    /// The model's promotion gates judged for `version` now (empty without a policy).
+    pub async fn promotion_gates(&self, model: &str, version: u32) -> Result<Vec<promotion::Gate>, ApiError> {
+        let state = self.serving.load_full();
+        let m = state.models.get(model).ok_or_else(|| ApiError::NotFound(format!("unknown model '{model}'")))?;
+        let Some(policy) = &m.promotion else { return Ok(Vec::new()) };
+        let candidate = m.ready(version).ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "version {version} of model '{model}' is not loaded (name it in the config to load it)"
+            ))
+        })?;
+        let registry = self.store.registry();
+        let unavailable = |e: model_store::StoreError| ApiError::Unavailable {
+            message: format!("the registry cannot be read: {e}"),
+            retry_after: Some(1),
+        };
+        let metrics_of = |manifest: Option<model_store::Manifest>| manifest.map(|m| m.metrics).unwrap_or_default();
+        let evidence = promotion::Evidence {
+            candidate_metrics: metrics_of(registry.provenance(model, version).await.map_err(unavailable)?),
+            champion_metrics: metrics_of(registry.provenance(model, m.routing.champion).await.map_err(unavailable)?),
+            window: candidate.window.load().stats(std::time::Instant::now()),
+            shadow: (
+                candidate.shadow_agree.load(std::sync::atomic::Ordering::Relaxed),
+                candidate.shadow_rows.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            online: registry.feedback_summary(model, version, None).await.map_err(unavailable)?,
+        };
+        Ok(promotion::evaluate(policy, &evidence))
     }
 
     /// Puts the previous champion back (409 when there is none or it is not loaded).

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod guard;
 pub mod http;
 pub mod lineage;
+pub mod promotion;
 pub mod router;
 pub mod serving;
 pub mod tensor;

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -44,6 +45,8 @@ pub struct ServedModel {
     /// Versions the guard moved traffic away from; never picked as a backup until reset.
     pub ejected: BTreeSet<u32>,
     pub guard: Option<GuardConfig>,
+    /// Promotion gates, if configured.
+    pub promotion: Option<crate::promotion::PromotionPolicy>,
     /// Largest batch advertised to clients (`max_batch_size` in the model config).
     pub max_batch: usize,
     pub versions: BTreeMap<u32, VersionSlot>,
@@ -86,6 +89,9 @@ pub struct LoadedVersion {
     pub stage: Stage,
     /// Recent requests, judged by the guard. Replaced when the guard's window length changes.
     pub window: ArcSwap<Window>,
+    /// Rows compared while this version ran as a shadow, and how many agreed (argmax), since load.
+    pub shadow_rows: AtomicU64,
+    pub shadow_agree: AtomicU64,
 }
 
 impl ServedModel {
@@ -257,6 +263,9 @@ async fn load_model(
     let mut resolved: BTreeMap<VersionSelector, u32> = BTreeMap::new();
     for selector in &model.versions {
         match registry.resolve(&model.name, &selector.to_string()).await {
+            Ok(record) if record.stage == Stage::Archived => {
+                problems.push(archived_problem(&model.name, selector, &record))
+            }
             Ok(record) => {
                 resolved.insert(selector.clone(), record.version);
                 if !records.iter().any(|r| r.version == record.version) {
@@ -312,10 +321,20 @@ async fn load_model(
         previous_champion: None,
         ejected: BTreeSet::new(),
         guard: model.guard.clone(),
+        promotion: model.promotion.clone(),
         max_batch: model.engine.max_batch,
         versions,
         lineage_input_sha256: model.lineage_input_sha256,
     })
+}
+
+/// Why a config may not name an archived version, and what to do instead.
+pub fn archived_problem(model: &str, selector: &VersionSelector, record: &model_store::VersionRecord) -> String {
+    format!(
+        "model '{model}': version {selector} (v{}) is archived and cannot be served; its artifact, provenance and \
+         lineage stay queryable (to serve it again: `switchyard models stage --store DIR {model}:{} staging`)",
+        record.version, record.version
+    )
 }
 
 /// The previous state's loaded version, if it serves the same artifact with the same settings.
@@ -378,5 +397,11 @@ async fn load_version(
             .await
             .map_err(|e| format!("loader task failed: {e}"))?
             .map_err(|e| e.to_string())?;
-    Ok(LoadedVersion { instance, stage: record.stage, window: ArcSwap::from_pointee(Window::new(window)) })
+    Ok(LoadedVersion {
+        instance,
+        stage: record.stage,
+        window: ArcSwap::from_pointee(Window::new(window)),
+        shadow_rows: AtomicU64::new(0),
+        shadow_agree: AtomicU64::new(0),
+    })
 }

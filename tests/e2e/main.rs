@@ -10,6 +10,7 @@ mod lifecycle;
 mod limits;
 mod lineage;
 mod lineage_cli;
+mod promotion;
 mod reload;
 mod routing;
 mod serving;

@@ -52,10 +52,14 @@ pub enum AdminCommand {
         /// Only this model.
         model: Option<String>,
     },
-    /// Promote VERSION to champion of MODEL.
+    /// Promote VERSION to champion of MODEL. With a `[model.promotion]` policy, its gates are
+    /// judged first and a refusal lists what passed and what failed.
     Promote {
         model: String,
         version: u32,
+        /// Promote even if gates fail (recorded as forced, with the actor).
+        #[arg(long)]
+        force: bool,
         /// Who acts, recorded by the gateway (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
@@ -123,9 +127,13 @@ async fn request(client: &AdminClient, command: &AdminCommand) -> anyhow::Result
         AdminCommand::Status => client.get("/admin/status").await,
         AdminCommand::Models { model: None } => client.get("/admin/models").await,
         AdminCommand::Models { model: Some(model) } => client.get(&model_path(model, "")?).await,
-        AdminCommand::Promote { model, version, actor: given } => {
+        AdminCommand::Promote { model, version, force, actor: given } => {
             let path = model_path(model, "/promote")?;
-            client.post(&path, &json!({ "version": version, "actor": actor(given) })).await
+            let mut body = json!({ "version": version, "actor": actor(given) });
+            if *force {
+                body["force"] = json!(true);
+            }
+            client.post(&path, &body).await
         }
         AdminCommand::Rollback { model, actor: given } => {
             client.post(&model_path(model, "/rollback")?, &json!({ "actor": actor(given) })).await
@@ -637,7 +645,12 @@ mod tests {
     async fn promote_posts_the_version_and_actor() {
         let state = json!({"name": "mlp", "routing": {"champion": 3}});
         let (addr, seen) = fake_admin(Some(StatusCode::OK), &state).await;
-        let promote = AdminCommand::Promote { model: "mlp".to_owned(), version: 3, actor: Some("tester".to_owned()) };
+        let promote = AdminCommand::Promote {
+            model: "mlp".to_owned(),
+            version: 3,
+            force: false,
+            actor: Some("tester".to_owned()),
+        };
         assert_eq!(request(&client(addr, None), &promote).await.unwrap(), state);
         let seen = only(&seen);
         assert_eq!((seen.method.as_str(), seen.path.as_str()), ("POST", "/admin/models/mlp/promote"));
@@ -709,7 +722,7 @@ mod tests {
     #[tokio::test]
     async fn an_error_answer_carries_its_status_and_message() {
         let (addr, _seen) = fake_admin(Some(StatusCode::CONFLICT), json!({"error": "x"})).await;
-        let promote = AdminCommand::Promote { model: "mlp".to_owned(), version: 3, actor: None };
+        let promote = AdminCommand::Promote { model: "mlp".to_owned(), version: 3, force: false, actor: None };
         let message = request(&client(addr, None), &promote).await.unwrap_err().to_string();
         assert_eq!(message, "409 Conflict: x");
     }

@@ -57,8 +57,12 @@ async fn resolve_problems(config: &Config) -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
     for model in &config.models {
         for selector in &model.versions {
-            if let Err(e) = store.registry().resolve(&model.name, &selector.to_string()).await {
-                problems.push(format!("model '{}': version {selector}: {e}", model.name));
+            match store.registry().resolve(&model.name, &selector.to_string()).await {
+                Ok(record) if record.stage == model_store::Stage::Archived => {
+                    problems.push(crate::serving::archived_problem(&model.name, selector, &record));
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(format!("model '{}': version {selector}: {e}", model.name)),
             }
         }
     }

@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings};
 pub use raw::{
-    RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawRouting, RawRuntime, RawServer, RawStore,
+    RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting, RawRuntime, RawServer,
+    RawStore,
 };
 
 /// A validated configuration. Every field is usable as is.
@@ -99,6 +100,8 @@ pub struct ModelConfig {
     pub lineage_input_sha256: bool,
     /// Latency / error-rate guard, if configured.
     pub guard: Option<GuardConfig>,
+    /// Promotion gates, if configured.
+    pub promotion: Option<crate::promotion::PromotionPolicy>,
 }
 
 /// `[model.guard]`, validated: at least one threshold is set.
@@ -431,6 +434,50 @@ fn admin_token(configured: Option<String>, problems: &mut Vec<String>) -> Option
     Some(token)
 }
 
+fn validate_promotion(
+    raw: &RawPromotion,
+    label: &str,
+    problems: &mut Vec<String>,
+) -> crate::promotion::PromotionPolicy {
+    let what = |key: &str| format!("{label}: promotion.{key}");
+    for (key, map) in [("min_gain", &raw.min_gain), ("max_drift", &raw.max_drift)] {
+        for (metric, v) in map {
+            if !v.is_finite() || (key == "max_drift" && *v < 0.0) {
+                problems.push(format!(
+                    "{}.{metric} = {v} must be a finite number{}",
+                    what(key),
+                    if key == "max_drift" { " ≥ 0" } else { "" }
+                ));
+            }
+        }
+    }
+    for (key, v) in [
+        ("max_error_rate", raw.max_error_rate),
+        ("min_shadow_agreement", raw.min_shadow_agreement),
+        ("min_online_accuracy", raw.min_online_accuracy),
+    ] {
+        if let Some(v) = v
+            && !(0.0..=1.0).contains(&v)
+        {
+            problems.push(format!("{} = {v} must be a share between 0 and 1", what(key)));
+        }
+    }
+    if let Some(p) = raw.max_p99_ms
+        && !(p.is_finite() && p > 0.0)
+    {
+        problems.push(format!("{} = {p} must be a positive number of milliseconds", what("max_p99_ms")));
+    }
+    crate::promotion::PromotionPolicy {
+        min_gain: raw.min_gain.clone(),
+        max_drift: raw.max_drift.clone(),
+        max_p99_ms: raw.max_p99_ms,
+        max_error_rate: raw.max_error_rate,
+        min_shadow_agreement: raw.min_shadow_agreement,
+        min_online_accuracy: raw.min_online_accuracy,
+        min_requests: raw.min_requests,
+    }
+}
+
 fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfig {
     let d = LineageConfig::default();
     let on_full = match raw.on_full.as_deref() {
@@ -573,7 +620,11 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
     if problems.len() > before {
         return None;
     }
-    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard })
+    let promotion = raw.promotion.as_ref().map(|p| validate_promotion(p, label, problems));
+    if problems.len() > before {
+        return None;
+    }
+    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard, promotion })
 }
 
 /// Percent (0–100) → basis points, refusing what is not a finite percentage.

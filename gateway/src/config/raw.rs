@@ -83,6 +83,30 @@ pub struct RawModel {
     pub lineage: RawModelLineage,
     /// Latency and error-rate guard; none by default.
     pub guard: Option<RawGuard>,
+    /// What a candidate must show before it may be promoted; none = no gates.
+    pub promotion: Option<RawPromotion>,
+}
+
+/// `[model.promotion]`: gates a candidate must pass to replace the champion.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPromotion {
+    /// Offline metric → least gain over the champion's (from the manifests), e.g. `auc = 0.005`.
+    #[serde(default)]
+    pub min_gain: std::collections::BTreeMap<String, f64>,
+    /// Offline metric → largest difference from the champion's, e.g. `calibration_error = 0.02`.
+    #[serde(default)]
+    pub max_drift: std::collections::BTreeMap<String, f64>,
+    /// Live: p99 latency of the candidate's window at most this (ms).
+    pub max_p99_ms: Option<f64>,
+    /// Live: share of 5xx in the candidate's window at most this.
+    pub max_error_rate: Option<f64>,
+    /// Live: share of shadow-compared rows whose argmax agreed, at least this.
+    pub min_shadow_agreement: Option<f64>,
+    /// Live: accuracy from labelled feedback, at least this.
+    pub min_online_accuracy: Option<f64>,
+    /// Live: requests the candidate served (or shadowed) in its window, at least this.
+    pub min_requests: Option<u64>,
 }
 
 /// `[model.guard]`: when a version breaches a threshold, traffic moves away from it.

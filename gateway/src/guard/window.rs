@@ -13,7 +13,7 @@ const SLOTS: u64 = 10;
 const MAX_LATENCY_US: u64 = 600_000_000;
 
 /// Figures of a window, as judged.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct WindowStats {
     pub requests: u64,
     pub errors: u64,

@@ -85,7 +85,12 @@ where
                         .get("version")
                         .and_then(version_of)
                         .ok_or_else(|| ApiError::BadRequest("promote needs {\"version\": N} with N ≥ 1".to_owned()))?;
-                    app.promote(&name, version, &actor).await?
+                    let force = match body.get("force") {
+                        None | Some(Value::Null) => false,
+                        Some(Value::Bool(b)) => *b,
+                        Some(_) => return Err(ApiError::BadRequest("force must be true or false".to_owned())),
+                    };
+                    app.promote(&name, version, &actor, force).await?
                 }
                 "rollback" => app.rollback(&name, &actor).await?,
                 "weights" => app.set_weights(&name, weights_of(&body)?, &actor).await?,
@@ -109,6 +114,16 @@ where
                     &serde_json::to_value(refused).unwrap_or(Value::Null),
                 )),
             }
+        }
+        ["admin", "models", name, "gates", version] if get => {
+            let version = version_of(&Value::String((*version).to_owned()))
+                .ok_or_else(|| ApiError::BadRequest(format!("'{version}' is not a version number ≥ 1")))?;
+            let gates = app.promotion_gates(name, version).await?;
+            let passed = gates.iter().all(|g| g.passed);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "model": name, "version": version, "passed": passed, "gates": gates }),
+            ))
         }
         ["admin", "lineage", request_id] if get => {
             let id = super::percent_decode(request_id).ok_or_else(|| {

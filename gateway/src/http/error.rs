@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The request's deadline passed before its answer was ready.
     #[error("{0}")]
     Timeout(String),
+    /// Refused with evidence (e.g. promotion gates): 409 with `detail` merged into the body.
+    #[error("{message}")]
+    Refused { message: String, detail: serde_json::Value },
     /// The request is valid but conflicts with the current state (e.g. nothing to roll back to).
     #[error("{0}")]
     Conflict(String),
@@ -52,7 +55,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -70,6 +73,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Conflict(_) => "conflict",
+            ApiError::Refused { .. } => "refused",
             ApiError::Unauthorized => "unauthorized",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Timeout(_) => "timeout",
@@ -89,7 +93,13 @@ impl ApiError {
             ApiError::Unavailable { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let mut response = super::json_response(status, &serde_json::json!({ "error": self.to_string() }));
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        if let (ApiError::Refused { detail: serde_json::Value::Object(extra), .. }, Some(map)) =
+            (&self, body.as_object_mut())
+        {
+            map.extend(extra.clone());
+        }
+        let mut response = super::json_response(status, &body);
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

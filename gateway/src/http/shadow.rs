@@ -77,6 +77,8 @@ pub fn mirror(app: &App, primary: &Primary<'_>, inputs: Vec<Tensor>, shadows: Ve
             shadow.window.load().record(Instant::now(), started.elapsed(), result.is_err());
             let comparison = result.as_ref().ok().map(|out| compare(&primary_outputs, &out.outputs));
             if let Some(c) = &comparison {
+                shadow.shadow_rows.fetch_add(c.argmax_rows, std::sync::atomic::Ordering::Relaxed);
+                shadow.shadow_agree.fetch_add(c.argmax_agree, std::sync::atomic::Ordering::Relaxed);
                 metrics::histogram!("switchyard_shadow_max_abs_diff", "model" => model.clone(), "version" => version.clone())
                     .record(c.max_abs_diff);
                 metrics::counter!("switchyard_shadow_argmax_rows_total", "model" => model.clone(), "version" => version.clone(), "agree" => "true")
