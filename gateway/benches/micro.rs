@@ -1,0 +1,86 @@
+//! Micro-benchmarks of the request path's pure parts, each beside a baseline that does the
+//! least comparable work, so a regression shows as a ratio rather than a raw time:
+//! - routing decision vs. a bare modulo draw;
+//! - v2 JSON decode vs. `serde_json` parsing the same body into a `Value`;
+//! - v2 encode vs. `serde_json` writing an equivalent `Value`;
+//! - lineage record construction vs. cloning the strings it holds.
+//!
+//! Run: `cargo bench -p gateway --bench micro` (results: `benches/results/micro.md`).
+
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use gateway::lineage::reason_text;
+use gateway::router::{Decision, Reason, Route, RoutingTable};
+use gateway::tensor::{Tensor, TensorData};
+use gateway::v2::decode::decode_request;
+use gateway::v2::encode::{EncodedOutput, ResponseHead, encode_response};
+use model_store::LineageRecord;
+use serde_json::{Map, Value, json};
+
+fn routing(c: &mut Criterion) {
+    let table = RoutingTable { challengers: vec![(2, 2000), (3, 500)], ..RoutingTable::single(1) };
+    let mut g = c.benchmark_group("routing");
+    g.bench_function("pick_weighted", |b| b.iter(|| black_box(table.pick(None))));
+    g.bench_function("pick_sticky", |b| b.iter(|| black_box(table.pick(Some(black_box(b"user-12345"))))));
+    let mut n = 0u64;
+    g.bench_function("baseline_modulo", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            black_box(n % 10_000)
+        })
+    });
+    g.finish();
+}
+
+fn body() -> Vec<u8> {
+    let data: Vec<f32> = (0..64).map(|i| i as f32 / 7.0).collect();
+    json!({"id": "r1", "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": data}]})
+        .to_string()
+        .into_bytes()
+}
+
+fn decode(c: &mut Criterion) {
+    let body = body();
+    let mut g = c.benchmark_group("v2_decode_json_64_floats");
+    g.bench_function("decode_request", |b| b.iter(|| black_box(decode_request(black_box(&body), None))));
+    g.bench_function("baseline_serde_value", |b| b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&body)))));
+    g.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    let tensor = Tensor { name: "output".into(), shape: vec![1, 10], data: TensorData::Fp32((0..10).map(|i| i as f32 * 0.1).collect()) };
+    let mut parameters = Map::new();
+    parameters.insert("model_version".into(), "1".into());
+    parameters.insert("route".into(), "champion".into());
+    let head = ResponseHead { model_name: "mlp", model_version: 1, id: Some("r1"), parameters };
+    let outputs = [EncodedOutput { tensor: &tensor, binary: false }];
+    let equivalent = json!({"model_name": "mlp", "model_version": "1", "id": "r1", "parameters": {"model_version": "1", "route": "champion"},
+        "outputs": [{"name": "output", "datatype": "FP32", "shape": [1, 10], "data": (0..10).map(|i| i as f32 * 0.1).collect::<Vec<_>>()}]});
+    let mut g = c.benchmark_group("v2_encode_json_10_floats");
+    g.bench_function("encode_response", |b| b.iter(|| black_box(encode_response(black_box(&head), black_box(&outputs)))));
+    g.bench_function("baseline_serde_value", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&equivalent)))));
+    g.finish();
+}
+
+fn lineage(c: &mut Criterion) {
+    let decision = Decision { version: 2, route: Route::Challenger, reason: Reason::WeightBucket(8123) };
+    let sha = "01db76cec961d32c56b7c4fcc42ab1eae1d7f1e96691adcdef99c8d8ac2d5895".to_owned();
+    let id = "0190f3c2-6a1b-7c3d-8e4f-123456789abc".to_owned();
+    let arrived = SystemTime::now();
+    let mut g = c.benchmark_group("lineage_record");
+    g.bench_function("build", |b| {
+        b.iter(|| {
+            let reason = reason_text(&decision, None, None);
+            black_box(LineageRecord::new(id.as_str(), "mlp", 2, sha.as_str(), "challenger", reason).stamped_at(arrived))
+        })
+    });
+    g.bench_function("baseline_clone_strings", |b| {
+        b.iter(|| black_box((id.clone(), "mlp".to_owned(), sha.clone(), "challenger".to_owned(), "weight bucket".to_owned())))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, routing, decode, encode, lineage);
+criterion_main!(benches);
