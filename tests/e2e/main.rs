@@ -5,6 +5,7 @@
 
 mod cli;
 mod guard;
+mod import;
 mod lifecycle;
 mod limits;
 mod lineage;
