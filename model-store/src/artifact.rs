@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
@@ -61,8 +62,38 @@ impl ArtifactStore {
     /// Cost: one sha256 pass over the bytes, plus a read and hash of the stored copy if one
     /// exists; runs on tokio's blocking pool.
     pub async fn put_owned(&self, bytes: Vec<u8>) -> Result<(String, u64), StoreError> {
+        self.put_shared(Arc::new(bytes)).await
+    }
+
+    /// Like [`ArtifactStore::put_owned`], keeping the bytes for the caller (registration writes
+    /// them again if garbage collection removed the file before the version committed).
+    pub(crate) async fn put_shared(&self, bytes: Arc<Vec<u8>>) -> Result<(String, u64), StoreError> {
         let store = self.clone();
         run_blocking(&self.root, move || store.put_blocking(&bytes)).await
+    }
+
+    /// Removes the artifact file; returns its size, or `None` if it was already gone. Only
+    /// garbage collection calls this, holding the registry's write lock (see
+    /// `Registry::remove_if_unreferenced`).
+    pub(crate) async fn remove(&self, sha256: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path_for(sha256)?;
+        run_blocking(&self.root, move || {
+            let size = match fs::metadata(&path) {
+                Ok(metadata) => metadata.len(),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(StoreError::io(path, err)),
+            };
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(StoreError::io(path, err)),
+            }
+            if let Some(dir) = path.parent() {
+                sync_dir(dir)?;
+            }
+            Ok(Some(size))
+        })
+        .await
     }
 
     /// Reads the artifact and checks that its bytes still hash to `sha256`.

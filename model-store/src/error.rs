@@ -65,6 +65,23 @@ pub enum StoreError {
         /// Where the file was expected.
         path: PathBuf,
     },
+    /// The version's artifact was removed by garbage collection (`switchyard models gc`): its
+    /// record, provenance and history remain, but it cannot be loaded.
+    #[error(
+        "artifact of {model} v{version} (sha256 {sha256}) was garbage-collected on {collected_at}; \
+         the version's record, provenance and history remain, but it cannot be loaded \
+         (register the original model file under {model} again to restore it)"
+    )]
+    ArtifactCollected {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u32,
+        /// The digest of the collected artifact.
+        sha256: String,
+        /// When it was collected, RFC 3339 UTC with milliseconds.
+        collected_at: String,
+    },
     /// An artifact's bytes no longer hash to its name: it is refused, never served.
     #[error("{}", corrupt_message(model.as_deref(), *version, expected, actual))]
     CorruptArtifact {

@@ -2,6 +2,8 @@
 //! Knows nothing of HTTP or ONNX Runtime; `ModelStore` ties artifacts and registry together.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 mod artifact;
 mod error;
@@ -16,10 +18,18 @@ pub use error::StoreError;
 pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
 pub use lineage::{LineageChain, LineageQuery, LineageRecord};
 pub use manifest::{Manifest, ManifestError, Training};
-pub use registry::{Event, EventSpec, ModelSummary, ParseStageError, Registry, RoutingOverride, Stage, VersionRecord};
+pub use registry::{
+    CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary, ParseStageError, Registry,
+    RemovedArtifact, RoutingOverride, Stage, VersionRecord,
+};
 pub use signature::{Signature, TensorSpec};
 
-use registry::{VersionInsert, check_model_name};
+pub use registry::check_model_name;
+use registry::{Timestamp, VersionInsert};
+
+/// Attempts at writing a registration's artifact and committing its version, in case garbage
+/// collection removed the same bytes' file in between (see `Registry::remove_if_unreferenced`).
+const PUT_ATTEMPTS: u32 = 3;
 
 /// A model store directory: `<root>/artifacts/…` (immutable files) and `<root>/registry.db`
 /// (what they are). Cheap to clone; clones share the connection pool.
@@ -55,7 +65,8 @@ pub struct Registered {
     /// The version now holding these bytes.
     pub version: VersionRecord,
     /// `false` when the same bytes were already registered under the model and that version
-    /// was returned unchanged (nothing was written).
+    /// was returned (nothing was written, unless its artifact had been garbage-collected: then
+    /// it is restored and an `artifact_restored` event recorded).
     pub created: bool,
 }
 
@@ -96,7 +107,11 @@ impl ModelStore {
     /// no-op if an intact copy is stored), then in one transaction inserts the version (number =
     /// max + 1 for the model, creating the model if new; stage `staging`), its provenance and a
     /// `registered` event. If the same bytes are already registered under the model, returns
-    /// that version with `created: false` and writes nothing to the registry.
+    /// that version with `created: false` and writes nothing to the registry — except for a
+    /// version whose artifact was garbage-collected, which the stored bytes restore (its
+    /// collection mark is cleared and `artifact_restored` recorded). The artifact's presence is
+    /// re-checked under the write lock; if garbage collection removed it meanwhile, it is
+    /// written again.
     ///
     /// Safe to call concurrently from several tasks or processes: SQLite writers are serialised
     /// (`BEGIN IMMEDIATE`), and a lost race on a unique key is retried a few times.
@@ -110,25 +125,45 @@ impl ModelStore {
         if let Some(manifest) = &manifest {
             manifest.validate()?;
         }
-        let (sha256, size) = self.artifacts.put_owned(bytes).await?;
-        self.registry
-            .insert_version(&VersionInsert {
+        let bytes = Arc::new(bytes);
+        let mut attempt = 1;
+        loop {
+            let (sha256, size) = self.artifacts.put_shared(Arc::clone(&bytes)).await?;
+            let artifact = self.artifacts.path_for(&sha256)?;
+            let insert = VersionInsert {
                 model: &model,
                 sha256: &sha256,
                 size,
                 signature: &signature,
                 manifest: manifest.as_ref(),
                 actor: &actor,
-            })
-            .await
+                artifact: &artifact,
+            };
+            match self.registry.insert_version(&insert).await {
+                Err(StoreError::ArtifactMissing { .. }) if attempt < PUT_ATTEMPTS => {
+                    tracing::debug!(model, sha256, attempt, "artifact collected during registration; writing it again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Reads a version's artifact and verifies it (sha256 recomputed and compared).
     ///
-    /// Errors: `ArtifactMissing` if the file is gone, `CorruptArtifact` naming the version and
-    /// both digests if its bytes changed; a corrupt artifact is never returned.
+    /// The registry is asked first whether the version's artifact was garbage-collected (the
+    /// record passed in may predate the collection), and again if the file turns out missing.
+    ///
+    /// Errors: `ArtifactCollected` (with the date) for a collected version, `ArtifactMissing` if
+    /// the file is gone otherwise, `CorruptArtifact` naming the version and both digests if its
+    /// bytes changed; a corrupt artifact is never returned.
     pub async fn load_artifact(&self, version: &VersionRecord) -> Result<Vec<u8>, StoreError> {
-        self.artifacts.read_verified(&version.sha256).await.map_err(|err| match err {
+        self.refuse_collected(version).await?;
+        let read = self.artifacts.read_verified(&version.sha256).await;
+        if let Err(StoreError::ArtifactMissing { .. }) = &read {
+            self.refuse_collected(version).await?;
+        }
+        read.map_err(|err| match err {
             StoreError::CorruptArtifact { expected, actual, .. } => StoreError::CorruptArtifact {
                 model: Some(version.model.clone()),
                 version: Some(version.version),
@@ -137,6 +172,80 @@ impl ModelStore {
             },
             other => other,
         })
+    }
+
+    /// Garbage-collects artifacts: marks archived versions past `options.retention` (and needed
+    /// by nothing else) collected, with an `artifact_collected` event each, in one transaction;
+    /// then removes every artifact file that only collected versions name — the ones just
+    /// marked, and any an earlier run left behind by stopping between its commit and the
+    /// removal. Each file is removed under the registry's write lock after re-checking that no
+    /// uncollected version names it. A dry run reports the same and changes nothing.
+    ///
+    /// Errors: `Database` for the registry, `Io` for a file that cannot be removed (the versions
+    /// stay marked; the next run removes the file).
+    pub async fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport, StoreError> {
+        self.collect_garbage_at(options, SystemTime::now()).await
+    }
+
+    /// `collect_garbage` as if it ran at `now`.
+    pub(crate) async fn collect_garbage_at(
+        &self,
+        options: &GcOptions,
+        now: SystemTime,
+    ) -> Result<GcReport, StoreError> {
+        let now = Timestamp::at(now);
+        let (collected, kept) = self.registry.mark_collectable(options, &now).await?;
+        let mut removed = Vec::new();
+        if options.dry_run {
+            let mut digests: Vec<String> = collected.iter().map(|version| version.sha256.clone()).collect();
+            digests.extend(self.registry.collected_only_artifacts().await?);
+            digests.sort();
+            digests.dedup();
+            for sha256 in digests {
+                let path = self.artifacts.path_for(&sha256)?;
+                match tokio::fs::metadata(&path).await {
+                    Ok(metadata) => removed.push(RemovedArtifact { sha256, size: metadata.len(), already_gone: false }),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(StoreError::io(path, err)),
+                }
+            }
+        } else {
+            let just_collected: std::collections::HashSet<&str> =
+                collected.iter().map(|version| version.sha256.as_str()).collect();
+            for sha256 in self.registry.collected_only_artifacts().await? {
+                // Files of earlier collections that are gone need no lock; ones collected now
+                // are always reported, gone or not.
+                let path = self.artifacts.path_for(&sha256)?;
+                let present = tokio::fs::try_exists(&path).await.map_err(|err| StoreError::io(&path, err))?;
+                if !present && !just_collected.contains(sha256.as_str()) {
+                    continue;
+                }
+                if let Some(artifact) = self.registry.remove_if_unreferenced(&self.artifacts, &sha256).await? {
+                    tracing::info!(sha256 = artifact.sha256, size = artifact.size, "artifact collected");
+                    removed.push(artifact);
+                }
+            }
+        }
+        Ok(GcReport { dry_run: options.dry_run, retention_s: options.retention.as_secs(), collected, kept, removed })
+    }
+
+    /// `ArtifactCollected` if the registry says the version's artifact was collected.
+    async fn refuse_collected(&self, version: &VersionRecord) -> Result<(), StoreError> {
+        // The registry is the truth (the record may predate a collection or a restore); a
+        // record of a version the registry does not hold is taken at its word.
+        let collected_at = match self.registry.collected_at(&version.model, version.version).await? {
+            Some(stored) => stored,
+            None => version.collected_at.clone(),
+        };
+        match collected_at {
+            Some(collected_at) => Err(StoreError::ArtifactCollected {
+                model: version.model.clone(),
+                version: version.version,
+                sha256: version.sha256.clone(),
+                collected_at,
+            }),
+            None => Ok(()),
+        }
     }
 }
 

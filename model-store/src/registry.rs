@@ -14,15 +14,17 @@ use crate::error::StoreError;
 use crate::manifest::Manifest;
 use crate::signature::Signature;
 
+mod gc;
 mod names;
 mod overrides;
 pub(crate) mod queries;
 mod records;
 
+pub use gc::{CollectedVersion, GcOptions, GcReport, KeptVersion, RemovedArtifact};
 pub use overrides::{EventSpec, RoutingOverride};
 pub use records::{Event, ModelSummary, ParseStageError, Stage, VersionRecord};
 
-pub(crate) use names::check_model_name;
+pub use names::check_model_name;
 use names::{Selector, check_alias, parse_selector};
 use queries::{Conn, EventRow, ModelRow, NewEventRow, NewVersionRow, VersionRow};
 pub(crate) use records::Timestamp;
@@ -72,6 +74,9 @@ pub(crate) struct VersionInsert<'a> {
     pub(crate) signature: &'a Signature,
     pub(crate) manifest: Option<&'a Manifest>,
     pub(crate) actor: &'a str,
+    /// Where the artifact was stored; checked under the write lock, so that a concurrent
+    /// `models gc` cannot remove it between the write and the commit unnoticed.
+    pub(crate) artifact: &'a Path,
 }
 
 impl Registry {
@@ -192,11 +197,15 @@ impl Registry {
 
     /// Moves a version to `stage` and records a `stage_changed` event with `{"from", "to"}`
     /// (recorded even when the stage does not change, as the request itself is history).
-    /// Other versions are left alone.
+    /// Other versions are left alone. A version whose artifact was garbage-collected can only
+    /// stay archived (`ArtifactCollected`) until its file is registered again.
     pub async fn set_stage(&self, model: &str, version: u32, stage: Stage, actor: &str) -> Result<Event, StoreError> {
         let mut tx = self.begin_write().await?;
         let model_row = find_model(&mut tx, model).await?;
         let row = find_version(&mut tx, &model_row, version).await?;
+        if stage != Stage::Archived {
+            refuse_collected(&row, model, version)?;
+        }
         let from = parse_stage(&row.stage)?;
         queries::update_stage(&mut tx, row.id, stage.as_str()).await?;
         let detail = serde_json::json!({ "from": from, "to": stage });
@@ -211,12 +220,14 @@ impl Registry {
     /// `{"alias", "from" (null if new), "to"}`.
     ///
     /// Alias names are `[a-z0-9][a-z0-9_-]{0,62}` and must not be all digits, `v<digits>` or
-    /// `latest`, which would read as version selectors (`InvalidAlias`).
+    /// `latest`, which would read as version selectors (`InvalidAlias`). An alias cannot point
+    /// at a version whose artifact was garbage-collected (`ArtifactCollected`).
     pub async fn set_alias(&self, model: &str, alias: &str, version: u32, actor: &str) -> Result<Event, StoreError> {
         check_alias(alias)?;
         let mut tx = self.begin_write().await?;
         let model_row = find_model(&mut tx, model).await?;
         let row = find_version(&mut tx, &model_row, version).await?;
+        refuse_collected(&row, model, version)?;
         let from = match queries::alias_target(&mut tx, model_row.id, alias).await? {
             Some(previous) => Some(to_u32(previous.number, "version number")?),
             None => None,
@@ -312,12 +323,38 @@ impl Registry {
             i64::try_from(new.size).map_err(|_| StoreError::decode(format!("artifact size {} too large", new.size)))?;
 
         let mut tx = self.begin_write().await?;
+        // Garbage collection removes files only while holding this lock and only when no
+        // uncollected version names them, so a file present now stays until this commits.
+        match tokio::fs::metadata(new.artifact).await {
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                tx.rollback().await?;
+                return Err(StoreError::ArtifactMissing {
+                    sha256: new.sha256.to_owned(),
+                    path: new.artifact.to_path_buf(),
+                });
+            }
+            Err(err) => return Err(StoreError::io(new.artifact, err)),
+        }
         let now = Timestamp::now();
         let model_row = match queries::model_by_name(&mut tx, new.model).await? {
             Some(row) => {
-                if let Some(existing) = queries::version_by_sha256(&mut tx, row.id, new.sha256).await? {
+                if let Some(mut existing) = queries::version_by_sha256(&mut tx, row.id, new.sha256).await? {
+                    let Some(collected_at) = existing.collected_at.take() else {
+                        let version = with_aliases(&mut tx, existing, new.model).await?;
+                        tx.rollback().await?;
+                        return Ok(Registered { version, created: false });
+                    };
+                    // The same bytes again bring a collected version's artifact back.
+                    queries::clear_collected(&mut tx, existing.id).await?;
+                    let number = to_u32(existing.number, "version number")?;
+                    let detail =
+                        serde_json::json!({ "sha256": new.sha256, "size": new.size, "collected_at": collected_at });
+                    append_event(&mut tx, &row, Some(number), Event::ARTIFACT_RESTORED, detail, new.actor, &now)
+                        .await?;
                     let version = with_aliases(&mut tx, existing, new.model).await?;
-                    tx.rollback().await?;
+                    tx.commit().await?;
+                    tracing::info!(model = new.model, version = number, "collected artifact restored");
                     return Ok(Registered { version, created: false });
                 }
                 row
@@ -357,6 +394,7 @@ impl Registry {
                 stage,
                 created_at: now.text,
                 aliases: Vec::new(),
+                collected_at: None,
             },
             created: true,
         })
@@ -370,6 +408,13 @@ impl Registry {
     /// Opens a read transaction, so that several statements see one snapshot.
     pub(crate) async fn begin_read(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// When the artifact of `model` v`version` was garbage-collected: `Some(None)` if it was
+    /// not, `None` if there is no such version.
+    pub(crate) async fn collected_at(&self, model: &str, version: u32) -> Result<Option<Option<String>>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(queries::collected_at_of(&mut conn, model, i64::from(version)).await?)
     }
 
     /// The connection pool, for single-statement reads outside a transaction.
@@ -415,6 +460,19 @@ async fn find_version(conn: &mut Conn, model: &ModelRow, version: u32) -> Result
     queries::version_by_number(conn, model.id, i64::from(version))
         .await?
         .ok_or_else(|| StoreError::VersionNotFound { model: model.name.clone(), version })
+}
+
+/// `ArtifactCollected` for a version whose artifact was garbage-collected: it cannot serve.
+fn refuse_collected(row: &VersionRow, model: &str, version: u32) -> Result<(), StoreError> {
+    match &row.collected_at {
+        Some(collected_at) => Err(StoreError::ArtifactCollected {
+            model: model.to_owned(),
+            version,
+            sha256: row.sha256.clone(),
+            collected_at: collected_at.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 async fn with_aliases(conn: &mut Conn, row: VersionRow, model: &str) -> Result<VersionRecord, StoreError> {
@@ -468,6 +526,7 @@ fn to_record(row: VersionRow, model: &str, aliases: Vec<String>) -> Result<Versi
         sha256: row.sha256,
         signature,
         created_at: row.created_at,
+        collected_at: row.collected_at,
         aliases,
     })
 }

@@ -1,9 +1,9 @@
 //! The command line as an operator uses it: registration refusals, provenance, config checks,
-//! and a missing ONNX Runtime reported in one clear line.
+//! a missing ONNX Runtime reported in one clear line, and artifact garbage collection.
 
 use std::process::Command;
 
-use crate::support::{bin, fixtures, register};
+use crate::support::{Gateway, bin, cli_json, fixtures, mlp_body, post_json, register};
 
 fn run(args: &[&str]) -> std::process::Output {
     Command::new(bin()).args(args).output().expect("run switchyard")
@@ -82,4 +82,64 @@ fn missing_onnxruntime_is_one_clear_error() {
     assert!(err.contains("ONNX Runtime library not found"), "{err}");
     assert!(err.contains("scripts/fetch-onnxruntime.sh"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn gc_removes_long_archived_artifacts_and_keeps_their_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let store_arg = store.to_str().expect("utf8");
+    let v1 = register(&store, "mlp", "mlp_v1", Some("mlp_v1"));
+    register(&store, "mlp", "mlp_v2", None);
+    register(&store, "mlp", "mlp_v3", None);
+    for version in ["mlp:1", "mlp:3"] {
+        cli_json(&["models", "stage", "--json", "--store", store_arg, version, "archived"]);
+    }
+    cli_json(&["models", "alias", "--json", "--store", store_arg, "mlp:3", "fallback"]);
+    let sha256 = v1["sha256"].as_str().expect("sha256");
+    let artifact = store.join("artifacts/sha256").join(&sha256[..2]).join(sha256);
+    assert!(artifact.is_file());
+
+    // The default retention (30 days) keeps a version archived just now.
+    let kept = cli_json(&["models", "gc", "--json", "--store", store_arg]);
+    assert_eq!(kept["collected"], serde_json::json!([]));
+    assert!(kept["kept"][0]["reason"].as_str().is_some_and(|r| r.starts_with("within the retention")), "{kept}");
+
+    let dry = cli_json(&["models", "gc", "--json", "--dry-run", "--retention", "0s", "--store", store_arg]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["collected"].as_array().map(Vec::len), Some(1), "{dry}");
+    assert_eq!(dry["collected"][0]["version"], 1);
+    assert_eq!(dry["kept"][0]["reason"], "alias fallback points at it");
+    assert!(artifact.is_file(), "a dry run removes nothing");
+
+    let done = cli_json(&["models", "gc", "--json", "--retention", "0s", "--store", store_arg]);
+    assert_eq!(done["collected"][0]["version"], 1, "{done}");
+    assert_eq!(done["removed"][0]["sha256"], sha256);
+    assert!(!artifact.exists());
+
+    let shown = cli_json(&["models", "show", "--json", "--store", store_arg, "mlp:1"]);
+    let collected_at = shown["version"]["collected_at"].as_str().expect("collected_at shown").to_owned();
+    assert!(shown["provenance"]["training"]["code_commit"].is_string(), "provenance stays");
+    let last = shown["events"].as_array().and_then(|events| events.last()).expect("events").clone();
+    assert_eq!(last["kind"], "artifact_collected");
+    assert_eq!(last["detail"]["sha256"], sha256);
+    assert_eq!(last["detail"]["retention_s"], 0);
+    let out =
+        Command::new(bin()).args(["models", "gc", "--store", store_arg, "--retention", "0s"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("kept mlp v3: alias fallback points at it"), "{text}");
+    assert!(text.contains("0 version(s) collected, 0 file(s) removed"), "{text}");
+
+    // A gateway configured to serve it refuses that version clearly and serves the others.
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{store}\"\n\
+                  [[model]]\nname = \"mlp\"\nversions = [1, 2]\ndefault_version = 2\n";
+    let gw = Gateway::start(dir.path(), &store, config);
+    let pinned =
+        post_json(gw.public, "/v2/models/mlp/versions/1/infer", &serde_json::from_str(&mlp_body(0.5)).expect("body"));
+    let body = String::from_utf8_lossy(&pinned.body);
+    assert_eq!(pinned.status, 503, "{body}");
+    assert!(body.contains(&format!("was garbage-collected on {collected_at}")), "{body}");
+    let served = post_json(gw.public, "/v2/models/mlp/infer", &serde_json::from_str(&mlp_body(0.5)).expect("body"));
+    assert_eq!(served.status, 200);
+    assert!(gw.terminate().success());
 }

@@ -6,6 +6,7 @@
 mod cli;
 mod feedback;
 mod guard;
+mod import;
 mod lifecycle;
 mod limits;
 mod lineage;

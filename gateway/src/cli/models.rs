@@ -1,14 +1,18 @@
-//! `switchyard models …`: register versions (ONNX file + provenance manifest), list, show,
-//! set stages and aliases. Every command works on a store directory and takes `--json`.
+//! `switchyard models …`: register versions (ONNX file + provenance manifest), import them from
+//! Triton or MLflow layouts, list, show, set stages and aliases, and garbage-collect the
+//! artifacts of long-archived versions. Every command works on a store directory and takes
+//! `--json`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
-use model_store::{Manifest, ModelStore, NewVersion, Stage};
+use model_store::{GcOptions, Manifest, ModelStore, NewVersion, Signature, Stage};
 use serde_json::json;
 
 use crate::engine::{EngineSettings, Runtime, convert};
+
+use super::import::ImportCommand;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -29,6 +33,27 @@ pub enum ModelsCommand {
         /// ONNX Runtime library used to read the model's signature.
         #[arg(long, env = "SWITCHYARD_ONNXRUNTIME")]
         onnxruntime: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import versions from a Triton model repository or an MLflow model directory, keeping
+    /// where each came from in its manifest.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Remove the artifact files of versions archived for longer than the retention, when no
+    /// alias points at them and no other live version shares the file. Records, provenance,
+    /// events and lineage stay.
+    Gc {
+        #[arg(long)]
+        store: PathBuf,
+        /// How long a version must have been archived first, e.g. 30d, 12h, 0s.
+        #[arg(long, default_value = "30d")]
+        retention: humantime::Duration,
+        /// List what would be collected and removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        actor: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -80,6 +105,11 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
         ModelsCommand::Register { store, model, file, manifest, actor, onnxruntime, json } => {
             register(&store, &model, &file, manifest.as_deref(), super::actor(actor), onnxruntime.as_deref(), json)
         }
+        ModelsCommand::Import(cmd) => super::import::run(cmd),
+        ModelsCommand::Gc { store, retention, dry_run, actor, json } => {
+            let options = GcOptions { retention: retention.into(), dry_run, actor: super::actor(actor) };
+            super::block_on(gc(&store, &options, json))?
+        }
         ModelsCommand::List { store, json } => super::block_on(list(&store, json))?,
         ModelsCommand::Show { store, target, json } => super::block_on(show(&store, &target, json))?,
         ModelsCommand::Stage { store, target, stage, actor, json } => {
@@ -104,10 +134,7 @@ fn register(
     // Everything that can refuse the version happens before the store is touched.
     let manifest = manifest.map(Manifest::from_path).transpose()?;
     let runtime = Runtime::load(onnxruntime)?;
-    let session = crate::engine::build_session(runtime, &bytes, &EngineSettings::default())
-        .map_err(|e| anyhow!("{} is not a model ONNX Runtime can load: {e}", file.display()))?;
-    let signature = convert::signature_of(&session).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    drop(session);
+    let signature = read_signature(runtime, &bytes, file)?;
     let registered = super::block_on(async {
         let store = ModelStore::open(store).await?;
         store.register(NewVersion { model: model.to_owned(), bytes, signature, manifest, actor }).await
@@ -123,6 +150,50 @@ fn register(
     } else {
         out!("already registered: {} version {} sha256 {} (same bytes)", v.model, v.version, v.sha256);
     }
+    Ok(0)
+}
+
+/// Opens a model file's bytes with ONNX Runtime and reads its signature: the check every
+/// registration (`register`, `import`) passes before the store is touched. `file` names it in
+/// errors.
+pub(super) fn read_signature(runtime: &Runtime, bytes: &[u8], file: &Path) -> anyhow::Result<Signature> {
+    let session = crate::engine::build_session(runtime, bytes, &EngineSettings::default())
+        .map_err(|e| anyhow!("{} is not a model ONNX Runtime can load: {e}", file.display()))?;
+    convert::signature_of(&session).map_err(|e| anyhow!("{}: {e}", file.display()))
+}
+
+async fn gc(store: &Path, options: &GcOptions, json: bool) -> anyhow::Result<i32> {
+    let store = open_existing(store).await?;
+    let report = store.collect_garbage(options).await?;
+    if json {
+        out!("{}", serde_json::to_string(&report)?);
+        return Ok(0);
+    }
+    let (collect, remove) = if report.dry_run { ("would collect", "would remove") } else { ("collected", "removed") };
+    let (collected, removed) =
+        if report.dry_run { ("would be collected", "would be removed") } else { ("collected", "removed") };
+    for v in &report.collected {
+        out!("{collect} {} v{} sha256 {} ({} bytes, archived {})", v.model, v.version, v.sha256, v.size, v.archived_at);
+    }
+    for v in &report.kept {
+        out!("kept {} v{}: {}", v.model, v.version, v.reason);
+    }
+    for file in &report.removed {
+        if file.already_gone {
+            out!("{remove} artifact sha256 {} (already gone)", file.sha256);
+        } else {
+            out!("{remove} artifact sha256 {} ({} bytes)", file.sha256, file.size);
+        }
+    }
+    let freed: u64 = report.removed.iter().map(|file| file.size).sum();
+    out!(
+        "{}{} version(s) {collected}, {} file(s) {removed}, {freed} bytes {} (retention {})",
+        if report.dry_run { "dry run: " } else { "" },
+        report.collected.len(),
+        report.removed.len(),
+        if report.dry_run { "would be freed" } else { "freed" },
+        humantime::format_duration(options.retention)
+    );
     Ok(0)
 }
 
@@ -200,6 +271,9 @@ async fn show(store: &Path, target: &str, json: bool) -> anyhow::Result<i32> {
     out!("stage:     {}", v.stage);
     out!("aliases:   {}", if v.aliases.is_empty() { "-".to_owned() } else { v.aliases.join(", ") });
     out!("created:   {}", v.created_at);
+    if let Some(collected) = &v.collected_at {
+        out!("collected: {collected} (artifact removed by `models gc`; this version cannot be loaded)");
+    }
     out!("inputs:");
     for t in &v.signature.inputs {
         out!("  {:<16} {:<6} {:?}", t.name, t.datatype, t.shape);

@@ -32,8 +32,9 @@ pub(crate) fn parse_selector(selector: &str) -> Selector<'_> {
     Selector::Alias(selector)
 }
 
-/// Model names: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}` without `..`.
-pub(crate) fn check_model_name(name: &str) -> Result<(), StoreError> {
+/// Model names: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}` without `..`. Public so that a caller can
+/// refuse a bad name before it writes anything (e.g. before it opens or creates a store).
+pub fn check_model_name(name: &str) -> Result<(), StoreError> {
     let refuse = |reason: &str| Err(StoreError::InvalidModelName { name: name.to_owned(), reason: reason.to_owned() });
     let Some(first) = name.bytes().next() else {
         return refuse("a model name cannot be empty");

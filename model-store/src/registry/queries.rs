@@ -53,6 +53,7 @@ pub(super) struct VersionRow {
     pub(super) signature_json: String,
     pub(super) stage: String,
     pub(super) created_at: String,
+    pub(super) collected_at: Option<String>,
 }
 
 /// An alias with the number of the version it points at.
@@ -133,7 +134,7 @@ pub(crate) struct LineageFilter<'a> {
 /// The `VersionRow` columns of `versions v`, for `concat!` into static statements.
 macro_rules! version_columns {
     () => {
-        "v.id, v.number, v.sha256, v.size, v.signature_json, v.stage, v.created_at"
+        "v.id, v.number, v.sha256, v.size, v.signature_json, v.stage, v.created_at, v.collected_at"
     };
 }
 
@@ -510,6 +511,117 @@ pub(crate) async fn count_lineage(
         count.push(" AND route <> 'shadow'");
     }
     count.build_query_scalar().fetch_one(conn).await
+}
+
+/// A version as garbage collection weighs it: with its model and its collection mark.
+#[derive(Debug, FromRow)]
+pub(super) struct GcVersionRow {
+    pub(super) id: i64,
+    pub(super) model_id: i64,
+    pub(super) model: String,
+    pub(super) number: i64,
+    pub(super) sha256: String,
+    pub(super) size: i64,
+    pub(super) stage: String,
+    pub(super) collected_at: Option<String>,
+}
+
+/// An alias name with the id of the version it points at.
+#[derive(Debug, FromRow)]
+pub(super) struct AliasOfVersionRow {
+    pub(super) version_id: i64,
+    pub(super) name: String,
+}
+
+/// A stage change of a version, as garbage collection reads it to date an archival.
+#[derive(Debug, FromRow)]
+pub(super) struct StageChangeRow {
+    pub(super) version_id: i64,
+    pub(super) detail_json: String,
+    pub(super) at: String,
+    pub(super) at_ms: i64,
+}
+
+/// Every version of every model, by model name then number.
+pub(super) async fn gc_versions(conn: &mut Conn) -> Result<Vec<GcVersionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT v.id, v.model_id, m.name AS model, v.number, v.sha256, v.size, v.stage, v.collected_at \
+         FROM versions v JOIN models m ON m.id = v.model_id \
+         ORDER BY m.name, v.number",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Every alias, as (version id, alias name), by name.
+pub(super) async fn aliases_by_version(conn: &mut Conn) -> Result<Vec<AliasOfVersionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT version_id, name FROM aliases ORDER BY name").fetch_all(conn).await
+}
+
+/// The `kind` events (stage changes) of every archived version whose artifact is still stored,
+/// oldest first.
+pub(super) async fn stage_changes_of_archived(conn: &mut Conn, kind: &str) -> Result<Vec<StageChangeRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT v.id AS version_id, e.detail_json, e.at, e.at_ms \
+         FROM events e JOIN versions v ON v.model_id = e.model_id AND v.number = e.version_number \
+         WHERE e.kind = $1 AND v.stage = 'archived' AND v.collected_at IS NULL \
+         ORDER BY e.id",
+    )
+    .bind(kind)
+    .fetch_all(conn)
+    .await
+}
+
+/// Marks a version's artifact collected; returns whether the row changed (it is not marked twice).
+pub(super) async fn mark_collected(conn: &mut Conn, version_id: i64, at: &Timestamp) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query("UPDATE versions SET collected_at = $1 WHERE id = $2 AND collected_at IS NULL")
+        .bind(&at.text)
+        .bind(version_id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+/// Clears a version's collection mark: its artifact is stored again.
+pub(super) async fn clear_collected(conn: &mut Conn, version_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE versions SET collected_at = NULL WHERE id = $1").bind(version_id).execute(conn).await.map(drop)
+}
+
+/// Digests that only collected versions name: their files may be removed.
+pub(super) async fn collected_only_sha256s(conn: &mut Conn) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT sha256 FROM versions WHERE collected_at IS NOT NULL \
+         AND sha256 NOT IN (SELECT sha256 FROM versions WHERE collected_at IS NULL) \
+         ORDER BY sha256",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// How many versions (of any model) whose artifact is not collected name this digest.
+pub(super) async fn live_references(conn: &mut Conn, sha256: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM versions WHERE sha256 = $1 AND collected_at IS NULL")
+        .bind(sha256)
+        .fetch_one(conn)
+        .await
+}
+
+/// A version's collection mark: `None` if there is no such version, `Some(None)` if its artifact
+/// is stored.
+pub(super) async fn collected_at_of(
+    conn: &mut Conn,
+    model: &str,
+    number: i64,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT v.collected_at FROM versions v JOIN models m ON m.id = v.model_id \
+         WHERE m.name = $1 AND v.number = $2",
+    )
+    .bind(model)
+    .bind(number)
+    .fetch_optional(conn)
+    .await
 }
 
 /// A `routing_overrides` row.

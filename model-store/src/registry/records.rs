@@ -29,6 +29,11 @@ pub struct VersionRecord {
     pub created_at: String,
     /// Aliases that point at this version, sorted.
     pub aliases: Vec<String>,
+    /// When `models gc` removed its artifact (RFC 3339 UTC with milliseconds); `None` while the
+    /// artifact is stored. A collected version keeps its record, provenance and history but can
+    /// no longer be loaded. Left out of JSON when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collected_at: Option<String>,
 }
 
 /// Lifecycle stage of a version. New versions start in `Staging`. The registry moves a version
@@ -134,6 +139,13 @@ impl Event {
     pub const ALIAS_SET: &'static str = "alias_set";
     /// An alias was removed; detail `{"alias", "from"}`.
     pub const ALIAS_REMOVED: &'static str = "alias_removed";
+    /// Garbage collection removed the version's artifact; detail `{"sha256", "size",
+    /// "archived_at", "retention", "retention_s"}`. Recorded in the transaction that marks the
+    /// version collected; the file is removed after it commits.
+    pub const ARTIFACT_COLLECTED: &'static str = "artifact_collected";
+    /// The bytes of a collected version were registered again, so its artifact is stored and
+    /// loadable once more; detail `{"sha256", "size", "collected_at"}`.
+    pub const ARTIFACT_RESTORED: &'static str = "artifact_restored";
 }
 
 impl Timestamp {
