@@ -14,7 +14,7 @@ mod signature;
 pub use artifact::ArtifactStore;
 pub use error::StoreError;
 pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
-pub use lineage::{LineageChain, LineageQuery, LineageRecord};
+pub use lineage::{LineageChain, LineageQuery, LineageRecord, LineageStats};
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{Event, EventSpec, ModelSummary, ParseStageError, Registry, RoutingOverride, Stage, VersionRecord};
 pub use signature::{Signature, TensorSpec};
@@ -85,7 +85,7 @@ impl ModelStore {
     }
 
     /// The version registry, which also stores per-request lineage (`Registry::insert_lineage`,
-    /// `lineage`, `lineage_chain`, `query_lineage`, `count_lineage`).
+    /// `lineage`, `lineage_chain`, `query_lineage`, `count_lineage`, `lineage_stats`).
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
