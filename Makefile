@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test setup build lint fmt clean-cache bench-lineage
+.PHONY: run test setup build lint fmt clean-cache bench-lineage bench bench-reload bench-overload bench-soak
 
 run:
 	scripts/run-example.sh
@@ -28,6 +28,29 @@ fmt:
 # after the build; not part of CI). Writes benches/results/lineage.md; see benches/README.md.
 bench-lineage:
 	python3 benches/lineage_shadow.py
+
+# Side by side, one run (not part of CI): Switchyard against in-process ONNX Runtime (compute
+# limit), a bare hyper server (HTTP limit), MLServer, KServe and Triton (via nvidia-pytriton) on
+# three models, with wrk and perf_analyzer. About 12 minutes once set up; the first run also builds
+# benches/rust, generates the models and installs the peers' venvs (benches/.cache/, ~20-30 min).
+# BENCH_QUICK=1 for a smoke run. Writes benches/results/side_by_side.md and .svg; see benches/README.md.
+bench:
+	python3 benches/side_by_side.py
+
+# p99 of the serving versions during a reload storm (a reload every 0.5 s) vs steady state (about
+# 2 minutes after the build). Writes benches/results/reload.md; see benches/README.md.
+bench-reload:
+	python3 benches/reload_storm.py
+
+# Capacity of the `slow` fixture, then 3x that offered open loop: 503 share, Retry-After, latency of
+# what is accepted, health afterwards (about 3 minutes). Writes benches/results/overload.md.
+bench-overload:
+	python3 benches/overload.py
+
+# 10 minutes (SOAK_SECONDS) of steady load with a reload every 30 s: errors and the RSS slope.
+# Writes benches/results/soak.md and soak-rss.svg.
+bench-soak:
+	python3 benches/soak.py
 
 clean-cache:
 	rm -rf .cache

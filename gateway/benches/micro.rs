@@ -45,12 +45,18 @@ fn decode(c: &mut Criterion) {
     let body = body();
     let mut g = c.benchmark_group("v2_decode_json_64_floats");
     g.bench_function("decode_request", |b| b.iter(|| black_box(decode_request(black_box(&body), None))));
-    g.bench_function("baseline_serde_value", |b| b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&body)))));
+    g.bench_function("baseline_serde_value", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&body))))
+    });
     g.finish();
 }
 
 fn encode(c: &mut Criterion) {
-    let tensor = Tensor { name: "output".into(), shape: vec![1, 10], data: TensorData::Fp32((0..10).map(|i| i as f32 * 0.1).collect()) };
+    let tensor = Tensor {
+        name: "output".into(),
+        shape: vec![1, 10],
+        data: TensorData::Fp32((0..10).map(|i| i as f32 * 0.1).collect()),
+    };
     let mut parameters = Map::new();
     parameters.insert("model_version".into(), "1".into());
     parameters.insert("route".into(), "champion".into());
@@ -59,7 +65,9 @@ fn encode(c: &mut Criterion) {
     let equivalent = json!({"model_name": "mlp", "model_version": "1", "id": "r1", "parameters": {"model_version": "1", "route": "champion"},
         "outputs": [{"name": "output", "datatype": "FP32", "shape": [1, 10], "data": (0..10).map(|i| i as f32 * 0.1).collect::<Vec<_>>()}]});
     let mut g = c.benchmark_group("v2_encode_json_10_floats");
-    g.bench_function("encode_response", |b| b.iter(|| black_box(encode_response(black_box(&head), black_box(&outputs)))));
+    g.bench_function("encode_response", |b| {
+        b.iter(|| black_box(encode_response(black_box(&head), black_box(&outputs))))
+    });
     g.bench_function("baseline_serde_value", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&equivalent)))));
     g.finish();
 }
@@ -77,7 +85,9 @@ fn lineage(c: &mut Criterion) {
         })
     });
     g.bench_function("baseline_clone_strings", |b| {
-        b.iter(|| black_box((id.clone(), "mlp".to_owned(), sha.clone(), "challenger".to_owned(), "weight bucket".to_owned())))
+        b.iter(|| {
+            black_box((id.clone(), "mlp".to_owned(), sha.clone(), "challenger".to_owned(), "weight bucket".to_owned()))
+        })
     });
     g.finish();
 }

@@ -16,7 +16,7 @@ mod signature;
 pub use artifact::ArtifactStore;
 pub use error::StoreError;
 pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
-pub use lineage::{LineageChain, LineageQuery, LineageRecord};
+pub use lineage::{LineageChain, LineageQuery, LineageRecord, LineageStats};
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{
     CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary, ParseStageError, Registry,
@@ -96,7 +96,7 @@ impl ModelStore {
     }
 
     /// The version registry, which also stores per-request lineage (`Registry::insert_lineage`,
-    /// `lineage`, `lineage_chain`, `query_lineage`, `count_lineage`).
+    /// `lineage`, `lineage_chain`, `query_lineage`, `count_lineage`, `lineage_stats`).
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

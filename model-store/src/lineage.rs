@@ -1,6 +1,7 @@
 //! Per-request lineage: which version answered a request, by which route and why, how long it
 //! took and how it ended, plus any shadow runs. Stored in the registry database, append-only.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,35 @@ pub struct LineageChain {
     /// the version is recorded against the version it moved to, so it is not here. Empty when
     /// `version` is `None`.
     pub events: Vec<Event>,
+}
+
+/// What one version's lineage says about the traffic it served: how much, by which routes, how
+/// fast and how often it failed. From `Registry::lineage_stats`; a model card's live figures.
+///
+/// Only primary records (the runs that answered) count as traffic; shadow runs are counted apart.
+/// Figures that need at least one request (`error_rate`, the percentiles, the time span) are
+/// `None` when there was none, so "no traffic" never reads as "zero latency, zero errors".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LineageStats {
+    /// Primary records: requests this version answered.
+    pub requests: u64,
+    /// Primary records with `status >= 500` (server-side failures; 4xx are the client's).
+    pub errors: u64,
+    /// `errors / requests`; `None` without requests.
+    pub error_rate: Option<f64>,
+    /// Primary records per route (`champion`, `challenger`, `backup`, `pinned`, `default`, …).
+    pub routes: BTreeMap<String, u64>,
+    /// Shadow runs of this version (not traffic served: their outputs answered nobody).
+    pub shadow_runs: u64,
+    /// Median `total_us` of the primary records (nearest rank); `None` without requests.
+    pub p50_us: Option<u64>,
+    /// 99th percentile `total_us` (nearest rank: the smallest value that at least 99% of the
+    /// records do not exceed); `None` without requests.
+    pub p99_us: Option<u64>,
+    /// `at` of the first primary record; `None` without requests.
+    pub first_at: Option<String>,
+    /// `at` of the last primary record; `None` without requests.
+    pub last_at: Option<String>,
 }
 
 impl LineageRecord {
@@ -365,6 +395,65 @@ impl Registry {
         let count = queries::count_lineage(&mut conn, model, primary_only).await?;
         u64::try_from(count).map_err(|_| StoreError::decode(format!("lineage count {count} is negative")))
     }
+
+    /// Aggregate figures of `model` v`version`'s lineage, all time: requests answered (primary
+    /// records) and their split by route, server errors and the error rate, p50 / p99 of
+    /// `total_us`, the time span, and shadow runs apart. Read in one snapshot. The version is
+    /// not looked up in the registry: records outlive versions, and a version that never served
+    /// gets `requests == 0` with `None` for every measured figure.
+    ///
+    /// Errors: `Database` (including a stored negative count or duration). Cost: one read
+    /// transaction of four statements over the version's rows via the (model, version, time)
+    /// index, two of them sorting by `total_us`; meant for reports such as a model card, not
+    /// per request.
+    pub async fn lineage_stats(&self, model: &str, version: u32) -> Result<LineageStats, StoreError> {
+        let version_key = i64::from(version);
+        let mut tx = self.begin_read().await?;
+        let totals = queries::lineage_totals(&mut tx, model, version_key).await?;
+        let route_rows = queries::lineage_routes(&mut tx, model, version_key).await?;
+        let what = |figure: &str| format!("lineage {figure} of {model} v{version}");
+        let count = |value: i64, figure: &str| {
+            u64::try_from(value).map_err(|_| StoreError::decode(format!("{} {value} is negative", what(figure))))
+        };
+        let requests = count(totals.requests, "request count")?;
+        let errors = count(totals.errors, "error count")?;
+        let mut routes = BTreeMap::new();
+        let mut shadow_runs = 0;
+        for row in route_rows {
+            let n = count(row.n, "route count")?;
+            if row.route == LineageRecord::ROUTE_SHADOW {
+                shadow_runs = n;
+            } else {
+                routes.insert(row.route, n);
+            }
+        }
+        let mut percentiles = [None, None];
+        for (slot, percent) in percentiles.iter_mut().zip([50, 99]) {
+            let Some(rank) = nearest_rank(requests, percent) else { break };
+            let rank = i64::try_from(rank).map_err(|_| StoreError::decode(format!("rank {rank} too large")))?;
+            let us = queries::lineage_total_us_at_rank(&mut tx, model, version_key, rank).await?;
+            *slot = us.map(|us| count(us, "total_us")).transpose()?;
+        }
+        let [p50_us, p99_us] = percentiles;
+        tx.commit().await?;
+        Ok(LineageStats {
+            requests,
+            errors,
+            error_rate: (requests > 0).then(|| errors as f64 / requests as f64),
+            routes,
+            shadow_runs,
+            p50_us,
+            p99_us,
+            first_at: totals.first_at,
+            last_at: totals.last_at,
+        })
+    }
+}
+
+/// The 0-based rank of the `percent`th percentile (1–100) of `n` sorted values by the nearest-rank
+/// method: the `ceil(percent / 100 * n)`th smallest. `None` when `n` is 0.
+fn nearest_rank(n: u64, percent: u64) -> Option<u64> {
+    (n > 0).then(|| percent.clamp(1, 100).saturating_mul(n).div_ceil(100).max(1) - 1)
 }
 
 /// Durations are unsigned in Rust and BIGINT in SQL; beyond `i64::MAX` µs is a broken clock, and

@@ -49,8 +49,9 @@ const MIGRATE_ATTEMPTS: u32 = 3;
 /// never misses or invents a change.
 ///
 /// The same database holds per-request lineage: `insert_lineage`, `lineage`, `lineage_chain`,
-/// `query_lineage` and `count_lineage` (documented in the `lineage` module) are methods of this
-/// type, so a lineage chain can be read in one snapshot together with the versions it names.
+/// `query_lineage`, `count_lineage` and `lineage_stats` (documented in the `lineage` module) are
+/// methods of this type, so a lineage chain can be read in one snapshot together with the
+/// versions it names.
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: SqlitePool,

@@ -36,8 +36,8 @@ fn a_second_sigterm_exits_at_once() {
     let mut gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
     let addr = gw.public;
     let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![0.1; 64]}]});
-    // 150 ~20 ms requests behind two sessions: 1.5 s or more of draining after the first signal.
-    let clients: Vec<_> = (0..150)
+    // 300 ~20 ms requests behind two sessions: 3 s or more of draining after the first signal.
+    let clients: Vec<_> = (0..300)
         .map(|_| {
             let body = body.clone();
             std::thread::spawn(move || {
@@ -60,7 +60,7 @@ fn a_second_sigterm_exits_at_once() {
         std::thread::sleep(Duration::from_millis(5));
     };
     // "At once" on a loaded CI machine: well before the drain could have finished.
-    assert!(started.elapsed() < Duration::from_millis(1000), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
     assert_eq!(status.code(), Some(130), "an interrupted drain is not a clean exit");
     let unanswered = clients
         .into_iter()

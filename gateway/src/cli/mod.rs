@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod admin;
+mod card;
 mod import;
 mod lineage;
 mod models;

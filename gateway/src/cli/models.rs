@@ -98,6 +98,19 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Render a version's model card: intended use, signature, provenance, offline metrics, live
+    /// traffic, latency, errors and feedback, guard trips, stage and alias history.
+    Card {
+        #[arg(long)]
+        store: PathBuf,
+        /// NAME:VERSION (VERSION may be a number or an alias).
+        target: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: super::card::CardFormat,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
@@ -117,6 +130,10 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
         }
         ModelsCommand::Alias { store, target, alias, remove, actor, json } => {
             super::block_on(set_alias(&store, &target, &alias, remove, &super::actor(actor), json))?
+        }
+        ModelsCommand::Card { store, target, format, json } => {
+            let format = if json { super::card::CardFormat::Json } else { format };
+            super::block_on(super::card::card(&store, &target, format))?
         }
     }
 }
@@ -300,7 +317,7 @@ async fn show(store: &Path, target: &str, json: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn parse_version_target(target: &str) -> anyhow::Result<(&str, &str)> {
+pub(super) fn parse_version_target(target: &str) -> anyhow::Result<(&str, &str)> {
     match split_target(target) {
         (name, Some(v)) if !name.is_empty() && !v.is_empty() => Ok((name, v)),
         _ => bail!("expected NAME:VERSION, got {target:?}"),

@@ -384,3 +384,87 @@ async fn applied_migrations(registry: &Registry) -> Vec<i64> {
         .await
         .expect("migrations table")
 }
+
+/// A primary record of `model` v`version` on `route`, ending in `status` after `total_us`,
+/// stamped `ms` after the epoch.
+fn served(id: &str, model: &str, version: u32, route: &str, status: u16, total_us: u64, ms: u64) -> LineageRecord {
+    let mut record = at_ms(id, model, version, ms);
+    record.route = route.to_owned();
+    record.status = status;
+    record.total_us = total_us;
+    record
+}
+
+#[test]
+fn nearest_rank_is_the_ceiling_rank_counted_from_zero() {
+    assert_eq!(nearest_rank(0, 50), None);
+    assert_eq!(nearest_rank(0, 99), None);
+    for (n, percent, rank) in [(1, 50, 0), (1, 99, 0), (3, 50, 1), (10, 50, 4), (10, 99, 9), (100, 50, 49)] {
+        assert_eq!(nearest_rank(n, percent), Some(rank), "n {n} p{percent}");
+    }
+    assert_eq!(nearest_rank(100, 99), Some(98));
+    assert_eq!(nearest_rank(200, 99), Some(197));
+    assert_eq!(nearest_rank(1000, 100), Some(999));
+}
+
+#[tokio::test]
+async fn stats_count_errors_and_routes_and_read_percentiles_of_one_version() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    // mlp v2: 100 answered requests, total_us 10, 20, … 1000 written in a scrambled order; 70 on
+    // the champion route, 30 as challenger; 7 server errors (500, 503) and 3 client errors (404).
+    let mut batch: Vec<LineageRecord> = (1..=100u64)
+        .map(|i| {
+            let k = (i * 37) % 100 + 1; // a permutation of 1..=100
+            let route = if k <= 70 { LineageRecord::ROUTE_CHAMPION } else { LineageRecord::ROUTE_CHALLENGER };
+            let status = match k {
+                1..=5 => 500,
+                6 | 7 => 503,
+                8..=10 => 404,
+                _ => 200,
+            };
+            served(&format!("r{k}"), "mlp", 2, route, status, k * 10, 1_000 + k)
+        })
+        .collect();
+    // Noise that must not count: shadow runs of v2 (slow, failing), other versions and models.
+    for i in 0..3 {
+        let mut s = shadow(&format!("r{i}"), "mlp", 2, 1);
+        s.total_us = 9_000_000;
+        batch.push(s);
+    }
+    batch.push(served("v1", "mlp", 1, LineageRecord::ROUTE_CHAMPION, 500, 5_000_000, 500));
+    batch.push(served("o2", "other", 2, LineageRecord::ROUTE_CHAMPION, 503, 7_000_000, 5_000));
+    registry.insert_lineage(&batch).await.expect("insert");
+
+    let stats = registry.lineage_stats("mlp", 2).await.expect("stats");
+    assert_eq!((stats.requests, stats.errors, stats.shadow_runs), (100, 7, 3));
+    assert_eq!(stats.error_rate, Some(0.07));
+    assert_eq!(stats.routes, BTreeMap::from([("challenger".to_owned(), 30), ("champion".to_owned(), 70)]));
+    // Nearest rank: the 50th and 99th smallest of 10, 20, … 1000.
+    assert_eq!((stats.p50_us, stats.p99_us), (Some(500), Some(990)));
+    assert_eq!(stats.first_at.as_deref(), Some("1970-01-01T00:00:01.001Z"));
+    assert_eq!(stats.last_at.as_deref(), Some("1970-01-01T00:00:01.100Z"));
+
+    // One request: both percentiles are that request.
+    let one = registry.lineage_stats("mlp", 1).await.expect("stats");
+    assert_eq!((one.requests, one.errors, one.error_rate), (1, 1, Some(1.0)));
+    assert_eq!((one.p50_us, one.p99_us), (Some(5_000_000), Some(5_000_000)));
+    assert_eq!(one.routes, BTreeMap::from([("champion".to_owned(), 1)]));
+}
+
+#[tokio::test]
+async fn stats_of_a_version_that_never_served_measure_nothing() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    let empty = registry.lineage_stats("mlp", 1).await.expect("empty store");
+    assert_eq!(empty, LineageStats::default());
+    assert_eq!((empty.error_rate, empty.p50_us, empty.p99_us, empty.first_at), (None, None, None, None));
+
+    // Only shadow runs: still no traffic served, but the shadow runs are counted.
+    registry.insert_lineage(&[shadow("a", "mlp", 3, 1), shadow("b", "mlp", 3, 1)]).await.expect("insert");
+    let shadowed = registry.lineage_stats("mlp", 3).await.expect("stats");
+    assert_eq!((shadowed.requests, shadowed.errors, shadowed.shadow_runs), (0, 0, 2));
+    assert!(shadowed.routes.is_empty());
+    assert_eq!((shadowed.error_rate, shadowed.p50_us, shadowed.p99_us), (None, None, None));
+    assert_eq!((shadowed.first_at, shadowed.last_at), (None, None));
+}

@@ -624,6 +624,77 @@ pub(super) async fn collected_at_of(
     .await
 }
 
+/// The totals of one version's primary (non-shadow) lineage rows.
+#[derive(Debug, FromRow)]
+pub(crate) struct LineageTotalsRow {
+    /// Primary rows.
+    pub(crate) requests: i64,
+    /// Primary rows with `status >= 500`.
+    pub(crate) errors: i64,
+    /// Earliest and latest `at` of the primary rows (RFC 3339 text sorts as time does).
+    pub(crate) first_at: Option<String>,
+    pub(crate) last_at: Option<String>,
+}
+
+/// How many lineage rows of one version took each route, shadow runs included.
+#[derive(Debug, FromRow)]
+pub(crate) struct LineageRouteRow {
+    pub(crate) route: String,
+    pub(crate) n: i64,
+}
+
+/// Totals of `model` v`version`'s primary lineage rows: count, server errors, time span.
+pub(crate) async fn lineage_totals(
+    conn: &mut Conn,
+    model: &str,
+    version: i64,
+) -> Result<LineageTotalsRow, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COUNT(*) AS requests, COALESCE(SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END), 0) AS errors, \
+                MIN(at) AS first_at, MAX(at) AS last_at \
+         FROM lineage WHERE model = $1 AND version = $2 AND route <> 'shadow'",
+    )
+    .bind(model)
+    .bind(version)
+    .fetch_one(conn)
+    .await
+}
+
+/// `model` v`version`'s lineage rows counted per route (shadow runs under `shadow`), by route.
+pub(crate) async fn lineage_routes(
+    conn: &mut Conn,
+    model: &str,
+    version: i64,
+) -> Result<Vec<LineageRouteRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT route, COUNT(*) AS n FROM lineage WHERE model = $1 AND version = $2 \
+         GROUP BY route ORDER BY route",
+    )
+    .bind(model)
+    .bind(version)
+    .fetch_all(conn)
+    .await
+}
+
+/// The `total_us` of `model` v`version`'s primary row at 0-based `rank` in ascending order of
+/// `total_us`; `None` past the last row. With the count, a nearest-rank percentile.
+pub(crate) async fn lineage_total_us_at_rank(
+    conn: &mut Conn,
+    model: &str,
+    version: i64,
+    rank: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT total_us FROM lineage WHERE model = $1 AND version = $2 AND route <> 'shadow' \
+         ORDER BY total_us LIMIT 1 OFFSET $3",
+    )
+    .bind(model)
+    .bind(version)
+    .bind(rank)
+    .fetch_optional(conn)
+    .await
+}
+
 /// A `routing_overrides` row.
 #[derive(Debug, FromRow)]
 pub(super) struct OverrideRow {
