@@ -627,6 +627,9 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
     Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard, promotion })
 }
 
+/// Most versions one routing list (challengers, shadows, backup) may name.
+const MAX_ROUTED: usize = 64;
+
 /// Percent (0–100) → basis points, refusing what is not a finite percentage.
 fn basis_points(percent: f64, what: &str, problems: &mut Vec<String>) -> u32 {
     if !(0.0..=100.0).contains(&percent) {
@@ -693,9 +696,15 @@ fn validate_routing(
             challengers.push((sel, bp));
         }
     }
-    let total: u32 = challengers.iter().map(|(_, bp)| bp).sum();
+    // Summed wide: thousands of 100% entries must be a problem, not an overflow.
+    let total: u64 = challengers.iter().map(|(_, bp)| u64::from(*bp)).sum();
     if total > 10_000 {
-        problems.push(format!("{label}: challenger weights add up to {}%, more than 100%", f64::from(total) / 100.0));
+        problems.push(format!("{label}: challenger weights add up to {}%, more than 100%", total as f64 / 100.0));
+    }
+    for (what, n) in [("challengers", r.challengers.len()), ("shadows", r.shadows.len()), ("backup", r.backup.len())] {
+        if n > MAX_ROUTED {
+            problems.push(format!("{label}: routing.{what} names {n} versions; at most {MAX_ROUTED}"));
+        }
     }
     let mut shadows = Vec::new();
     for (key, pct) in &r.shadows {

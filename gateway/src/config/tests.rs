@@ -192,3 +192,15 @@ fn guard_section_parses_durations_and_lists_its_problems() {
     let text = Config::from_toml_str("none", &none).unwrap_err().to_string();
     assert!(text.contains("guard needs p99_ms, max_error_rate or both"), "{text}");
 }
+
+#[test]
+fn huge_challenger_lists_are_problems_not_overflows() {
+    // Found by reading after fuzzing: 429,497 challengers at 100% overflowed a u32 sum.
+    let many: String = (1..=500).map(|v| format!("{v} = 100\n")).collect();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"/s\"\n[[model]]\nname = \"m\"\n[model.routing]\nchampion = 9999\n[model.routing.challengers]\n{many}"
+    );
+    let err = Config::from_toml_str("many", &text).unwrap_err().to_string();
+    assert!(err.contains("add up to 50000%"), "{err}");
+    assert!(err.contains("routing.challengers names 500 versions; at most 64"), "{err}");
+}
