@@ -31,7 +31,7 @@ bench-lineage:
 
 # Side by side, one run (not part of CI): Switchyard against in-process ONNX Runtime (compute
 # limit), a bare hyper server (HTTP limit), MLServer, KServe and Triton (via nvidia-pytriton) on
-# three models, with wrk and perf_analyzer. About 12 minutes once set up; the first run also builds
+# three models, with wrk and perf_analyzer. About 10 minutes once set up; the first run also builds
 # benches/rust, generates the models and installs the peers' venvs (benches/.cache/, ~20-30 min).
 # BENCH_QUICK=1 for a smoke run. Writes benches/results/side_by_side.md and .svg; see benches/README.md.
 bench:
