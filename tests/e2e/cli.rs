@@ -130,15 +130,25 @@ fn gc_removes_long_archived_artifacts_and_keeps_their_history() {
     assert!(text.contains("kept mlp v3: alias fallback points at it"), "{text}");
     assert!(text.contains("0 version(s) collected, 0 file(s) removed"), "{text}");
 
-    // A gateway configured to serve it refuses that version clearly and serves the others.
+    // A collected version is archived: a gateway cannot be configured to serve it, and says why.
     let config = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{store}\"\n\
                   [[model]]\nname = \"mlp\"\nversions = [1, 2]\ndefault_version = 2\n";
-    let gw = Gateway::start(dir.path(), &store, config);
-    let pinned =
-        post_json(gw.public, "/v2/models/mlp/versions/1/infer", &serde_json::from_str(&mlp_body(0.5)).expect("body"));
-    let body = String::from_utf8_lossy(&pinned.body);
-    assert_eq!(pinned.status, 503, "{body}");
-    assert!(body.contains(&format!("was garbage-collected on {collected_at}")), "{body}");
+    let path = dir.path().join("gc.toml");
+    std::fs::write(&path, config.replace("{store}", store_arg)).expect("write config");
+    let out = Command::new(bin()).args(["serve", "--config"]).arg(&path).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("version 1 (v1) is archived"), "{err}");
+    // Loading its artifact directly says when it was collected.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let message = rt.block_on(async {
+        let store = model_store::ModelStore::open(&store).await.expect("open");
+        let record = store.registry().version("mlp", 1).await.expect("v1");
+        store.load_artifact(&record).await.expect_err("collected").to_string()
+    });
+    assert!(message.contains(&format!("was garbage-collected on {collected_at}")), "{message}");
+    // Without it, the gateway serves the others.
+    let gw = Gateway::start(dir.path(), &store, &config.replace("[1, 2]", "[2]"));
     let served = post_json(gw.public, "/v2/models/mlp/infer", &serde_json::from_str(&mlp_body(0.5)).expect("body"));
     assert_eq!(served.status, 200);
     assert!(gw.terminate().success());
