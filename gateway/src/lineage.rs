@@ -249,6 +249,11 @@ async fn write_batch(
     }
 }
 
+/// A duration in whole microseconds, as lineage stores it (saturating).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The `reason` text of a routing decision, for people reading lineage. `fell_back` is the
 /// version first chosen when it was not loaded; `note` says why the routing sends traffic to a
 /// backup (e.g. "after guard trip of version 1 (p99 212.4 ms > 50 ms over 40 requests)").
@@ -302,22 +307,16 @@ pub fn inputs_sha256(inputs: &[Tensor]) -> String {
 /// `{"label": i}` when it is a vector of scores `[1, n > 1]`, or `{"value": x}` when it holds one
 /// number. `None` for batches and other outputs.
 pub fn prediction_summary(outputs: &[Tensor]) -> Option<serde_json::Value> {
-    use crate::tensor::TensorData;
+    use crate::tensor::{TensorData, argmax};
     let first = outputs.first()?;
-    let values: Vec<f64> = match &first.data {
-        TensorData::Fp32(v) => v.iter().map(|&x| f64::from(x)).collect(),
-        TensorData::Fp64(v) => v.clone(),
-        TensorData::Fp16(v) => v.iter().map(|x| f64::from(x.to_f32())).collect(),
+    let values = match &first.data {
         TensorData::Int64(v) if v.len() == 1 => return Some(serde_json::json!({ "label": v[0] })),
         TensorData::Int32(v) if v.len() == 1 => return Some(serde_json::json!({ "label": v[0] })),
-        _ => return None,
+        data => data.to_f64()?,
     };
     match (first.shape.as_slice(), values.len()) {
         (_, 1) => values[0].is_finite().then(|| serde_json::json!({ "value": values[0] })),
-        ([1, n], len) if *n > 1 && len == *n as usize => {
-            let best = values.iter().enumerate().fold(0, |b, (i, &x)| if x > values[b] { i } else { b });
-            Some(serde_json::json!({ "label": best }))
-        }
+        ([1, n], len) if *n > 1 && len == *n as usize => Some(serde_json::json!({ "label": argmax(&values) })),
         _ => None,
     }
 }

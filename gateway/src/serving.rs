@@ -290,7 +290,7 @@ async fn load_model(
     let mut versions = BTreeMap::new();
     for record in records {
         if let Some(reused) = reusable(previous, &record, model) {
-            if reused.window.load().length() != Window::new(window_len).length() {
+            if reused.window.load().length() != Window::length_for(window_len) {
                 reused.window.store(Arc::new(Window::new(window_len)));
             }
             versions.insert(record.version, VersionSlot::Ready(reused));

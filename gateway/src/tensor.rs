@@ -145,7 +145,22 @@ macro_rules! with_vec_pair {
     };
 }
 
+/// Index of the largest value (the first of equals); 0 for an empty row.
+pub fn argmax(row: &[f64]) -> usize {
+    row.iter().enumerate().fold(0, |best, (i, &x)| if x > row[best] { i } else { best })
+}
+
 impl TensorData {
+    /// The elements as `f64` when the datatype is floating point (FP16, FP32, FP64).
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        Some(match self {
+            TensorData::Fp16(v) => v.iter().map(|x| f64::from(x.to_f32())).collect(),
+            TensorData::Fp32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TensorData::Fp64(v) => v.clone(),
+            _ => return None,
+        })
+    }
+
     /// The datatype of this data.
     pub fn datatype(&self) -> DataType {
         match self {

@@ -48,7 +48,7 @@ struct Slot {
 impl Window {
     /// A window of `length`, split into ten sub-windows.
     pub fn new(length: Duration) -> Window {
-        let slot_len = (length / SLOTS as u32).max(Duration::from_millis(1));
+        let slot_len = Self::slot_len(length);
         let slots = (0..SLOTS)
             .map(|_| Slot {
                 tick: u64::MAX,
@@ -61,9 +61,18 @@ impl Window {
         Window { epoch: Instant::now(), slot_len, slots: Mutex::new(slots) }
     }
 
+    fn slot_len(length: Duration) -> Duration {
+        (length / SLOTS as u32).max(Duration::from_millis(1))
+    }
+
     /// The window's length.
     pub fn length(&self) -> Duration {
         self.slot_len * SLOTS as u32
+    }
+
+    /// The length a window asked for `length` gets (whole sub-windows), without building one.
+    pub fn length_for(length: Duration) -> Duration {
+        Self::slot_len(length) * SLOTS as u32
     }
 
     fn tick(&self, at: Instant) -> u64 {

@@ -16,7 +16,7 @@ use super::json_response;
 use super::shadow;
 use crate::app::App;
 use crate::engine::validate_inputs;
-use crate::lineage::{inputs_sha256, prediction_summary, reason_text, sticky_hash_text};
+use crate::lineage::{inputs_sha256, micros, prediction_summary, reason_text, sticky_hash_text};
 use crate::router::{Decision, Reason, Route};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
 use crate::v2::decode::decode_request;
@@ -308,10 +308,6 @@ fn deadline(configured: Duration, parameters: &Map<String, Value>) -> Result<Dur
         ApiError::BadRequest(format!("parameter 'timeout' must be a whole number of microseconds ≥ 0, not {value}"))
     })?;
     Ok(if us == 0 { configured } else { configured.min(Duration::from_micros(us)) })
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Picks the version for an unpinned request: the routing table's choice when it is loaded,

@@ -10,8 +10,9 @@ use model_store::LineageRecord;
 use super::error::ApiError;
 use crate::app::App;
 use crate::engine::InferError;
+use crate::lineage::micros;
 use crate::serving::LoadedVersion;
-use crate::tensor::{Tensor, TensorData};
+use crate::tensor::{Tensor, argmax};
 
 /// How a shadow's outputs compare with the primary's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,11 +88,11 @@ pub fn mirror(app: &App, primary: &Primary<'_>, inputs: Vec<Tensor>, shadows: Ve
                     .increment(c.argmax_rows - c.argmax_agree);
             }
             let Some((sink, mut record)) = record else { return };
-            record.total_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            record.total_us = micros(started.elapsed());
             match result {
                 Ok(out) => {
-                    record.queue_us = u64::try_from(out.queue.as_micros()).unwrap_or(u64::MAX);
-                    record.compute_us = u64::try_from(out.compute.as_micros()).unwrap_or(u64::MAX);
+                    record.queue_us = micros(out.queue);
+                    record.compute_us = micros(out.compute);
                 }
                 Err(e) => {
                     let e = ApiError::from(e);
@@ -116,25 +117,12 @@ impl Comparison {
     }
 }
 
-fn as_f64(data: &TensorData) -> Option<Vec<f64>> {
-    Some(match data {
-        TensorData::Fp16(v) => v.iter().map(|x| f64::from(x.to_f32())).collect(),
-        TensorData::Fp32(v) => v.iter().map(|&x| f64::from(x)).collect(),
-        TensorData::Fp64(v) => v.clone(),
-        _ => return None,
-    })
-}
-
-fn argmax(row: &[f64]) -> usize {
-    row.iter().enumerate().fold(0, |best, (i, &x)| if x > row[best] { i } else { best })
-}
-
 /// Compares outputs with the same name and shape; others are skipped.
 pub fn compare(primary: &[Tensor], shadow: &[Tensor]) -> Comparison {
     let mut c = Comparison { max_abs_diff: 0.0, argmax_agree: 0, argmax_rows: 0 };
     for p in primary {
         let Some(s) = shadow.iter().find(|s| s.name == p.name && s.shape == p.shape) else { continue };
-        let (Some(a), Some(b)) = (as_f64(&p.data), as_f64(&s.data)) else { continue };
+        let (Some(a), Some(b)) = (p.data.to_f64(), s.data.to_f64()) else { continue };
         for (x, y) in a.iter().zip(&b) {
             c.max_abs_diff = c.max_abs_diff.max((x - y).abs());
         }
@@ -155,6 +143,7 @@ pub fn compare(primary: &[Tensor], shadow: &[Tensor]) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::TensorData;
 
     fn t(data: Vec<f32>, shape: Vec<i64>) -> Tensor {
         Tensor { name: "y".into(), shape, data: TensorData::Fp32(data) }
