@@ -1,7 +1,8 @@
 //! Per-request lineage, off the request path: handlers hand records to a bounded channel
-//! (`LineageSink`), and one writer task (`LineageWriter`) takes whatever has queued up, up to
-//! `batch_max`, and writes it to the registry in one transaction. Under load batches grow by
-//! themselves (group commit); at rest each record is written at once.
+//! (`LineageSink`), and one writer thread (`LineageWriter`) takes whatever has queued up, up to
+//! `batch_max`, and writes it to the registry in one transaction. After the first record of a
+//! batch arrives the writer waits `flush_interval` for more (group commit), so a busy gateway
+//! commits a few large transactions a second rather than one per request.
 //!
 //! Nothing is lost silently: a full buffer makes the request wait (`block`) or drops the record
 //! (`drop`), counted either way; a failing database is retried with backoff while records wait in
@@ -12,11 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use model_store::{LineageRecord, Registry};
+use anyhow::Context;
+use model_store::{LineageAppender, LineageRecord, Registry};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::config::{LineageConfig, OnFull};
 use crate::router::{Decision, Reason, Route};
@@ -57,24 +58,37 @@ pub struct StatusSnapshot {
     pub write_errors: u64,
 }
 
-/// The writer task; `drain` finishes it.
+/// The writer thread; `drain` finishes it.
 #[derive(Debug)]
 pub struct LineageWriter {
     close: oneshot::Sender<Duration>,
-    task: JoinHandle<()>,
+    done: oneshot::Receiver<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
-/// Starts the writer on the current runtime. Records sent to the returned sink are written to
-/// `registry` until `LineageWriter::drain`.
-pub fn start(registry: Registry, config: &LineageConfig) -> (LineageSink, LineageWriter) {
+/// Starts the writer on a thread of its own (`switchyard-lineage`, with a single-threaded
+/// runtime for its timers), writing through a connection of its own (`LineageAppender`), so
+/// that turning records into rows and waiting on the database never takes time from the
+/// threads serving requests: all a request does is put its record in the channel. The
+/// appender blocks; on this thread that holds up nothing but the next batch.
+/// Records sent to the returned sink are written to `registry` until `LineageWriter::drain`.
+pub fn start(registry: &Registry, config: &LineageConfig) -> anyhow::Result<(LineageSink, LineageWriter)> {
+    let appender = registry.lineage_appender().context("cannot open the registry for lineage writes")?;
     let (tx, rx) = mpsc::channel(config.capacity);
     let status = Arc::new(WriterStatus { healthy: AtomicBool::new(true), ..WriterStatus::default() });
     status.capacity.store(config.capacity as u64, Ordering::Relaxed);
-    metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
     let (close_tx, close_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
     let settings = (config.batch_max, config.flush_interval);
-    let task = tokio::spawn(write_loop(registry, rx, settings, Arc::clone(&status), close_rx));
-    (LineageSink { tx, on_full: config.on_full, status }, LineageWriter { close: close_tx, task })
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let writer_status = Arc::clone(&status);
+    let thread = std::thread::Builder::new().name("switchyard-lineage".into()).spawn(move || {
+        runtime.block_on(write_loop(appender, rx, settings, writer_status, close_rx));
+        let _ = done_tx.send(());
+    })?;
+    metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
+    let writer = LineageWriter { close: close_tx, done: done_rx, thread };
+    Ok((LineageSink { tx, on_full: config.on_full, status }, writer))
 }
 
 impl LineageSink {
@@ -129,8 +143,9 @@ impl LineageWriter {
     /// for at most `deadline`; what could not be written by then is dropped and counted.
     pub async fn drain(self, deadline: Duration) {
         let _ = self.close.send(deadline);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "lineage writer task failed");
+        // The thread ends right after it reports done; a panic in it drops `done` unsent.
+        if self.done.await.is_err() || self.thread.join().is_err() {
+            tracing::error!("lineage writer thread failed");
         }
     }
 }
@@ -158,7 +173,7 @@ impl Closing {
 }
 
 async fn write_loop(
-    registry: Registry,
+    mut appender: LineageAppender,
     mut rx: mpsc::Receiver<LineageRecord>,
     settings: (usize, Duration),
     status: Arc<WriterStatus>,
@@ -179,23 +194,23 @@ async fn write_loop(
             break; // closed and empty
         }
         // Linger for more, so a busy gateway commits few large transactions rather than many
-        // small ones (each commit rewrites the index pages it touches).
+        // small ones (each commit rewrites the index pages it touches). The writer sleeps
+        // through the linger instead of receiving during it: a receiver waiting on the channel
+        // is woken by every send, which would cost the request path one task wake-up per record.
         if !closing.begun() && batch.len() < batch_max && !linger.is_zero() {
-            let until = tokio::time::Instant::now() + linger;
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = closing.begins() => rx.close(),
+            }
             while batch.len() < batch_max {
-                let room = batch_max - batch.len();
-                tokio::select! {
-                    n = rx.recv_many(&mut batch, room) => if n == 0 { break },
-                    () = tokio::time::sleep_until(until) => break,
-                    () = closing.begins() => {
-                        rx.close();
-                        break;
-                    }
+                match rx.try_recv() {
+                    Ok(record) => batch.push(record),
+                    Err(_) => break, // empty for now, or closed and empty
                 }
             }
         }
         metrics::gauge!("switchyard_lineage_queue_depth").set(rx.len() as f64);
-        write_batch(&registry, &batch, &status, &mut closing, &mut rx).await;
+        write_batch(&mut appender, &batch, &status, &mut closing, &mut rx).await;
         batch.clear();
     }
     tracing::info!(written = status.written.load(Ordering::Relaxed), "lineage writer drained");
@@ -204,7 +219,7 @@ async fn write_loop(
 /// Writes one batch, retrying with backoff while the database refuses it. Shutdown during the
 /// retries bounds them by its deadline; past it the batch is dropped and counted.
 async fn write_batch(
-    registry: &Registry,
+    appender: &mut LineageAppender,
     batch: &[LineageRecord],
     status: &WriterStatus,
     closing: &mut Closing,
@@ -213,7 +228,7 @@ async fn write_batch(
     let mut pause = RETRY_FIRST;
     loop {
         let started = Instant::now();
-        match registry.insert_lineage(batch).await {
+        match appender.append(batch) {
             Ok(n) => {
                 metrics::histogram!("switchyard_lineage_batch_write_duration_seconds")
                     .record(started.elapsed().as_secs_f64());

@@ -120,6 +120,9 @@ pub enum StoreError {
     /// The registry database failed, or holds a row this version of the code cannot read.
     #[error("registry database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The registry database failed on the lineage write path (`LineageAppender`).
+    #[error("registry database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The registry schema could not be migrated to the version this code expects.
     #[error("registry schema migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -11,6 +11,9 @@ use crate::manifest::Manifest;
 use crate::registry::queries::{self, LineageFilter, LineageRow};
 use crate::registry::{Event, Registry, Timestamp, VersionRecord, to_u32, version_history};
 
+mod appender;
+pub use appender::LineageAppender;
+
 /// One model run of one request: the primary run that answered it, or a shadow run beside it.
 ///
 /// `model` and `version` are plain values, not references into the registry: a record is written
@@ -193,29 +196,6 @@ impl LineageRecord {
         self.route == LineageRecord::ROUTE_SHADOW
     }
 
-    fn to_row(&self) -> LineageRow {
-        LineageRow {
-            request_id: self.request_id.clone(),
-            at: self.at.clone(),
-            at_ms: self.at_ms,
-            model: self.model.clone(),
-            version: i64::from(self.version),
-            sha256: self.sha256.clone(),
-            route: self.route.clone(),
-            reason: self.reason.clone(),
-            sticky_key_hash: self.sticky_key_hash.clone(),
-            input_sha256: self.input_sha256.clone(),
-            queue_us: saturating_i64(self.queue_us),
-            compute_us: saturating_i64(self.compute_us),
-            total_us: saturating_i64(self.total_us),
-            status: i64::from(self.status),
-            error_class: self.error_class.clone(),
-            shadow_of: self.shadow_of.map(|version| version.to_string()),
-            comparison_json: self.comparison.as_ref().map(serde_json::Value::to_string),
-            prediction_json: self.prediction.as_ref().map(serde_json::Value::to_string),
-        }
-    }
-
     fn from_row(row: LineageRow) -> Result<LineageRecord, StoreError> {
         let what = |field: &str| format!("lineage {field} of request '{}'", row.request_id);
         let duration = |value: i64, field: &str| {
@@ -308,26 +288,21 @@ impl LineageQuery {
 /// so a chain reads its records and the versions they name in one snapshot.
 impl Registry {
     /// Appends a batch of lineage records in ONE write transaction and returns how many rows were
-    /// written (`batch.len()`). All or nothing: if any record is refused (a schema constraint,
-    /// e.g. `status` outside 100–599) or the database fails, nothing of the batch is written and
-    /// the error is returned; a torn batch cannot happen. An empty batch returns `Ok(0)` without
-    /// touching the database. Records are not checked against the registry.
+    /// written (`batch.len()`), through a `LineageAppender` opened for the call on a blocking
+    /// thread. All or nothing, as `LineageAppender::append`. For a steady stream of batches (the
+    /// gateway's writer) keep one appender on a thread of its own instead: this opens a
+    /// connection per call.
     ///
-    /// Errors: `Database`. Cost: one `BEGIN IMMEDIATE` (so it waits behind other writers, up to
-    /// the busy timeout), a few multi-row `INSERT`s (up to 512 rows each) and one fsync at
-    /// commit: 1,000 records take about 10–15 ms in a release build. Batch the records of many
-    /// requests into one call rather than writing per request.
+    /// Errors: `Sqlite`, as `append`. Cost: opening a connection, then as `append`.
     pub async fn insert_lineage(&self, batch: &[LineageRecord]) -> Result<usize, StoreError> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<LineageRow> = batch.iter().map(LineageRecord::to_row).collect();
-        let mut tx = self.begin_write().await?;
-        // On error the transaction is dropped, which rolls back every chunk already inserted.
-        let written = queries::insert_lineage(&mut tx, &rows).await?;
-        tx.commit().await?;
-        tracing::debug!(rows = written, "lineage batch written");
-        usize::try_from(written).map_err(|_| StoreError::decode(format!("{written} lineage rows written")))
+        let registry = self.clone();
+        let batch = batch.to_vec();
+        tokio::task::spawn_blocking(move || registry.lineage_appender()?.append(&batch))
+            .await
+            .map_err(|e| StoreError::decode(format!("lineage write task failed: {e}")))?
     }
 
     /// A request's lineage records: the primary first (non-shadow records in the order written),

@@ -1,9 +1,11 @@
 //! Version registry over a SQL pool: models, versions, stages, aliases, provenance and the
 //! append-only event history. All SQL lives in `queries`; this file holds the rules.
-//! Per-request lineage shares the pool; its methods live in `crate::lineage`.
+//! Per-request lineage lives in the same database; its methods are in `crate::lineage` (reads go
+//! through the pool, the write path through a `LineageAppender` connection of its own).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
@@ -33,7 +35,7 @@ pub(crate) use records::Timestamp;
 pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a writer waits for another's lock before failing with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Attempts at a registration whose version number or model row was taken concurrently.
 /// SQLite's `BEGIN IMMEDIATE` serialises writers so this never triggers there; it is what keeps
@@ -55,6 +57,8 @@ const MIGRATE_ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: SqlitePool,
+    /// The database file, for connections outside the pool (`lineage_appender`).
+    path: Arc<Path>,
 }
 
 /// A version as it is now, with its provenance and the events recorded against it up to a moment;
@@ -111,7 +115,7 @@ impl Registry {
                 Err(err) => return Err(err.into()),
             }
         }
-        Ok(Registry { pool })
+        Ok(Registry { pool, path: Arc::from(path) })
     }
 
     /// Every model, by name, with its version count, latest number and aliases.
@@ -421,6 +425,11 @@ impl Registry {
     /// The connection pool, for single-statement reads outside a transaction.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -107,7 +107,7 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         }
     };
     let (lineage, writer) = if config.lineage.enabled {
-        let (sink, writer) = lineage::start(store.registry().clone(), &config.lineage);
+        let (sink, writer) = lineage::start(store.registry(), &config.lineage)?;
         (Some(sink), Some(writer))
     } else {
         (None, None)

@@ -4,8 +4,6 @@
 //! Only `Conn`, `Db`, `BEGIN_WRITE` and the migrations directory name SQLite; a PostgreSQL
 //! backend swaps those and keeps the statements (built ones get `$n` from `QueryBuilder`).
 
-use std::num::NonZeroUsize;
-
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 
 use super::records::Timestamp;
@@ -15,10 +13,6 @@ pub(crate) type Conn = SqliteConnection;
 
 /// The database the built statements (`QueryBuilder`) are written for.
 type Db = Sqlite;
-
-/// Most lineage rows per multi-row `INSERT`: 18 binds each, 9,216 a statement, well under
-/// SQLite's 32,766 and PostgreSQL's 65,535 bind limits. A power of two: see `insert_lineage`.
-const LINEAGE_INSERT_CHUNK: usize = 512;
 
 /// Opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the write lock up front (waiting
 /// up to the busy timeout), so a read-then-write transaction cannot fail halfway on a lock
@@ -152,6 +146,14 @@ macro_rules! lineage_columns {
          queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json, prediction_json"
     };
 }
+
+/// One lineage row, its values numbered in `lineage_columns!` order (rusqlite's `?N`): the
+/// statement `LineageAppender` steps once per record.
+pub(crate) const INSERT_LINEAGE: &str = concat!(
+    "INSERT INTO lineage (",
+    lineage_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+);
 
 pub(super) async fn model_by_name(conn: &mut Conn, name: &str) -> Result<Option<ModelRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, name FROM models WHERE name = $1").bind(name).fetch_optional(conn).await
@@ -418,46 +420,6 @@ pub(super) async fn events_of_version_until(
     .bind(until_ms)
     .fetch_all(conn)
     .await
-}
-
-/// Appends lineage rows with multi-row `INSERT`s and returns how many were written. Run it
-/// inside a transaction: a failing statement leaves earlier ones written until the caller rolls
-/// back.
-///
-/// Each statement takes the largest power of two of rows that fits (512, 256, …, 1), so batches
-/// of any size use at most ten distinct statements, which stay prepared in the connection's
-/// statement cache; preparing a statement of hundreds of rows costs as much as running it.
-pub(crate) async fn insert_lineage(conn: &mut Conn, rows: &[LineageRow]) -> Result<u64, sqlx::Error> {
-    let mut written = 0;
-    let mut rest = rows;
-    while let Some(fits) = NonZeroUsize::new(rest.len().min(LINEAGE_INSERT_CHUNK)) {
-        let (chunk, tail) = rest.split_at(1 << fits.ilog2());
-        rest = tail;
-        let mut insert = QueryBuilder::<Db>::new(concat!("INSERT INTO lineage (", lineage_columns!(), ") "));
-        insert.push_values(chunk, |mut values, row| {
-            values
-                .push_bind(row.request_id.as_str())
-                .push_bind(row.at.as_str())
-                .push_bind(row.at_ms)
-                .push_bind(row.model.as_str())
-                .push_bind(row.version)
-                .push_bind(row.sha256.as_str())
-                .push_bind(row.route.as_str())
-                .push_bind(row.reason.as_str())
-                .push_bind(row.sticky_key_hash.as_deref())
-                .push_bind(row.input_sha256.as_deref())
-                .push_bind(row.queue_us)
-                .push_bind(row.compute_us)
-                .push_bind(row.total_us)
-                .push_bind(row.status)
-                .push_bind(row.error_class.as_deref())
-                .push_bind(row.shadow_of.as_deref())
-                .push_bind(row.comparison_json.as_deref())
-                .push_bind(row.prediction_json.as_deref());
-        });
-        written += insert.build().execute(&mut *conn).await?.rows_affected();
-    }
-    Ok(written)
 }
 
 /// A request's lineage rows: every non-shadow row (the primary) first, then shadow runs, each
