@@ -17,5 +17,6 @@ pub mod lineage;
 pub mod promotion;
 pub mod router;
 pub mod serving;
+pub mod telemetry;
 pub mod tensor;
 pub mod v2;

@@ -17,6 +17,7 @@ use crate::config::{Config, GuardConfig, ModelConfig, VersionSelector};
 use crate::engine::{ModelInstance, Runtime};
 use crate::guard::Window;
 use crate::router::RoutingTable;
+use crate::telemetry::VersionMetrics;
 
 /// Window kept for versions of models without a guard (shown in the admin API).
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
@@ -92,6 +93,8 @@ pub struct LoadedVersion {
     /// Rows compared while this version ran as a shadow, and how many agreed (argmax), since load.
     pub shadow_rows: AtomicU64,
     pub shadow_agree: AtomicU64,
+    /// Its request figures, resolved once.
+    pub metrics: VersionMetrics,
 }
 
 impl ServedModel {
@@ -398,6 +401,7 @@ async fn load_version(
             .map_err(|e| format!("loader task failed: {e}"))?
             .map_err(|e| e.to_string())?;
     Ok(LoadedVersion {
+        metrics: VersionMetrics::new(&model.name, record.version),
         instance,
         stage: record.stage,
         window: ArcSwap::from_pointee(Window::new(window)),

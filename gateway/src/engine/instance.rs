@@ -146,6 +146,7 @@ impl ModelInstance {
             batch_delay: settings.batch_delay,
             output_names: signature.outputs.iter().map(|s| s.name.clone()).collect(),
             stats: Arc::clone(&stats),
+            batch_size: metrics::histogram!("switchyard_batch_size", "model" => model.to_owned(), "version" => version.to_string()),
         });
         for (i, session) in sessions.into_iter().enumerate() {
             let worker = Worker { session, receiver: receiver.clone(), config: Arc::clone(&config) };

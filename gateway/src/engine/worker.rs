@@ -30,6 +30,8 @@ pub(super) struct WorkerConfig {
     pub batch_delay: Duration,
     pub output_names: Vec<String>,
     pub stats: Arc<InstanceStats>,
+    /// `switchyard_batch_size{model,version}`, resolved once.
+    pub batch_size: metrics::Histogram,
 }
 
 pub(super) struct Worker {
@@ -88,8 +90,7 @@ impl Worker {
     fn execute(&mut self, mut batch: Vec<Job>) {
         let started = Instant::now();
         let total_rows: usize = batch.iter().map(|j| j.rows).sum();
-        metrics::histogram!("switchyard_batch_size", "model" => self.config.model.clone(), "version" => self.config.version.clone())
-            .record(total_rows as f64);
+        self.config.batch_size.record(total_rows as f64);
         if batch.len() == 1 {
             let job = batch.pop().expect("batch has one job");
             let result = self.run_session(job.inputs).map_err(InferError::Model);

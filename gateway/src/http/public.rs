@@ -258,10 +258,8 @@ where
         Ok(_) => StatusCode::OK,
         Err(e) => e.status(),
     };
-    let labels = [("model", model.name.clone()), ("version", inst.version.to_string()), ("route", route.to_owned())];
-    metrics::counter!("switchyard_requests_total", &labels_with_status(&labels, status)).increment(1);
-    metrics::histogram!("switchyard_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
-    metrics::gauge!("switchyard_queue_depth", &labels[..2]).set(inst.queue_depth() as f64);
+    loaded.metrics.record_request(decision.route, status, started.elapsed());
+    loaded.metrics.queue_depth.set(inst.queue_depth() as f64);
     // The guard judges what the version did: answers and server-side failures, not clients' 4xx.
     if status.is_success() || status.is_server_error() {
         loaded.window.load().record(Instant::now(), started.elapsed(), status.is_server_error());
@@ -336,12 +334,6 @@ fn choose_version(model: &ServedModel, headers: &HeaderMap) -> Result<(Decision,
     })
 }
 
-fn labels_with_status(labels: &[(&'static str, String); 3], status: StatusCode) -> Vec<(&'static str, String)> {
-    let mut v = labels.to_vec();
-    v.push(("status", status.as_u16().to_string()));
-    v
-}
-
 async fn run_inference<B>(
     app: &App,
     model: &ServedModel,
@@ -402,9 +394,8 @@ where
         };
         shadow::mirror(app, &primary, inputs, shadows);
     }
-    let labels = [("model", model.name.clone()), ("version", inst.version.to_string())];
-    metrics::histogram!("switchyard_queue_duration_seconds", &labels).record(outcome.queue.as_secs_f64());
-    metrics::histogram!("switchyard_compute_duration_seconds", &labels).record(outcome.compute.as_secs_f64());
+    loaded.metrics.queue.record(outcome.queue.as_secs_f64());
+    loaded.metrics.compute.record(outcome.compute.as_secs_f64());
 
     let selected: Vec<EncodedOutput<'_>> = match &request.outputs {
         None => {
