@@ -8,7 +8,8 @@ use std::marker::PhantomData;
 
 use half::f16;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::tensor::{DataType, Tensor, TensorData, element_count};
@@ -86,25 +87,29 @@ pub enum DecodeError {
 }
 
 #[derive(Deserialize)]
-struct RawRequest {
+struct RawRequest<'a> {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    inputs: Vec<Object<RawInput>>,
+    #[serde(borrow)]
+    inputs: Vec<Object<RawInput<'a>>>,
     #[serde(default)]
     outputs: Option<Vec<Object<RawOutput>>>,
 }
 
 #[derive(Deserialize)]
-struct RawInput {
+struct RawInput<'a> {
     name: String,
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    #[serde(default)]
-    data: Option<Value>,
+    /// The data as it stands in the body (checked to be JSON, not yet parsed): `datatype` may
+    /// come after it, and knowing the type first lets the elements go straight into a typed
+    /// vector (`typed_json_data`) instead of through a `Value` per element.
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -125,11 +130,11 @@ trait Expected {
     const EXPECTED: &'static str;
 }
 
-impl Expected for RawRequest {
+impl Expected for RawRequest<'_> {
     const EXPECTED: &'static str = "an inference request (a JSON object)";
 }
 
-impl Expected for RawInput {
+impl Expected for RawInput<'_> {
     const EXPECTED: &'static str = "an input tensor (a JSON object with name, shape, datatype and data)";
 }
 
@@ -234,7 +239,7 @@ fn bool_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, D
     }
 }
 
-fn decode_input(input: RawInput, binary: &mut &[u8]) -> Result<Tensor, DecodeError> {
+fn decode_input(input: RawInput<'_>, binary: &mut &[u8]) -> Result<Tensor, DecodeError> {
     let Some(datatype) = DataType::from_v2(&input.datatype) else {
         return Err(DecodeError::UnknownDatatype { input: input.name, datatype: input.datatype });
     };
@@ -252,7 +257,14 @@ fn decode_input(input: RawInput, binary: &mut &[u8]) -> Result<Tensor, DecodeErr
     let data = match (input.data, binary_size) {
         (Some(_), Some(_)) => return Err(DecodeError::BothData { input: input.name }),
         (None, None) => return Err(DecodeError::NoData { input: input.name }),
-        (Some(json), None) => decode_json_data(&input.name, &input.shape, datatype, count, &json)?,
+        (Some(json), None) => match typed_json_data(datatype, count, json.get()) {
+            Some(data) => data,
+            // Not as the type wants it: the general path says exactly what is wrong.
+            None => {
+                let json: Value = serde_json::from_str(json.get()).map_err(|e| DecodeError::Json(e.to_string()))?;
+                decode_json_data(&input.name, &input.shape, datatype, count, &json)?
+            }
+        },
         (None, Some(size)) => {
             if size > binary.len() {
                 return Err(DecodeError::BinaryTooShort { input: input.name, size, available: binary.len() });
@@ -263,6 +275,123 @@ fn decode_input(input: RawInput, binary: &mut &[u8]) -> Result<Tensor, DecodeErr
         }
     };
     Ok(Tensor { name: input.name, shape: input.shape, data })
+}
+
+/// The fast path for JSON data: parses `raw` (a JSON array, nested or flat) straight into a
+/// vector of `datatype`, with no `Value` per element. `None` when the data is not exactly
+/// `expected` elements each valid for the type (or is BYTES, which stays on the general path):
+/// the caller then decodes it again with `decode_json_data`, which finds and reports the
+/// problem. It accepts exactly what `decode_json_data` accepts, and never holds more than
+/// `expected` elements (nor reserves more than the text could hold).
+fn typed_json_data(datatype: DataType, expected: usize, raw: &str) -> Option<TensorData> {
+    fn float(leaf: Leaf) -> Option<f64> {
+        match leaf {
+            Leaf::Int(n) => Some(n as f64),
+            Leaf::Uint(n) => Some(n as f64),
+            Leaf::Float(x) => Some(x),
+            Leaf::Bool(_) => None,
+        }
+    }
+    fn int<T: TryFrom<i64> + TryFrom<u64>>(leaf: Leaf) -> Option<T> {
+        match leaf {
+            Leaf::Int(n) => T::try_from(n).ok(),
+            Leaf::Uint(n) => T::try_from(n).ok(),
+            Leaf::Float(_) | Leaf::Bool(_) => None,
+        }
+    }
+    // An element takes at least two bytes of text ("1,"), so the text bounds the reservation.
+    let reserve = expected.min(raw.len() / 2 + 1);
+    macro_rules! collect {
+        ($variant:ident, $convert:expr) => {{
+            let mut out = Vec::with_capacity(reserve);
+            let mut sink = |leaf: Leaf| match $convert(leaf) {
+                Some(x) if out.len() < expected => {
+                    out.push(x);
+                    true
+                }
+                _ => false,
+            };
+            let mut de = serde_json::Deserializer::from_str(raw);
+            Leaves(&mut sink).deserialize(&mut de).ok()?;
+            (out.len() == expected).then_some(TensorData::$variant(out))
+        }};
+    }
+    match datatype {
+        DataType::Bool => collect!(Bool, |leaf| match leaf {
+            Leaf::Bool(b) => Some(b),
+            _ => None,
+        }),
+        DataType::Uint8 => collect!(Uint8, int::<u8>),
+        DataType::Uint16 => collect!(Uint16, int::<u16>),
+        DataType::Uint32 => collect!(Uint32, int::<u32>),
+        DataType::Uint64 => collect!(Uint64, int::<u64>),
+        DataType::Int8 => collect!(Int8, int::<i8>),
+        DataType::Int16 => collect!(Int16, int::<i16>),
+        DataType::Int32 => collect!(Int32, int::<i32>),
+        DataType::Int64 => collect!(Int64, int::<i64>),
+        // JSON numbers are finite; one past the type's range would reach the model as ±inf.
+        DataType::Fp16 => collect!(Fp16, |leaf| float(leaf).map(f16::from_f64).filter(|y: &f16| !y.is_infinite())),
+        DataType::Fp32 => collect!(Fp32, |leaf| float(leaf).map(|x| x as f32).filter(|y: &f32| !y.is_infinite())),
+        DataType::Fp64 => collect!(Fp64, float),
+        DataType::Bytes => None,
+    }
+}
+
+/// A scalar element of JSON data, as `Leaves` hands it over.
+#[derive(Debug, Clone, Copy)]
+enum Leaf {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// Walks JSON data (arrays nested to any depth serde_json allows) and hands each scalar to the
+/// sink in row-major order; stops with an error at the first element the sink refuses, or at
+/// anything that is not a number, a boolean or an array.
+struct Leaves<'s, F>(&'s mut F);
+
+impl<'de, F: FnMut(Leaf) -> bool> DeserializeSeed<'de> for Leaves<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(Leaf) -> bool> Visitor<'de> for Leaves<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tensor data: numbers, booleans or arrays of them")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Leaves(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
+        self.take(Leaf::Int(n))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
+        self.take(Leaf::Uint(n))
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<(), E> {
+        self.take(Leaf::Float(x))
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
+        self.take(Leaf::Bool(b))
+    }
+}
+
+impl<F: FnMut(Leaf) -> bool> Leaves<'_, F> {
+    fn take<E: de::Error>(self, leaf: Leaf) -> Result<(), E> {
+        if (self.0)(leaf) { Ok(()) } else { Err(E::custom("element refused")) }
+    }
 }
 
 /// Flattens nested JSON arrays (serde_json already bounds nesting depth) into leaf references.

@@ -211,3 +211,77 @@ fn many_inputs_and_outputs_are_checked_for_duplicates_in_linear_time() {
     assert_eq!(err, DecodeError::DuplicateOutput("o0".into()));
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
 }
+
+/// The typed fast path and the general path agree: same tensor where the general path accepts,
+/// and the fast path declines (so the general path reports) everywhere else.
+#[test]
+fn the_typed_fast_path_accepts_exactly_what_the_general_path_accepts() {
+    let datatypes = [
+        DataType::Bool,
+        DataType::Uint8,
+        DataType::Uint16,
+        DataType::Uint32,
+        DataType::Uint64,
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::Fp16,
+        DataType::Fp32,
+        DataType::Fp64,
+        DataType::Bytes,
+    ];
+    let data = [
+        "[]",
+        "[1]",
+        "[1,2,3]",
+        "[[1,2],[3]]",
+        "[[[1]],[[2]],[[3]]]",
+        "[0,255,256]",
+        "[-1,0,1]",
+        "[-129,127,128]",
+        "[1.0,2,3]",
+        "[1.5,-2.25,3e2]",
+        "[65504,65520,1]",
+        "[3.4e38,3.5e38,1]",
+        "[1e308,-1e308,0]",
+        "[18446744073709551615,9223372036854775807,-9223372036854775808]",
+        "[true,false,true]",
+        "[true,1,false]",
+        "[null,1,2]",
+        "[\"a\",\"b\",\"c\"]",
+        "[{\"x\":1},2,3]",
+        "[1,2,3,4]",
+        "[[1,2,3]]",
+        "[[],[1,2,3]]",
+        "7",
+        "true",
+        "{\"a\":1}",
+        "[-0,0,-0.0]",
+    ];
+    for datatype in datatypes {
+        for text in data {
+            let general: Value = serde_json::from_str(text).expect("test data is JSON");
+            for expected in [0, 1, 3, 4] {
+                let slow = decode_json_data("x", &[expected as i64], datatype, expected, &general);
+                let fast = typed_json_data(datatype, expected, text);
+                match (&slow, &fast) {
+                    (Ok(a), Some(b)) => assert_eq!(a, b, "{datatype} {text} expecting {expected}"),
+                    (Err(_), None) => {}
+                    // BYTES always goes the general way.
+                    (Ok(_), None) if datatype == DataType::Bytes => {}
+                    _ => panic!("{datatype} {text} expecting {expected}: general {slow:?}, fast {fast:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_fast_path_never_reserves_more_than_the_text_can_hold() {
+    // A shape of a billion elements with three in the body: declined, no huge allocation.
+    assert_eq!(typed_json_data(DataType::Fp32, 1_000_000_000, "[1,2,3]"), None);
+    let e = json(r#"{"inputs":[{"name":"x","shape":[1000000000],"datatype":"FP32","data":[1,2,3]}]}"#)
+        .expect_err("three is not a billion");
+    assert!(e.to_string().contains("1000000000"), "{e}");
+}
