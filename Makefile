@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test setup build lint fmt clean-cache bench-lineage bench bench-reload bench-overload bench-soak
+.PHONY: run test setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak
 
 run:
 	scripts/run-example.sh
@@ -36,6 +36,11 @@ bench-lineage:
 # BENCH_QUICK=1 for a smoke run. Writes benches/results/side_by_side.md and .svg; see benches/README.md.
 bench:
 	python3 benches/side_by_side.py
+
+# Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
+# record), each beside a baseline; benches/results/micro.md holds the latest figures.
+bench-micro:
+	cargo bench --locked -p gateway --bench micro -- --warm-up-time 1 --measurement-time 4 --noplot
 
 # p99 of the serving versions during a reload storm (a reload every 0.5 s) vs steady state (about
 # 2 minutes after the build). Writes benches/results/reload.md; see benches/README.md.
