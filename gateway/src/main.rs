@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's malloc: request handlers allocate what the lineage thread frees,
+/// and glibc pays for every such cross-thread free (see docs/design.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = gateway::cli::Cli::parse();
     // Logs go to stderr; stdout carries command output (and the `listening` line of `serve`).
