@@ -81,7 +81,7 @@ echo "== building fuzz targets (profile $profile, stable, coverage-instrumented)
 if ! RUSTFLAGS="$flags${RUSTFLAGS:+ $RUSTFLAGS}" cargo build --locked \
   --manifest-path "$root/fuzz/Cargo.toml" --target "$triple" --target-dir "$root/fuzz/target" \
   --profile "$profile" "${bin_args[@]}"; then
-  echo "!! building the fuzz targets failed. If cargo says fuzz/Cargo.lock needs updating, the" >&2
+  echo "!! building the fuzz targets failed. If cargo cannot update fuzz/Cargo.lock, the" >&2
   echo "!! gateway's dependencies changed: see \"Cargo.lock\" in fuzz/README.md." >&2
   exit 1
 fi
