@@ -1,13 +1,18 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak
 
 run:
 	scripts/run-example.sh
 
 test:
 	scripts/test.sh
+
+# The fuzz step of `make test` alone: both fuzz targets, FUZZ_SECONDS (default 60) each, side by
+# side. FUZZ_PROFILE=release for the optimised build (long runs); see fuzz/README.md.
+fuzz:
+	scripts/fuzz.sh
 
 setup:
 	scripts/fetch-onnxruntime.sh

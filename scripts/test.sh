@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the tests need (ONNX Runtime, the Python venv, perf_analyzer) and runs the
-# whole suite: format and lint checks, Rust unit and end-to-end tests, Python client tests.
+# whole suite: format and lint checks, Rust unit and end-to-end tests, Python client tests, and
+# FUZZ_SECONDS (default 60) of fuzzing per fuzz target.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -21,3 +22,10 @@ cargo test --locked --workspace
 echo "== Python client tests (tritonclient, perf_analyzer, curl)"
 export SWITCHYARD_BIN="$root/target/debug/switchyard"
 "$python" -m pytest tests/python -q -n 2
+
+# Last: the one step that is not deterministic, so a new fuzz finding never hides a regression
+# the suites above would report, and it comes with everything else green. Builds fuzz/ (its own
+# workspace and target dir; a few minutes from cold, seconds when warm), then runs both targets
+# side by side with the committed seeds and regression inputs; fails on a crash, timeout or OOM.
+echo "== Fuzzing: v2 request decoder and config parser, ${FUZZ_SECONDS:-60} s each"
+scripts/fuzz.sh
