@@ -5,10 +5,13 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-export ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
+# Assigned, then exported: `export X="$(…)"` would hide a failing setup script from set -e.
+ORT_DYLIB_PATH="$(scripts/fetch-onnxruntime.sh)"
+export ORT_DYLIB_PATH
 python="$(scripts/setup-python.sh)"
 if [ -x scripts/setup-perf-analyzer.sh ]; then
-  export PERF_ANALYZER="$(scripts/setup-perf-analyzer.sh)"
+  PERF_ANALYZER="$(scripts/setup-perf-analyzer.sh)"
+  export PERF_ANALYZER
 fi
 
 echo "== format and lint"
