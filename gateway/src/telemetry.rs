@@ -71,31 +71,33 @@ impl VersionMetrics {
     /// A route's series, registered the first time the route is taken (so a scrape shows the
     /// routes a version has served, as before anything was kept).
     fn register(&self, route: Route) -> RouteMetrics {
-        let route = route.as_str().to_owned();
-        let with_route = [("model", self.model.clone()), ("version", self.version.clone()), ("route", route)];
-        let mut with_status = with_route.to_vec();
-        with_status.push(("status", "200".to_owned()));
         RouteMetrics {
-            duration: metrics::histogram!("switchyard_request_duration_seconds", &with_route),
-            ok: metrics::counter!("switchyard_requests_total", &with_status),
+            duration: metrics::histogram!("switchyard_request_duration_seconds", &self.labels(route, None)),
+            ok: metrics::counter!("switchyard_requests_total", &self.labels(route, Some(StatusCode::OK))),
         }
     }
 
+    /// The labels of a per-route series: model, version, route, and the status if given.
+    fn labels(&self, route: Route, status: Option<StatusCode>) -> Vec<(&'static str, String)> {
+        let mut labels = vec![
+            ("model", self.model.clone()),
+            ("version", self.version.clone()),
+            ("route", route.as_str().to_owned()),
+        ];
+        if let Some(status) = status {
+            labels.push(("status", status.as_str().to_owned()));
+        }
+        labels
+    }
+
     fn record_uncommon(&self, route: Route, status: StatusCode, elapsed: Duration) {
-        let labels =
-            [("model", self.model.clone()), ("version", self.version.clone()), ("route", route.as_str().into())];
-        metrics::histogram!("switchyard_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+        metrics::histogram!("switchyard_request_duration_seconds", &self.labels(route, None))
+            .record(elapsed.as_secs_f64());
         self.count_status(route, status);
     }
 
     fn count_status(&self, route: Route, status: StatusCode) {
-        let labels = [
-            ("model", self.model.clone()),
-            ("version", self.version.clone()),
-            ("route", route.as_str().to_owned()),
-            ("status", status.as_str().to_owned()),
-        ];
-        metrics::counter!("switchyard_requests_total", &labels).increment(1);
+        metrics::counter!("switchyard_requests_total", &self.labels(route, Some(status))).increment(1);
     }
 }
 

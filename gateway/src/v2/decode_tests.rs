@@ -216,21 +216,6 @@ fn many_inputs_and_outputs_are_checked_for_duplicates_in_linear_time() {
 /// and the fast path declines (so the general path reports) everywhere else.
 #[test]
 fn the_typed_fast_path_accepts_exactly_what_the_general_path_accepts() {
-    let datatypes = [
-        DataType::Bool,
-        DataType::Uint8,
-        DataType::Uint16,
-        DataType::Uint32,
-        DataType::Uint64,
-        DataType::Int8,
-        DataType::Int16,
-        DataType::Int32,
-        DataType::Int64,
-        DataType::Fp16,
-        DataType::Fp32,
-        DataType::Fp64,
-        DataType::Bytes,
-    ];
     let data = [
         "[]",
         "[1]",
@@ -259,7 +244,7 @@ fn the_typed_fast_path_accepts_exactly_what_the_general_path_accepts() {
         "{\"a\":1}",
         "[-0,0,-0.0]",
     ];
-    for datatype in datatypes {
+    for datatype in crate::tensor::ALL_DATATYPES {
         for text in data {
             let general: Value = serde_json::from_str(text).expect("test data is JSON");
             for expected in [0, 1, 3, 4] {
