@@ -3,20 +3,22 @@
 //! - routing decision vs. a bare modulo draw;
 //! - v2 JSON decode vs. `serde_json` parsing the same body into a `Value`;
 //! - v2 encode vs. `serde_json` writing an equivalent `Value`;
-//! - lineage record construction vs. cloning the strings it holds.
+//! - lineage: the request path's part (a `Run`) and the writer's (rendering it into a
+//!   `LineageRecord`) vs. cloning the strings a record holds.
 //!
 //! Run: `cargo bench -p gateway --bench micro` (results: `benches/results/micro.md`).
 
 use std::hint::black_box;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gateway::lineage::reason_text;
+use gateway::lineage::{How, Prediction, Run};
+use gateway::request_id::RequestId;
 use gateway::router::{Decision, Reason, Route, RoutingTable};
 use gateway::tensor::{Tensor, TensorData};
 use gateway::v2::decode::decode_request;
 use gateway::v2::encode::{EncodedOutput, ResponseHead, encode_response};
-use model_store::LineageRecord;
 use serde_json::{Map, Value, json};
 
 fn routing(c: &mut Criterion) {
@@ -74,19 +76,41 @@ fn encode(c: &mut Criterion) {
 
 fn lineage(c: &mut Criterion) {
     let decision = Decision { version: 2, route: Route::Challenger, reason: Reason::WeightBucket(8123) };
-    let sha = "01db76cec961d32c56b7c4fcc42ab1eae1d7f1e96691adcdef99c8d8ac2d5895".to_owned();
-    let id = "0190f3c2-6a1b-7c3d-8e4f-123456789abc".to_owned();
+    let sha = "01db76cec961d32c56b7c4fcc42ab1eae1d7f1e96691adcdef99c8d8ac2d5895";
+    let (model, sha256): (Arc<str>, Arc<str>) = (Arc::from("mlp"), Arc::from(sha));
+    let id = "0190f3c2-6a1b-7c3d-8e4f-123456789abc";
+    let request_id = RequestId::from_client(id.as_bytes()).expect("a valid id");
     let arrived = SystemTime::now();
+    let run = || Run {
+        request_id,
+        arrived,
+        model: Arc::clone(&model),
+        version: 2,
+        sha256: Arc::clone(&sha256),
+        how: How::Answered { decision, fell_back: None, note: None },
+        input_sha256: None,
+        queue: Duration::from_micros(12),
+        compute: Duration::from_micros(30),
+        total: Duration::from_micros(95),
+        status: 200,
+        error_class: None,
+        prediction: Some(Prediction::Label(3)),
+        comparison: None,
+    };
     let mut g = c.benchmark_group("lineage_record");
-    g.bench_function("build", |b| {
-        b.iter(|| {
-            let reason = reason_text(&decision, None, None);
-            black_box(LineageRecord::new(id.as_str(), "mlp", 2, sha.as_str(), "challenger", reason).stamped_at(arrived))
-        })
+    g.bench_function("request_path_run", |b| b.iter(|| black_box(run())));
+    g.bench_function("writer_into_record", |b| {
+        b.iter_batched(run, |r| black_box(r.into_record()), criterion::BatchSize::SmallInput)
     });
     g.bench_function("baseline_clone_strings", |b| {
         b.iter(|| {
-            black_box((id.clone(), "mlp".to_owned(), sha.clone(), "challenger".to_owned(), "weight bucket".to_owned()))
+            black_box((
+                id.to_owned(),
+                "mlp".to_owned(),
+                sha.to_owned(),
+                "challenger".to_owned(),
+                "weight bucket".to_owned(),
+            ))
         })
     });
     g.finish();

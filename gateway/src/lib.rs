@@ -15,6 +15,7 @@ pub mod guard;
 pub mod http;
 pub mod lineage;
 pub mod promotion;
+pub mod request_id;
 pub mod router;
 pub mod serving;
 pub mod telemetry;

@@ -347,7 +347,7 @@ fn reusable(
     model: &ModelConfig,
 ) -> Option<Arc<LoadedVersion>> {
     let loaded = previous?.ready(record.version)?;
-    (loaded.instance.sha256 == record.sha256 && loaded.instance.settings == model.engine).then(|| Arc::clone(loaded))
+    (*loaded.instance.sha256 == *record.sha256 && loaded.instance.settings == model.engine).then(|| Arc::clone(loaded))
 }
 
 /// Turns the configured split into version numbers. Aliases may resolve to the same number as

@@ -18,10 +18,10 @@ use crate::tensor::{DataType, Tensor, TensorData, element_count};
 /// One loaded, warmed model version.
 #[derive(Debug)]
 pub struct ModelInstance {
-    pub model: String,
+    pub model: Arc<str>,
     pub version: u32,
     /// Hex sha256 of the artifact the sessions were built from (verified before loading).
-    pub sha256: String,
+    pub sha256: Arc<str>,
     pub signature: Signature,
     pub settings: EngineSettings,
     /// True when every input and output has a dynamic first dimension, so requests can be
@@ -156,9 +156,9 @@ impl ModelInstance {
                 .map_err(|e| LoadError::Thread(e.to_string()))?;
         }
         Ok(ModelInstance {
-            model: model.to_owned(),
+            model: Arc::from(model),
             version,
-            sha256: sha256.to_owned(),
+            sha256: Arc::from(sha256),
             signature,
             settings,
             batchable,
@@ -179,7 +179,7 @@ impl ModelInstance {
             Err(TrySendError::Full(_)) => {
                 self.stats.record_failure(enqueued.elapsed());
                 return Err(InferError::QueueFull {
-                    model: self.model.clone(),
+                    model: self.model.to_string(),
                     version: self.version,
                     capacity: self.settings.queue_capacity,
                 });
@@ -200,7 +200,7 @@ impl ModelInstance {
     }
 
     fn stopped(&self) -> InferError {
-        InferError::Stopped { model: self.model.clone(), version: self.version }
+        InferError::Stopped { model: self.model.to_string(), version: self.version }
     }
 }
 

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
-use model_store::LineageRecord;
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
@@ -16,7 +15,8 @@ use super::json_response;
 use super::shadow;
 use crate::app::App;
 use crate::engine::validate_inputs;
-use crate::lineage::{inputs_sha256, micros, prediction_summary, reason_text, sticky_hash_text};
+use crate::lineage::{How, Prediction, Run, inputs_sha256, prediction_summary};
+use crate::request_id::RequestId;
 use crate::router::{Decision, Reason, Route};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
 use crate::v2::decode::decode_request;
@@ -34,32 +34,26 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let request_id = request_id(req.headers());
-    let mut response = match route(&app, req, &request_id).await {
+    let mut response = match route(&app, req, request_id).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
         response.headers_mut().insert(REQUEST_ID, v);
     }
     response
 }
 
-/// The client's request id when it is usable, else a new UUIDv7: time-ordered, so the lineage
-/// index on request ids grows at one end instead of dirtying random pages on every write.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+/// The client's request id when it is usable, else a new UUIDv7 (see `RequestId`).
+fn request_id(headers: &HeaderMap) -> RequestId {
+    headers.get(REQUEST_ID).and_then(|v| RequestId::from_client(v.as_bytes())).unwrap_or_else(RequestId::generate)
 }
 
 fn ok(body: &Value) -> Result<Response<Full<Bytes>>, ApiError> {
     Ok(json_response(StatusCode::OK, body))
 }
 
-async fn route<B>(app: &App, req: Request<B>, request_id: &str) -> Result<Response<Full<Bytes>>, ApiError>
+async fn route<B>(app: &App, req: Request<B>, request_id: RequestId) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -223,7 +217,7 @@ async fn infer<B>(
     model: &ServedModel,
     version: Option<u32>,
     req: Request<B>,
-    request_id: &str,
+    request_id: RequestId,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body<Data = Bytes>,
@@ -266,20 +260,25 @@ where
     }
     if let Some(sink) = &app.lineage {
         let note = if decision.route == Route::Backup { model.route_note() } else { None };
-        let reason = reason_text(&decision, fell_back, note.as_deref());
-        let mut record =
-            LineageRecord::new(request_id, &model.name, inst.version, &inst.sha256, route, reason).stamped_at(arrived);
-        record.sticky_key_hash = sticky_hash_text(&decision);
-        record.input_sha256 = facts.input_sha256;
-        record.prediction = facts.prediction;
-        record.queue_us = micros(facts.queue);
-        record.compute_us = micros(facts.compute);
-        record.total_us = micros(started.elapsed());
-        record.status = status.as_u16();
-        record.error_class = result.as_ref().err().map(|e| e.class().to_owned());
+        let run = Run {
+            request_id,
+            arrived,
+            model: Arc::clone(&inst.model),
+            version: inst.version,
+            sha256: Arc::clone(&inst.sha256),
+            how: How::Answered { decision, fell_back, note },
+            input_sha256: facts.input_sha256,
+            queue: facts.queue,
+            compute: facts.compute,
+            total: started.elapsed(),
+            status: status.as_u16(),
+            error_class: result.as_ref().err().map(ApiError::class),
+            prediction: facts.prediction,
+            comparison: None,
+        };
         // Handed over before the response leaves: once a client has its answer, the record is
         // in the writer's hands, and a graceful shutdown writes it.
-        sink.submit(record).await;
+        sink.submit(run).await;
     }
     result
 }
@@ -287,15 +286,15 @@ where
 /// One request's run: what it is (id, route, arrival) and what it measured beyond its response,
 /// for its lineage record.
 #[derive(Debug)]
-struct RunFacts<'a> {
+struct RunFacts {
     started: Instant,
-    request_id: &'a str,
+    request_id: RequestId,
     route: &'static str,
     arrived: SystemTime,
     queue: Duration,
     compute: Duration,
-    input_sha256: Option<String>,
-    prediction: Option<Value>,
+    input_sha256: Option<[u8; 32]>,
+    prediction: Option<Prediction>,
 }
 
 /// The request's deadline from arrival: the configured one, shortened by the v2 `timeout`
@@ -340,7 +339,7 @@ async fn run_inference<B>(
     loaded: &LoadedVersion,
     req: Request<B>,
     shadows: Vec<Arc<LoadedVersion>>,
-    facts: &mut RunFacts<'_>,
+    facts: &mut RunFacts,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body<Data = Bytes>,
@@ -386,11 +385,11 @@ where
     if let Some(inputs) = shadow_inputs {
         let primary = shadow::Primary {
             request_id,
-            model: &model.name,
+            model: &inst.model,
             version: inst.version,
             arrived: facts.arrived,
             outputs: &outcome.outputs,
-            input_sha256: facts.input_sha256.as_deref(),
+            input_sha256: facts.input_sha256,
         };
         shadow::mirror(app, &primary, inputs, shadows);
     }
@@ -411,7 +410,7 @@ where
     };
     let mut parameters = Map::new();
     parameters.insert("model_version".into(), inst.version.to_string().into());
-    parameters.insert("model_sha256".into(), inst.sha256.clone().into());
+    parameters.insert("model_sha256".into(), (*inst.sha256).into());
     parameters.insert("route".into(), route.into());
     let head =
         ResponseHead { model_name: &model.name, model_version: inst.version, id: request.id.as_deref(), parameters };
@@ -432,6 +431,6 @@ where
         h.insert("x-model-sha256", v);
     }
     h.insert("x-model-route", HeaderValue::from_str(route).unwrap_or(HeaderValue::from_static("default")));
-    tracing::trace!(request_id, model = %model.name, version = inst.version, "answered");
+    tracing::trace!(%request_id, model = %model.name, version = inst.version, "answered");
     Ok(response)
 }

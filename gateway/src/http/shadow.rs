@@ -3,37 +3,26 @@
 //! comparison is exported as metrics. A full shadow queue drops the copy (counted), never waits.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
-
-use model_store::LineageRecord;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::error::ApiError;
 use crate::app::App;
 use crate::engine::InferError;
-use crate::lineage::micros;
+use crate::lineage::{Comparison, How, Run};
+use crate::request_id::RequestId;
 use crate::serving::LoadedVersion;
 use crate::tensor::{Tensor, argmax};
-
-/// How a shadow's outputs compare with the primary's.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Comparison {
-    /// Largest absolute difference over every floating-point output element (0 when none).
-    pub max_abs_diff: f64,
-    /// Rows whose argmax agrees / rows compared, over outputs shaped [batch, n > 1].
-    pub argmax_agree: u64,
-    pub argmax_rows: u64,
-}
 
 /// The primary run a shadow copy is compared with.
 #[derive(Debug)]
 pub struct Primary<'a> {
-    pub request_id: &'a str,
-    pub model: &'a str,
+    pub request_id: RequestId,
+    pub model: &'a Arc<str>,
     pub version: u32,
     /// When the request arrived: shadow records carry the request's time.
     pub arrived: SystemTime,
     pub outputs: &'a [Tensor],
-    pub input_sha256: Option<&'a str>,
+    pub input_sha256: Option<[u8; 32]>,
 }
 
 /// Spawns one background run per shadow, tracked so that shutdown waits for them. Returns at once.
@@ -44,21 +33,26 @@ pub fn mirror(app: &App, primary: &Primary<'_>, inputs: Vec<Tensor>, shadows: Ve
     for (i, shadow) in shadows.into_iter().enumerate() {
         // Every shadow but the last gets a copy; the last takes the caller's.
         let inputs = if i == last { owned.take() } else { owned.clone() }.expect("inputs are taken only by the last");
-        let (model, primary_outputs) = (primary.model.to_owned(), Arc::clone(&outputs));
+        let (model, primary_outputs) = (primary.model.to_string(), Arc::clone(&outputs));
         let record = app.lineage.as_ref().map(|sink| {
             let inst = &shadow.instance;
-            let mut r = LineageRecord::new(
-                primary.request_id,
-                primary.model,
-                inst.version,
-                &inst.sha256,
-                LineageRecord::ROUTE_SHADOW,
-                format!("mirrored copy of version {}", primary.version),
-            )
-            .stamped_at(primary.arrived);
-            r.shadow_of = Some(primary.version);
-            r.input_sha256 = primary.input_sha256.map(str::to_owned);
-            (sink.clone(), r)
+            let run = Run {
+                request_id: primary.request_id,
+                arrived: primary.arrived,
+                model: Arc::clone(primary.model),
+                version: inst.version,
+                sha256: Arc::clone(&inst.sha256),
+                how: How::Shadow { of: primary.version },
+                input_sha256: primary.input_sha256,
+                queue: Duration::ZERO,
+                compute: Duration::ZERO,
+                total: Duration::ZERO,
+                status: 200,
+                error_class: None,
+                prediction: None,
+                comparison: None,
+            };
+            (sink.clone(), run)
         });
         app.shadow_tasks.spawn(async move {
             let started = Instant::now();
@@ -88,32 +82,21 @@ pub fn mirror(app: &App, primary: &Primary<'_>, inputs: Vec<Tensor>, shadows: Ve
                     .increment(c.argmax_rows - c.argmax_agree);
             }
             let Some((sink, mut record)) = record else { return };
-            record.total_us = micros(started.elapsed());
+            record.total = started.elapsed();
             match result {
                 Ok(out) => {
-                    record.queue_us = micros(out.queue);
-                    record.compute_us = micros(out.compute);
+                    record.queue = out.queue;
+                    record.compute = out.compute;
                 }
                 Err(e) => {
                     let e = ApiError::from(e);
                     record.status = e.status().as_u16();
-                    record.error_class = Some(e.class().to_owned());
+                    record.error_class = Some(e.class());
                 }
             }
-            record.comparison = comparison.map(|c| c.to_json());
+            record.comparison = comparison;
             sink.submit(record).await;
         });
-    }
-}
-
-impl Comparison {
-    /// As stored in the shadow's lineage record.
-    pub fn to_json(self) -> serde_json::Value {
-        serde_json::json!({
-            "max_abs_diff": self.max_abs_diff,
-            "argmax_agree": self.argmax_agree,
-            "argmax_rows": self.argmax_rows,
-        })
     }
 }
 
