@@ -91,6 +91,8 @@ async fn a_thousand_records_go_in_one_batch() {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         println!("insert_lineage: 1,000 records in {ms:.1} ms (batch {})", round + 1);
         assert_eq!(written, 1000);
+        // Rows 0..992 go in 32 to a statement, the last 8 one by one: both read back whole.
+        assert_eq!(registry.lineage(&format!("{round}-508")).await.expect("read"), records[508..510]);
         assert_eq!(registry.lineage(&format!("{round}-998")).await.expect("read"), records[998..]);
     }
     assert_eq!(registry.count_lineage(None, false).await.expect("count"), 3000);
@@ -103,19 +105,22 @@ async fn a_refused_record_fails_its_whole_batch() {
     let registry = store.registry();
     registry.insert_lineage(&[primary("before", "mlp", 1)]).await.expect("a good batch");
 
-    // Each record is its own INSERT: 1,100 rows are in when the bad one fails, and only the
-    // transaction can undo them.
-    let mut batch: Vec<_> = (0..1200).map(|i| primary(&format!("torn-{i}"), "mlp", 1)).collect();
-    batch[1100].status = 0;
-    let err = registry.insert_lineage(&batch).await.expect_err("status 0 breaks the CHECK");
-    match &err {
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(message))) => {
-            assert!(message.contains("CHECK constraint failed"), "{message}");
+    // Rows go in 32 to a statement, then the remainder (16 here) one by one: over a thousand
+    // rows are in when the bad one fails, in a full statement or in the remainder, and only
+    // the transaction can undo them.
+    for bad in [1100, 1190] {
+        let mut batch: Vec<_> = (0..1200).map(|i| primary(&format!("torn-{i}"), "mlp", 1)).collect();
+        batch[bad].status = 0;
+        let err = registry.insert_lineage(&batch).await.expect_err("status 0 breaks the CHECK");
+        match &err {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(message))) => {
+                assert!(message.contains("CHECK constraint failed"), "{message}");
+            }
+            other => panic!("expected a constraint violation, got {other:?}"),
         }
-        other => panic!("expected a constraint violation, got {other:?}"),
+        assert_eq!(registry.count_lineage(None, false).await.expect("count"), 1, "nothing of the batch");
+        assert!(registry.lineage("torn-0").await.expect("read").is_empty());
     }
-    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 1, "nothing of the batch");
-    assert!(registry.lineage("torn-0").await.expect("read").is_empty());
 
     let mut first_bad = vec![primary("x", "mlp", 1), primary("y", "mlp", 1)];
     first_bad[0].status = 600;

@@ -147,13 +147,23 @@ macro_rules! lineage_columns {
     };
 }
 
+/// Values per lineage row (`lineage_columns!`).
+pub(crate) const LINEAGE_COLUMNS: usize = 18;
+
 /// One lineage row, its values numbered in `lineage_columns!` order (rusqlite's `?N`): the
-/// statement `LineageAppender` steps once per record.
+/// statement `LineageAppender` steps once per record of a batch's remainder.
 pub(crate) const INSERT_LINEAGE: &str = concat!(
     "INSERT INTO lineage (",
     lineage_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
 );
+
+/// `rows` lineage rows in one statement: row `i`'s values are `?(i * 18 + 1)` to `?(i * 18 + 18)`,
+/// in `lineage_columns!` order.
+pub(crate) fn insert_lineage_rows(rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; LINEAGE_COLUMNS].join(", "));
+    format!(concat!("INSERT INTO lineage (", lineage_columns!(), ") VALUES {}"), vec![tuple; rows].join(", "))
+}
 
 pub(super) async fn model_by_name(conn: &mut Conn, name: &str) -> Result<Option<ModelRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, name FROM models WHERE name = $1").bind(name).fetch_optional(conn).await
