@@ -14,7 +14,7 @@ from side_by_side_servers import ALL_PEERS, BATCH_MAX, MODELS  # noqa: E402
 
 
 COLORS = {"switchyard": "#d62728", "bare": "#7f7f7f", "mlserver": "#1f77b4", "kserve": "#2ca02c",
-          "triton": "#9467bd", "switchyard lineage off": "#e377c2", "switchyard batch off": "#ff7f0e", "switchyard batch on": "#8b0000",
+          "triton": "#9467bd", "switchyard lineage off": "#e377c2", "switchyard inline": "#bcbd22", "switchyard batch off": "#ff7f0e", "switchyard batch on": "#8b0000",
           "inproc": "#000000"}
 
 
@@ -142,7 +142,9 @@ def report(args, mach, bin_desc, ort, res, ctx, started, finished):
     w("- **switchyard**: `[lineage] enabled = true` (the default), one `[[model]]` per model with `versions = [1]`, "
       "nothing else set (so `worker_threads`, `instances`, `max_batch`, … at their defaults); on the tiny model also "
       "**switchyard lineage off** (the same with `[lineage] enabled = false`), to show what the lineage record "
-      "costs — no target is judged on it")
+      "costs, and **switchyard inline** (the same with `[model.engine] execution = \"inline\"` and "
+      f"`instances = {ctx['bare_threads']}`, one session per server thread: the request's thread runs the model, "
+      "no hand-off to a worker thread) — no target is judged on either")
     for peer in ALL_PEERS:
         w(f"- **{peer}**: " + ctx["peer_desc"].get(peer, "not run"))
     w("- load: wrk (`-t min(2,c) -c c --latency`, a fixed JSON body per model) for every server; "

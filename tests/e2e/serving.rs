@@ -164,3 +164,105 @@ fn metadata_config_and_errors() {
     );
     assert!(metrics.contains("switchyard_model_info{model=\"mlp\",version=\"2\",sha256=\""), "{metrics}");
 }
+
+/// `execution = "inline"`: the request's own thread runs the model. Same answers as worker
+/// threads for every fixture, under concurrent load from more clients than sessions, and a
+/// model that fails on an input answers 500 and keeps serving (its session goes back to the
+/// pool).
+#[test]
+fn inline_execution_answers_like_workers_and_survives_model_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let config = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+[store]
+path = "{store}"
+[[model]]
+name = "mlp"
+versions = [1, 2, 3]
+default_version = 2
+[model.engine]
+execution = "inline"
+instances = 2
+[[model]]
+name = "mixed"
+versions = [1]
+[model.engine]
+execution = "inline"
+[[model]]
+name = "dtypes"
+versions = [1]
+[model.engine]
+execution = "inline"
+[[model]]
+name = "faulty"
+versions = [1]
+[model.engine]
+execution = "inline"
+"#;
+    let gw = Gateway::start(dir.path(), &store, config);
+    for (file, path) in [
+        ("mlp_v1", "/v2/models/mlp/versions/1/infer"),
+        ("mlp_v2", "/v2/models/mlp/infer"),
+        ("mixed", "/v2/models/mixed/infer"),
+        ("dtypes", "/v2/models/dtypes/infer"),
+        ("faulty", "/v2/models/faulty/infer"),
+    ] {
+        let exp = expected(file);
+        for (n, case) in exp["cases"].as_array().expect("cases").iter().enumerate() {
+            let body = infer_case(&gw, path, case);
+            let outputs = body["outputs"].as_array().expect("outputs");
+            for want in case["outputs"].as_array().expect("outputs") {
+                let got = outputs.iter().find(|o| o["name"] == want["name"]).expect("output present");
+                assert_output_matches(got, want, &format!("{file} case {n} {}", want["name"]));
+            }
+        }
+    }
+
+    // The faulty model fails on input[:, 0] >= 1000; each failure returns its session, so a
+    // version with one session answers the next request.
+    for _ in 0..3 {
+        let r = request(gw.public, "POST", "/v2/models/faulty/infer", &[], crate::support::mlp_body(5000.0).as_bytes());
+        assert_eq!(r.status, 500, "{}", String::from_utf8_lossy(&r.body));
+        assert!(String::from_utf8_lossy(&r.body).contains("model execution failed"));
+        let r = request(gw.public, "POST", "/v2/models/faulty/infer", &[], crate::support::mlp_body(0.25).as_bytes());
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+
+    // 8 clients on 2 sessions: every answer is the caller's own.
+    let cases: Vec<Value> = expected("mlp_v2")["cases"].as_array().expect("cases").clone();
+    let addr = gw.public;
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let cases = &cases;
+            s.spawn(move || {
+                for i in 0..25 {
+                    let case = &cases[(t + i) % cases.len()];
+                    let r = post_json(addr, "/v2/models/mlp/infer", &json!({ "inputs": case["inputs"] }));
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    assert_output_matches(&r.json()["outputs"][0], &case["outputs"][0], &format!("client {t} #{i}"));
+                }
+            });
+        }
+    });
+    let stats = get(gw.public, "/v2/models/mlp/versions/2/stats").json();
+    let s = &stats["model_stats"][0];
+    let cases_before = expected("mlp_v2")["cases"].as_array().expect("cases").len() as u64;
+    assert_eq!(s["inference_stats"]["success"]["count"], 200 + cases_before);
+    assert_eq!(s["execution_count"], 200 + cases_before, "inline runs one request per call");
+    let mlp = get(gw.admin, "/admin/models/mlp").json();
+    let versions = mlp["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 3, "{mlp}");
+    assert!(versions.iter().all(|v| v["execution"] == "inline"), "{mlp}");
+    // No worker threads (`sy-{model}-v{version}-{i}`) were started: the requests' threads ran
+    // every model.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gw.child.id()))
+        .expect("the gateway's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .collect();
+    assert!(threads.iter().any(|t| t.starts_with("switchyard")), "{threads:?}");
+    assert!(!threads.iter().any(|t| t.starts_with("sy-")), "worker threads with inline execution: {threads:?}");
+    assert_eq!(gw.terminate().code(), Some(0));
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Device, EngineSettings};
+use crate::engine::{Device, EngineSettings, Execution};
 pub use raw::{
     RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting, RawRuntime, RawServer,
     RawStore,
@@ -589,9 +589,18 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
             }
         },
     };
+    let execution = match e.execution.as_deref() {
+        None | Some("workers") => Execution::Workers,
+        Some("inline") => Execution::Inline,
+        Some(other) => {
+            problems.push(format!("{label}: engine.execution = {other:?} must be \"workers\" or \"inline\""));
+            Execution::Workers
+        }
+    };
     let engine = EngineSettings {
         device,
         instances: bounded(e.instances, 1, 1..=64, &format!("{label}: engine.instances"), problems) as usize,
+        execution,
         intra_op_threads: bounded(
             e.intra_op_threads,
             1,
@@ -615,6 +624,13 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
             problems,
         ) as usize,
     };
+    if engine.execution == Execution::Inline && engine.max_batch > 1 {
+        problems.push(format!(
+            "{label}: engine.execution = \"inline\" runs one request per call, so it cannot batch \
+             (max_batch = {}); use execution = \"workers\" for dynamic batching",
+            engine.max_batch
+        ));
+    }
     let lineage_input_sha256 = raw.lineage.input_sha256.unwrap_or(false);
     let guard = raw.guard.as_ref().and_then(|g| validate_guard(g, label, problems));
     if problems.len() > before {

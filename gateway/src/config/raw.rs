@@ -152,8 +152,10 @@ pub struct RawRouting {
 pub struct RawEngine {
     /// `"cpu"` (default) or `"cuda:N"` (needs the `cuda` build feature).
     pub device: Option<String>,
-    /// Sessions per version (each on its own worker thread).
+    /// Sessions per version (each on its own worker thread, unless inline).
     pub instances: Option<u64>,
+    /// `workers` (default) or `inline`: which threads run the sessions.
+    pub execution: Option<String>,
     /// ONNX Runtime intra-op threads per session.
     pub intra_op_threads: Option<u64>,
     /// Dynamic batching: most rows in one ORT call; 1 = off.

@@ -144,6 +144,22 @@ fn routing_is_validated_and_its_versions_loaded() {
 }
 
 #[test]
+fn execution_is_workers_by_default_inline_when_asked_and_inline_cannot_batch() {
+    let c = Config::from_toml_str("good", GOOD).expect("valid");
+    assert_eq!(c.models[0].engine.execution, Execution::Workers);
+    let inline = "[store]\npath='s'\n[[model]]\nname='m'\nversions=[1]\n[model.engine]\nexecution = \"inline\"\n";
+    let c = Config::from_toml_str("inline", inline).expect("valid");
+    assert_eq!(c.models[0].engine.execution, Execution::Inline);
+    assert_eq!(c.models[0].engine.max_batch, 1);
+
+    let text = Config::from_toml_str("bad", &format!("{inline}max_batch = 8\n")).unwrap_err().to_string();
+    assert!(text.contains("model 'm': engine.execution = \"inline\" runs one request per call"), "{text}");
+    assert!(text.contains("(max_batch = 8)"), "{text}");
+    let text = Config::from_toml_str("bad", &inline.replace("inline", "threads")).unwrap_err().to_string();
+    assert!(text.contains("engine.execution = \"threads\" must be \"workers\" or \"inline\""), "{text}");
+}
+
+#[test]
 fn lineage_section_defaults_and_refusals() {
     let c = Config::from_toml_str("good", GOOD).expect("valid");
     assert_eq!(c.lineage, LineageConfig::default());

@@ -11,8 +11,9 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use tokio::sync::oneshot;
 
+use super::inline::InlinePool;
 use super::worker::{Job, Worker, WorkerConfig};
-use super::{Device, EngineSettings, InstanceStats, Runtime, convert};
+use super::{Device, EngineSettings, Execution, InstanceStats, Runtime, convert};
 use crate::tensor::{DataType, Tensor, TensorData, element_count};
 
 /// One loaded, warmed model version.
@@ -28,8 +29,24 @@ pub struct ModelInstance {
     /// stacked along it.
     pub batchable: bool,
     pub stats: Arc<InstanceStats>,
-    /// Closing this (on drop) stops the workers after the queue drains.
-    sender: Sender<Job>,
+    runner: Runner,
+}
+
+/// Where `infer` sends a request.
+enum Runner {
+    /// The workers' queue. Closing it (on drop) stops the workers after the queue drains.
+    Workers(Sender<Job>),
+    /// Sessions the caller's thread runs itself.
+    Inline(InlinePool),
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Runner::Workers(sender) => f.debug_struct("Workers").field("queued", &sender.len()).finish(),
+            Runner::Inline(pool) => f.debug_struct("Inline").field("waiting", &pool.waiting()).finish(),
+        }
+    }
 }
 
 /// The result of one inference.
@@ -138,23 +155,38 @@ impl ModelInstance {
         let signature = signature.expect("at least one session was built");
         let batchable = signature.inputs.iter().chain(&signature.outputs).all(|s| s.shape.first() == Some(&-1));
         let stats = Arc::new(InstanceStats::default());
-        let (sender, receiver) = crossbeam_channel::bounded(settings.queue_capacity.max(1));
-        let config = Arc::new(WorkerConfig {
-            model: model.to_owned(),
-            version: version.to_string(),
-            max_batch: if batchable { settings.max_batch.max(1) } else { 1 },
-            batch_delay: settings.batch_delay,
-            output_names: signature.outputs.iter().map(|s| s.name.clone()).collect(),
-            stats: Arc::clone(&stats),
-            batch_size: metrics::histogram!("switchyard_batch_size", "model" => model.to_owned(), "version" => version.to_string()),
-        });
-        for (i, session) in sessions.into_iter().enumerate() {
-            let worker = Worker { session, receiver: receiver.clone(), config: Arc::clone(&config) };
-            std::thread::Builder::new()
-                .name(format!("sy-{model}-v{version}-{i}"))
-                .spawn(move || worker.run())
-                .map_err(|e| LoadError::Thread(e.to_string()))?;
-        }
+        let batch_size =
+            metrics::histogram!("switchyard_batch_size", "model" => model.to_owned(), "version" => version.to_string());
+        let output_names: Vec<String> = signature.outputs.iter().map(|s| s.name.clone()).collect();
+        let runner = match settings.execution {
+            Execution::Inline => Runner::Inline(InlinePool::new(
+                sessions,
+                settings.queue_capacity,
+                output_names,
+                Arc::clone(&stats),
+                batch_size,
+            )),
+            Execution::Workers => {
+                let (sender, receiver) = crossbeam_channel::bounded(settings.queue_capacity.max(1));
+                let config = Arc::new(WorkerConfig {
+                    model: model.to_owned(),
+                    version: version.to_string(),
+                    max_batch: if batchable { settings.max_batch.max(1) } else { 1 },
+                    batch_delay: settings.batch_delay,
+                    output_names,
+                    stats: Arc::clone(&stats),
+                    batch_size,
+                });
+                for (i, session) in sessions.into_iter().enumerate() {
+                    let worker = Worker { session, receiver: receiver.clone(), config: Arc::clone(&config) };
+                    std::thread::Builder::new()
+                        .name(format!("sy-{model}-v{version}-{i}"))
+                        .spawn(move || worker.run())
+                        .map_err(|e| LoadError::Thread(e.to_string()))?;
+                }
+                Runner::Workers(sender)
+            }
+        };
         Ok(ModelInstance {
             model: Arc::from(model),
             version,
@@ -163,30 +195,21 @@ impl ModelInstance {
             settings,
             batchable,
             stats,
-            sender,
+            runner,
         })
     }
 
-    /// Runs one inference. Inputs must already be validated against `signature`. Never blocks:
-    /// a full queue is refused at once.
+    /// Runs one inference. Inputs must already be validated against `signature`. A full queue
+    /// is refused at once. With `Execution::Workers` this never blocks; with `Inline` the
+    /// calling thread runs the model.
     pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<InferOutcome, InferError> {
         let enqueued = Instant::now();
-        let rows = if self.batchable { inputs.first().and_then(|t| t.shape.first()).copied().unwrap_or(1) } else { 1 };
-        let (reply, answer) = oneshot::channel();
-        let job = Job { inputs, rows: usize::try_from(rows).unwrap_or(1), enqueued, reply };
-        match self.sender.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.stats.record_failure(enqueued.elapsed());
-                return Err(InferError::QueueFull {
-                    model: self.model.to_string(),
-                    version: self.version,
-                    capacity: self.settings.queue_capacity,
-                });
+        let result = match &self.runner {
+            Runner::Workers(sender) => self.enqueue(sender, inputs, enqueued).await,
+            Runner::Inline(pool) => {
+                pool.run(inputs, enqueued).await.map_err(|e| e.unwrap_or_else(|| self.queue_full()))
             }
-            Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
-        }
-        let result = answer.await.map_err(|_| self.stopped())?;
+        };
         match &result {
             Ok(o) => self.stats.record_success(enqueued.elapsed(), o.queue, o.compute),
             Err(_) => self.stats.record_failure(enqueued.elapsed()),
@@ -194,9 +217,37 @@ impl ModelInstance {
         result
     }
 
+    async fn enqueue(
+        &self,
+        sender: &Sender<Job>,
+        inputs: Vec<Tensor>,
+        enqueued: Instant,
+    ) -> Result<InferOutcome, InferError> {
+        let rows = if self.batchable { inputs.first().and_then(|t| t.shape.first()).copied().unwrap_or(1) } else { 1 };
+        let (reply, answer) = oneshot::channel();
+        let job = Job { inputs, rows: usize::try_from(rows).unwrap_or(1), enqueued, reply };
+        match sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(self.queue_full()),
+            Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
+        }
+        answer.await.map_err(|_| self.stopped())?
+    }
+
     /// Requests waiting for a session right now.
     pub fn queue_depth(&self) -> usize {
-        self.sender.len()
+        match &self.runner {
+            Runner::Workers(sender) => sender.len(),
+            Runner::Inline(pool) => pool.waiting(),
+        }
+    }
+
+    fn queue_full(&self) -> InferError {
+        InferError::QueueFull {
+            model: self.model.to_string(),
+            version: self.version,
+            capacity: self.settings.queue_capacity,
+        }
     }
 
     fn stopped(&self) -> InferError {

@@ -138,21 +138,30 @@ impl Worker {
     }
 
     fn run_session(&mut self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
-        let mut values = Vec::with_capacity(inputs.len());
-        for tensor in inputs {
-            let name = tensor.name.clone();
-            values.push((name, convert::to_ort(tensor).map_err(|e| e.to_string())?));
-        }
-        let outputs = self.session.run(values).map_err(|e| e.to_string())?;
-        self.config
-            .output_names
-            .iter()
-            .map(|name| {
-                let value = outputs.get(name).ok_or_else(|| format!("the model produced no output '{name}'"))?;
-                convert::from_ort(name, value).map_err(|e| e.to_string())
-            })
-            .collect()
+        run_session(&mut self.session, &self.config.output_names, inputs)
     }
+}
+
+/// One ORT call: converts the inputs, runs, and converts the outputs named `output_names`, in
+/// that order. Errors are ONNX Runtime's (or a missing output), as text for the client.
+pub(super) fn run_session(
+    session: &mut Session,
+    output_names: &[String],
+    inputs: Vec<Tensor>,
+) -> Result<Vec<Tensor>, String> {
+    let mut values = Vec::with_capacity(inputs.len());
+    for tensor in inputs {
+        let name = tensor.name.clone();
+        values.push((name, convert::to_ort(tensor).map_err(|e| e.to_string())?));
+    }
+    let outputs = session.run(values).map_err(|e| e.to_string())?;
+    output_names
+        .iter()
+        .map(|name| {
+            let value = outputs.get(name).ok_or_else(|| format!("the model produced no output '{name}'"))?;
+            convert::from_ort(name, value).map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// True when `b`'s inputs can be stacked under `a`'s along the first dimension.
