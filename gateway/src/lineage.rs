@@ -123,9 +123,15 @@ impl Run {
                 (LineageRecord::ROUTE_SHADOW, format!("mirrored copy of version {of}"), None, Some(*of))
             }
         };
-        let mut record =
-            LineageRecord::new(self.request_id.as_str(), &*self.model, self.version, &*self.sha256, route, reason)
-                .stamped_at(self.arrived);
+        let mut record = LineageRecord::new_at(
+            self.arrived,
+            self.request_id.as_str(),
+            &*self.model,
+            self.version,
+            &*self.sha256,
+            route,
+            reason,
+        );
         record.sticky_key_hash = sticky_key_hash;
         record.shadow_of = shadow_of;
         record.input_sha256 = self.input_sha256.map(hex::encode);

@@ -159,7 +159,21 @@ impl LineageRecord {
         route: impl Into<String>,
         reason: impl Into<String>,
     ) -> LineageRecord {
-        let now = Timestamp::now();
+        LineageRecord::new_at(SystemTime::now(), request_id, model, version, sha256, route, reason)
+    }
+
+    /// `new`, stamped at `moment` (truncated to the millisecond and clamped to 1970–9999, as the
+    /// registry's timestamps are) rather than now: one clock format instead of two.
+    pub fn new_at(
+        moment: SystemTime,
+        request_id: impl Into<String>,
+        model: impl Into<String>,
+        version: u32,
+        sha256: impl Into<String>,
+        route: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> LineageRecord {
+        let now = Timestamp::at(moment);
         LineageRecord {
             request_id: request_id.into(),
             at: now.text,

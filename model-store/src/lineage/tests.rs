@@ -476,3 +476,12 @@ async fn stats_of_a_version_that_never_served_measure_nothing() {
     assert_eq!((shadowed.error_rate, shadowed.p50_us, shadowed.p99_us), (None, None, None));
     assert_eq!((shadowed.first_at, shadowed.last_at), (None, None));
 }
+
+#[test]
+fn a_record_stamped_at_a_moment_is_the_same_whichever_way_it_is_built() {
+    let moment = UNIX_EPOCH + Duration::from_micros(1_500_900);
+    let direct = LineageRecord::new_at(moment, "r", "mlp", 1, SHA, LineageRecord::ROUTE_CHAMPION, "why");
+    assert_eq!((direct.at.as_str(), direct.at_ms), ("1970-01-01T00:00:01.500Z", 1500));
+    let restamped = LineageRecord::new("r", "mlp", 1, SHA, LineageRecord::ROUTE_CHAMPION, "why").stamped_at(moment);
+    assert_eq!(direct, restamped);
+}
