@@ -384,7 +384,12 @@ impl App {
     /// Reads the config file again, validates all of it, loads and warms new versions, and only
     /// then swaps. Any failure leaves the running config serving.
     pub async fn reload(&self, trigger: &str) -> Result<ReloadReport, ReloadError> {
-        let result = self.try_reload(trigger).await;
+        self.reload_from(trigger, None).await
+    }
+
+    /// `reload`, from `bytes` already read from the config file (`None`: read it now).
+    pub async fn reload_from(&self, trigger: &str, bytes: Option<Vec<u8>>) -> Result<ReloadReport, ReloadError> {
+        let result = self.try_reload(trigger, bytes).await;
         let label = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("switchyard_config_reloads_total", "result" => label).increment(1);
         match &result {
@@ -398,22 +403,21 @@ impl App {
         result
     }
 
-    async fn try_reload(&self, trigger: &str) -> Result<ReloadReport, ReloadError> {
+    async fn try_reload(&self, trigger: &str, bytes: Option<Vec<u8>>) -> Result<ReloadReport, ReloadError> {
         let refuse = |error: &str, problems: Vec<String>| ReloadError { error: error.to_owned(), problems };
         let Some(path) = self.control.path.clone() else {
             return Err(refuse("this gateway was not started from a config file", Vec::new()));
         };
         let mut served = self.control.config.lock().await;
-        let (config, digest) = match Config::load_with_digest(&path) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    self.control.set_seen(Sha256::digest(&bytes).into());
-                }
-                return Err(refuse(&format!("{} is not a valid config", e.source), e.problems));
-            }
+        let invalid = || format!("{} is not a valid config", path.display());
+        let bytes = match bytes {
+            Some(bytes) => bytes,
+            None => std::fs::read(&path).map_err(|e| refuse(&invalid(), vec![format!("cannot read the file: {e}")]))?,
         };
-        self.control.set_seen(digest);
+        // What was read counts as seen, valid or not: a broken file is not retried until it
+        // changes again.
+        self.control.set_seen(Sha256::digest(&bytes).into());
+        let config = Config::from_file_bytes(&path, &bytes).map_err(|e| refuse(&invalid(), e.problems))?;
         let mut ignored = Vec::new();
         if config.server != served.server {
             ignored.push("[server] (listeners and limits change on restart)".to_owned());
@@ -530,9 +534,9 @@ pub async fn watch_config(app: std::sync::Arc<App>, mut stop: tokio::sync::watch
         tokio::time::sleep(SETTLE).await;
         match tokio::fs::read(&path).await {
             Ok(second) if second == first => {
-                // The reload records what it read as seen, refused or not: a broken file is
-                // not retried until it changes again.
-                let _ = app.reload("file").await;
+                // Reloads from these bytes (no third read), and records them as seen, refused
+                // or not.
+                let _ = app.reload_from("file", Some(second)).await;
             }
             _ => continue,
         }

@@ -181,19 +181,30 @@ impl Config {
     /// the file still holds what is served.
     pub fn load_with_digest(path: &Path) -> Result<(Config, [u8; 32]), ConfigError> {
         use sha2::Digest as _;
+        // Read the bytes ourselves: a clear error for a missing or unreadable file, and the same
+        // bytes are parsed whatever happens to the file meanwhile.
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
+            source: path.display().to_string(),
+            problems: vec![format!("cannot read the file: {e}")],
+        })?;
+        let digest = sha2::Sha256::digest(&bytes).into();
+        Self::from_file_bytes(path, &bytes).map(|c| (c, digest))
+    }
+
+    /// Parses the bytes read from the config file at `path` as `load` does: environment
+    /// overrides applied, relative paths resolved against the file's directory. For callers that
+    /// have already read the file (the config watcher compares reads before reloading).
+    pub fn from_file_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         let source = path.display().to_string();
         let fail = |p: String| ConfigError { source: source.clone(), problems: vec![p] };
-        // Read the text ourselves: a clear error for a missing or unreadable file, and the same
-        // bytes are parsed whatever happens to the file meanwhile.
-        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| fail(format!("the file is not valid UTF-8: {e}")))?;
         let table = config::Config::builder()
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .add_source(config::Environment::with_prefix("SWITCHYARD").separator("__").try_parsing(true))
             .build()
             .and_then(|c| c.try_deserialize::<toml::Table>())
             .map_err(|e| fail(e.to_string()))?;
-        let digest = sha2::Sha256::digest(text.as_bytes()).into();
-        Self::from_table(&source, table, path.parent()).map(|c| (c, digest))
+        Self::from_table(&source, table, path.parent())
     }
 
     /// Parses and validates TOML text (no environment overrides); relative paths are kept as is.

@@ -97,6 +97,12 @@ fn load_reads_env_overrides_and_resolves_relative_paths() {
     assert_eq!(c.store_path, dir.path().join("store"));
     let missing = Config::load(&dir.path().join("nope.toml")).unwrap_err();
     assert!(missing.to_string().contains("cannot read the file"), "{missing}");
+    // Bytes already read parse the same way as the file, relative paths included.
+    let bytes = std::fs::read(&path).expect("read");
+    assert_eq!(Config::from_file_bytes(&path, &bytes).expect("valid"), c);
+    let latin1 = b"[store]\npath = \"caf\xe9\"\n";
+    let err = Config::from_file_bytes(&path, latin1).unwrap_err().to_string();
+    assert!(err.contains("the file is not valid UTF-8"), "{err}");
 }
 
 /// Every example config shipped in `configs/` must parse and validate.
