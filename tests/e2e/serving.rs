@@ -36,6 +36,25 @@ fn infer_case(gw: &Gateway, path: &str, case: &Value) -> Value {
     r.json()
 }
 
+/// 8 clients × 25 requests at once, each client cycling through `reference`'s cases from its
+/// own offset: every answer must be the one for the case that client sent.
+fn each_client_gets_its_own_answers(gw: &Gateway, path: &str, reference: &Value) {
+    let cases = reference["cases"].as_array().expect("cases");
+    let addr = gw.public;
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            s.spawn(move || {
+                for i in 0..25 {
+                    let case = &cases[(t + i) % cases.len()];
+                    let r = post_json(addr, path, &json!({ "inputs": case["inputs"] }));
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    assert_output_matches(&r.json()["outputs"][0], &case["outputs"][0], &format!("client {t} #{i}"));
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn every_fixture_matches_onnxruntime() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -70,25 +89,9 @@ fn concurrent_requests_each_get_their_own_answer_with_batching_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = full_store(dir.path());
     let gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
-    let exp = expected("mlp_v2");
-    let cases: Vec<Value> = exp["cases"].as_array().expect("cases").clone();
-    let addr = gw.public;
-    // 8 threads × 25 requests, alternating batch-1 and batch-3 cases, so the batcher stacks
-    // requests of different sizes and must split every answer back to the right caller.
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let cases = &cases;
-            s.spawn(move || {
-                for i in 0..25 {
-                    let case = &cases[(t + i) % cases.len()];
-                    let r = post_json(addr, "/v2/models/mlp/infer", &json!({ "inputs": case["inputs"] }));
-                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                    let body = r.json();
-                    assert_output_matches(&body["outputs"][0], &case["outputs"][0], &format!("thread {t} request {i}"));
-                }
-            });
-        }
-    });
+    // mlp_v2's cases alternate batch-1 and batch-3, so the batcher stacks requests of different
+    // sizes and must split every answer back to the right caller.
+    each_client_gets_its_own_answers(&gw, "/v2/models/mlp/infer", &expected("mlp_v2"));
     let stats = get(gw.public, "/v2/models/mlp/versions/2/stats").json();
     let s = &stats["model_stats"][0];
     assert_eq!(s["inference_stats"]["success"]["count"], 200);
@@ -231,22 +234,8 @@ execution = "inline"
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     }
 
-    // 8 clients on 2 sessions: every answer is the caller's own.
-    let cases: Vec<Value> = expected("mlp_v2")["cases"].as_array().expect("cases").clone();
-    let addr = gw.public;
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let cases = &cases;
-            s.spawn(move || {
-                for i in 0..25 {
-                    let case = &cases[(t + i) % cases.len()];
-                    let r = post_json(addr, "/v2/models/mlp/infer", &json!({ "inputs": case["inputs"] }));
-                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-                    assert_output_matches(&r.json()["outputs"][0], &case["outputs"][0], &format!("client {t} #{i}"));
-                }
-            });
-        }
-    });
+    // 8 clients on 2 sessions.
+    each_client_gets_its_own_answers(&gw, "/v2/models/mlp/infer", &expected("mlp_v2"));
     let stats = get(gw.public, "/v2/models/mlp/versions/2/stats").json();
     let s = &stats["model_stats"][0];
     let cases_before = expected("mlp_v2")["cases"].as_array().expect("cases").len() as u64;
