@@ -25,28 +25,23 @@ Writes benches/results/lineage.md and prints it. Stdlib only. Options and enviro
 """
 
 import argparse
-import atexit
 import datetime
-import hashlib
-import json
 import os
-import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ROOT / "benches"
-LUA = BENCHES / "lua" / "post.lua"
-FIXTURES = ROOT / "tests" / "fixtures"
-WORK = BENCHES / "results" / "tmp" / "lineage"  # ignored by git
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    RESULTS, Server, die, ensure_wrk, env_default, fmt_us, histogram_quantile, install_exit_handlers,
+    log, loadavg, machine, machine_lines, metric_sum, onnxruntime, parse_prometheus, pick_binary, register,
+    rel, run_wrk, server_env, set_tag, sh, write_results,
+)
+
+WORK = RESULTS / "tmp" / "lineage"  # ignored by git
 
 CONFIGS = {
     "lineage-off": {"lineage": False, "shadow": False, "label": "lineage OFF, no shadow"},
@@ -54,117 +49,15 @@ CONFIGS = {
     "lineage-on+shadow": {"lineage": True, "shadow": True, "label": "lineage ON, 10% shadow to v2"},
 }
 
-# The same body as benches/lua/post.lua sends.
-BODY = (
-    '{"inputs":[{"name":"input","shape":[1,64],"datatype":"FP32","data":['
-    + ",".join("%.6f" % (i / 64) for i in range(64))
-    + "]}]}"
-).encode()
-
-RUNNING = set()  # servers and wrk processes to stop on exit
-
-
-def stop_all():
-    """On any exit: SIGTERM whatever is still running (servers, wrk), then SIGKILL after 10 s."""
-    procs = [proc for proc in list(RUNNING) if proc.poll() is None]
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def die(msg):
-    log("ERROR: " + msg)
-    sys.exit(1)
-
-
-def env_default(name, default, cast=str):
-    value = os.environ.get(name)
-    return cast(value) if value not in (None, "") else default
 
 
 # --------------------------------------------------------------------------------------------
-# Setup: binary, ONNX Runtime, wrk, store
-
-
-def pick_binary(args):
-    """Returns (path to a private copy of the binary, description for the results file)."""
-    if args.bin:
-        src = Path(args.bin).resolve()
-        if not os.access(src, os.X_OK):
-            die(f"SWITCHYARD_BIN={src} is not an executable file")
-        how = f"`SWITCHYARD_BIN={src}` (not built by this run)"
-    else:
-        src = ROOT / "target" / "release" / "switchyard"
-        log("building: cargo build --release -p gateway")
-        build = subprocess.run(
-            ["cargo", "build", "--release", "-p", "gateway"], cwd=ROOT, capture_output=True, text=True
-        )
-        if build.returncode == 0:
-            how = "`target/release/switchyard`, built by this run (`cargo build --release -p gateway`)"
-        elif src.exists():
-            tail = "\n".join(build.stderr.strip().splitlines()[-15:])
-            log("WARNING: the build failed (someone's edit in progress?); using the existing binary.\n" + tail)
-            how = "`target/release/switchyard` **left from an earlier build: this run's build failed**"
-        else:
-            sys.stderr.write(build.stderr)
-            die("cargo build failed and there is no target/release/switchyard; set SWITCHYARD_BIN")
-    # A private copy: a concurrent rebuild of target/ must not change the binary between servers.
-    WORK.mkdir(parents=True, exist_ok=True)
-    dst = WORK / "switchyard"
-    shutil.copy2(src, dst)
-    mtime = datetime.datetime.fromtimestamp(src.stat().st_mtime, datetime.timezone.utc)
-    digest = hashlib.sha256(dst.read_bytes()).hexdigest()[:16]
-    return dst, f"{how}; modified {mtime:%Y-%m-%d %H:%M:%S} UTC, sha256 {digest}…"
-
-
-def onnxruntime():
-    path = os.environ.get("ORT_DYLIB_PATH")
-    if path and Path(path).is_file():
-        return path
-    out = subprocess.run([str(ROOT / "scripts" / "fetch-onnxruntime.sh")], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr)
-        die("scripts/fetch-onnxruntime.sh failed")
-    return out.stdout.strip().splitlines()[-1]
-
-
-def ensure_wrk():
-    if shutil.which("wrk"):
-        return
-    log("wrk not found: apt-get install -y wrk")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(["apt-get", "install", "-y", "wrk"], env=env).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, check=False)
-        subprocess.run(["apt-get", "install", "-y", "wrk"], env=env, check=True)
-    if not shutil.which("wrk"):
-        die("wrk is still missing after apt-get install")
+# Setup and servers
 
 
 def register_store(binary, env):
-    store = WORK / "store-template"
-    for v in (1, 2, 3):
-        out = subprocess.run(
-            [str(binary), "models", "register", "--store", str(store), "--model", "mlp",
-             "--file", str(FIXTURES / "models" / f"mlp_v{v}.onnx"),
-             "--manifest", str(FIXTURES / "manifests" / f"mlp_v{v}.toml"), "--json"],
-            capture_output=True, text=True, env=env,
-        )
-        if out.returncode != 0:
-            sys.stderr.write(out.stderr)
-            die(f"registering mlp_v{v}.onnx failed")
-        got = json.loads(out.stdout.strip().splitlines()[-1])
-        if got.get("version") != v:
-            die(f"mlp_v{v}.onnx registered as version {got.get('version')}, expected {v}")
-    return store
+    """The store every server starts from a copy of: mlp versions 1, 2 and 3."""
+    return register(binary, env, WORK / "store-template", [("mlp", f"mlp_v{v}", v) for v in (1, 2, 3)])
 
 
 def config_toml(store, cfg):
@@ -191,120 +84,11 @@ champion = 1
     return text
 
 
-# --------------------------------------------------------------------------------------------
-# Server
-
-
-class Server:
-    def __init__(self, binary, name, store, cfg, env):
-        self.name = name
-        cfg_path = WORK / f"{name}.toml"
-        cfg_path.write_text(config_toml(store, cfg))
-        self.stdout_path = WORK / f"{name}.stdout"
-        self.stderr_path = WORK / f"{name}.stderr"
-        self._out = open(self.stdout_path, "w")
-        self._err = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(
-            [str(binary), "serve", "--config", str(cfg_path)],
-            stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, env=env,
-        )
-        RUNNING.add(self.proc)
-        self.public = self.admin = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            m = re.search(r"switchyard listening public=(\S+) admin=(\S+)", self.stdout_path.read_text())
-            if m:
-                self.public, self.admin = m.group(1), m.group(2)
-                break
-            if self.proc.poll() is not None:
-                die(f"server {name} exited with {self.proc.returncode} before listening:\n{self.stderr_tail()}")
-            time.sleep(0.05)
-        else:
-            self.stop()
-            die(f"server {name} did not print its listening line within 60 s:\n{self.stderr_tail()}")
-        for url in (self.public, self.admin):
-            if not re.match(r"http://127\.0\.0\.1:\d+$", url):
-                self.stop()
-                die(f"server {name} is not on loopback: {url}")
-
-    def stderr_tail(self, n=20):
-        return "\n".join(self.stderr_path.read_text(errors="replace").splitlines()[-n:])
-
-    def stop(self):
-        """SIGTERM, then wait for the graceful exit; returns the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                log(f"WARNING: server {self.name} ignored SIGTERM for 30 s; killing it")
-                self.proc.kill()
-                self.proc.wait()
-        RUNNING.discard(self.proc)
-        self._out.close()
-        self._err.close()
-        return self.proc.returncode
-
-    def check_infer(self):
-        """One request, which must answer 200 with version 1's [1,10] output."""
-        req = urllib.request.Request(
-            self.public + "/v2/models/mlp/infer", data=BODY, method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                status, version, body = r.status, r.headers.get("x-model-version"), r.read()
-        except urllib.error.HTTPError as e:
-            die(f"server {self.name}: check request answered {e.code}: {e.read()[:500]!r}")
-        except OSError as e:
-            die(f"server {self.name}: check request failed: {e}")
-        doc = json.loads(body)
-        if status != 200 or version != "1" or doc["outputs"][0]["shape"] != [1, 10]:
-            die(f"server {self.name}: unexpected check answer {status} version={version}: {body[:500]!r}")
-
-    def metrics_text(self):
-        with urllib.request.urlopen(self.admin + "/metrics", timeout=10) as r:
-            return r.read().decode()
-
-    def metrics(self):
-        return parse_prometheus(self.metrics_text())
-
-
-def parse_prometheus(text):
-    """{(name, frozenset(labels)): value} for every sample line."""
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$", line)
-        if not m:
-            continue
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-        try:
-            samples[(m.group(1), labels)] = float(m.group(3))
-        except ValueError:
-            pass
-    return samples
-
-
-def metric_sum(samples, name, **match):
-    want = set(match.items())
-    return sum(v for (n, labels), v in samples.items() if n == name and want <= labels)
-
-
-def histogram_quantile(samples, name, q):
-    """Upper bound of the bucket that holds quantile q (Prometheus-style, no interpolation)."""
-    buckets = sorted(
-        (float("inf") if dict(labels)["le"] == "+Inf" else float(dict(labels)["le"]), v)
-        for (n, labels), v in samples.items() if n == name + "_bucket"
-    )
-    if not buckets or buckets[-1][1] == 0:
-        return None
-    target = q * buckets[-1][1]
-    for le, count in buckets:
-        if count >= target:
-            return le
-    return None
+def start_server(binary, name, store, cfg, env):
+    """A server for `cfg` on its own copy of the store, its config and logs in WORK."""
+    config_path = WORK / f"{name}.toml"
+    config_path.write_text(config_toml(store, cfg))
+    return Server(binary, name, config_path, WORK, env)
 
 
 class QueueSampler(threading.Thread):
@@ -352,99 +136,7 @@ def cpu_by_name(before, after):
 
 
 # --------------------------------------------------------------------------------------------
-# wrk
-
-UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
-
-
-def run_wrk(url, connections, duration):
-    threads = min(2, connections)
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-           "--latency", "-s", str(LUA), url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    RUNNING.add(proc)
-    try:
-        out, _ = proc.communicate(timeout=duration + 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        RUNNING.discard(proc)
-    if proc.returncode != 0:
-        die(f"wrk exited with {proc.returncode}:\n{out}")
-    return parse_wrk(out)
-
-
-def parse_wrk(out):
-    def need(pattern):
-        m = re.search(pattern, out, re.M)
-        if not m:
-            die(f"could not find /{pattern}/ in wrk's output:\n{out}")
-        return m
-
-    r = {"raw": out}
-    r["rps"] = float(need(r"^Requests/sec:\s+([\d.]+)").group(1))
-    r["requests"] = int(need(r"^\s*(\d+) requests in ").group(1))
-    dist = out[need(r"^\s*Latency Distribution").end():]
-    for pct in ("50", "75", "90", "99"):
-        m = re.search(rf"^\s+{pct}(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", dist, re.M)
-        if not m:
-            die(f"no {pct}% line in wrk's latency distribution:\n{out}")
-        r[f"p{pct}_us"] = float(m.group(1)) * UNITS[m.group(2)]
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    r["non2xx"] = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    r["socket_errors"] = tuple(int(x) for x in m.groups()) if m else (0, 0, 0, 0)
-    if r["non2xx"]:
-        die(f"wrk saw {r['non2xx']} non-2xx responses:\n{out}")
-    if any(r["socket_errors"]):
-        die(f"wrk saw socket errors (connect, read, write, timeout) = {r['socket_errors']}:\n{out}")
-    if r["requests"] == 0:
-        die(f"wrk completed no requests:\n{out}")
-    return r
-
-
-# --------------------------------------------------------------------------------------------
-# Machine description
-
-
-def sh(*cmd):
-    try:
-        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return ""
-
-
-def machine():
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    status = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "model-store", "Cargo.toml",
-                             "Cargo.lock"], cwd=ROOT, capture_output=True, text=True).stdout
-    dirty = [line[3:] for line in status.splitlines() if line.strip()]
-    return {
-        "nproc": sh("nproc"),
-        "cpu": cpu,
-        "kernel": sh("uname", "-sr"),
-        "commit": sh("git", "rev-parse", "HEAD"),
-        "subject": sh("git", "log", "-1", "--format=%s")[:100],
-        "dirty": dirty,
-        "wrk": (sh("wrk", "--version").splitlines() or ["?"])[0].split(" Copyright")[0],
-        "load_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-    }
-
-
-# --------------------------------------------------------------------------------------------
 # Report
-
-
-def fmt_us(us):
-    return f"{us / 1000:.3f} ms" if us < 10_000 else f"{us / 1000:.1f} ms"
 
 
 def median(xs):
@@ -467,25 +159,8 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
     w("")
     w("Generated by `make bench-lineage` (`benches/lineage_shadow.py`); see `benches/README.md`.")
     w("")
-    w("## Machine")
-    w("")
-    w(f"- date: {started:%Y-%m-%d}, measured {started:%H:%M:%S} → {finished:%H:%M:%S} UTC")
-    w(f"- nproc: {mach['nproc']}; CPU: {mach['cpu']}; {mach['kernel']}")
-    w(f"- load average (1/5/15 min) at start: {mach['load_start']}; at end: {mach['load_end']}")
-    w(f"- git commit: `{mach['commit']}` ({mach['subject']})")
-    if mach["dirty"]:
-        shown = ", ".join(f"`{p}`" for p in mach["dirty"][:8])
-        more = f" and {len(mach['dirty']) - 8} more" if len(mach["dirty"]) > 8 else ""
-        w(f"- working tree: **uncommitted changes** under gateway/ or model-store/ when the bench ran "
-          f"(the binary may include them): {shown}{more}")
-    else:
-        w("- working tree: no uncommitted changes under gateway/, model-store/, Cargo.*")
-    w(f"- binary: {binary_desc}")
-    w(f"- ONNX Runtime: `{os.path.relpath(ort, ROOT) if ort.startswith(str(ROOT)) else ort}`; load generator: {mach['wrk']}")
-    w("")
-    w(f"**This machine is shared and noisy** ({mach['nproc']} cores, with wrk and the gateway on the same "
-      "cores and other work beside them): differences of a few percent are within noise. Each "
-      "figure is the median of the rounds; the per-round values are at the end.")
+    L.extend(machine_lines(mach, binary_desc, ort, started, finished, mach["wrk"]))
+    w("Each figure is the median of the rounds; the per-round values are at the end.")
     w("")
     w("## Setup")
     w("")
@@ -496,7 +171,7 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
       "**lineage-on+shadow** (`enabled = true` and `shadows = { 2 = 10 }`: 10% of requests mirrored to "
       "version 2 after the response is sent; the shadow runs get lineage records too)")
     store_fs = sh("df", "--output=fstype,source", str(args.store_dir)).splitlines()[-1:] or ["?"]
-    w(f"- stores (the lineage database) under `{os.path.relpath(args.store_dir, ROOT) if str(args.store_dir).startswith(str(ROOT)) else args.store_dir}` "
+    w(f"- stores (the lineage database) under `{rel(args.store_dir)}` "
       f"({' '.join(store_fs[0].split())})")
     w(f"- {args.rounds} rounds; per round, a fresh server and a fresh copy of the store for each configuration, "
       "in an order rotated each round; per server and concurrency, a "
@@ -601,29 +276,28 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"), help="switchyard binary (skips the build)")
+    p.add_argument("--bin", default=env_default("SWITCHYARD_BIN", None), help="switchyard binary (skips the build)")
     p.add_argument("--duration", type=int, default=env_default("BENCH_DURATION", 10, int))
     p.add_argument("--warmup", type=int, default=env_default("BENCH_WARMUP", 2, int))
     p.add_argument("--rounds", type=int, default=env_default("BENCH_ROUNDS", 3, int))
     p.add_argument("--connections", default=env_default("BENCH_CONNECTIONS", "8,1"))
     p.add_argument("--store-dir", default=env_default("BENCH_STORE_DIR", str(WORK)),
                    help="where the per-server store copies go (e.g. /dev/shm to take the disk out)")
-    p.add_argument("--out", default=str(BENCHES / "results" / "lineage.md"))
+    p.add_argument("--out", default=str(RESULTS / "lineage.md"))
     args = p.parse_args()
     args.store_dir = Path(args.store_dir).resolve()
     args.connections = [int(c) for c in str(args.connections).split(",") if c.strip()]
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    atexit.register(stop_all)
+    set_tag("bench")
+    install_exit_handlers()
 
     ensure_wrk()
     if WORK.exists():
         shutil.rmtree(WORK)
     WORK.mkdir(parents=True)
-    binary, binary_desc = pick_binary(args)
+    binary, binary_desc = pick_binary(args.bin, WORK)
     ort = onnxruntime()
-    env = dict(os.environ, ORT_DYLIB_PATH=ort)
-    env.pop("RUST_LOG", None)
+    env = server_env(ort)
     template = register_store(binary, env)
     mach = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -642,9 +316,9 @@ def main():
             cfg = CONFIGS[name]
             store = args.store_dir / f"store-{rnd}-{name}"
             shutil.copytree(template, store)
-            server = Server(binary, f"r{rnd}-{name}", store, cfg, env)
+            server = start_server(binary, f"r{rnd}-{name}", store, cfg, env)
             try:
-                server.check_infer()
+                server.check_infer("mlp", expect_version=1)
                 url = server.public + "/v2/models/mlp/infer"
                 max_queue = 0.0
                 for c in args.connections:
@@ -713,19 +387,16 @@ def main():
             if cfg["lineage"] and counters[(rnd, name)]["written"] == 0:
                 die(f"server r{rnd}-{name}: no lineage record was written")
 
-    mach["load_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    mach["load_end"] = loadavg()
     finished = datetime.datetime.now(datetime.timezone.utc)
     text, verdicts = report(args, mach, binary_desc, ort, results, counters, exits, started, finished)
     text += (f"\n## Raw `switchyard_lineage_*` lines: round {raw_lineage[0]}'s lineage-on server, at its end\n\n"
              "Counters never incremented (`blocked`, `dropped`, `write_errors` at 0) are not exported.\n\n"
              "```\n" + "\n".join(raw_lineage[1]) + "\n```\n")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
+    write_results(args.out, text)
     for line, ok in verdicts:
         log(("ok:      " if ok else "WARNING: ") + line)
-    log(f"wrote {os.path.relpath(out, ROOT)}; server logs in {os.path.relpath(WORK, ROOT)}/")
+    log(f"server logs in {rel(WORK)}/")
 
 
 if __name__ == "__main__":
