@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +86,20 @@ def install_exit_handlers():
     """SIGTERM/SIGINT end the bench through sys.exit, so atexit stops the servers it started."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     atexit.register(stop_all)
+
+
+def start_bench(tag, bin_arg, work, wrk=True):
+    """The start every bench shares: log tag, exit handlers (servers and wrk stopped on any
+    exit), wrk installed when `wrk`, `work` emptied, the binary copied there, ONNX Runtime found.
+    Returns (binary, its description for the results, ORT library path, server environment)."""
+    set_tag(tag)
+    install_exit_handlers()
+    if wrk:
+        ensure_wrk()
+    fresh_dir(work)
+    binary, binary_desc = pick_binary(bin_arg, work)
+    ort = onnxruntime()
+    return binary, binary_desc, ort, server_env(ort)
 
 
 def fresh_dir(path):
@@ -200,6 +215,50 @@ def register(binary, env, store, entries):
 
 # --------------------------------------------------------------------------------------------
 # Server
+
+
+def config_head(written_by, store, lineage, worker_threads=None):
+    """What every bench config starts with: `[server]` on loopback with ports chosen by the OS
+    (and `worker_threads` when given), `[store]`, and `[lineage] enabled`. The `[[model]]`
+    tables follow."""
+    threads = f"worker_threads = {worker_threads}\n" if worker_threads else ""
+    return f"""# written by benches/{written_by}
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+{threads}
+[store]
+path = "{store}"
+
+[lineage]
+enabled = {"true" if lineage else "false"}
+"""
+
+
+class MaxSampler(threading.Thread):
+    """Scrapes a server's admin /metrics every `interval` seconds until `finish()`, keeping the
+    highest value of the samples named `name` matching `labels` (summed), e.g. a queue depth."""
+
+    def __init__(self, server, interval, name, **labels):
+        super().__init__(daemon=True)
+        self.server, self.interval, self.name, self.labels = server, interval, name, labels
+        self.stop_event, self.max_value, self.samples = threading.Event(), 0.0, 0
+
+    def run(self):
+        while not self.stop_event.wait(self.interval):
+            try:
+                value = metric_sum(self.server.metrics(), self.name, **self.labels)
+            except OSError:
+                continue  # a scrape that failed under load; the next one counts
+            self.max_value = max(self.max_value, value)
+            self.samples += 1
+
+    def finish(self):
+        """Stops the scraping; returns the highest value seen."""
+        self.stop_event.set()
+        self.join()
+        return self.max_value
+
 
 
 class Server:

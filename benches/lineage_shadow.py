@@ -30,15 +30,13 @@ import os
 import shutil
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    RESULTS, Server, die, ensure_wrk, env_default, fmt_us, histogram_quantile, install_exit_handlers,
-    log, loadavg, machine, machine_lines, metric_sum, onnxruntime, parse_prometheus, pick_binary, register,
-    rel, run_wrk, server_env, set_tag, sh, write_results,
+    RESULTS, MaxSampler, Server, config_head, die, env_default, fmt_us, histogram_quantile, log, loadavg, machine,
+    machine_lines, metric_sum, parse_prometheus, register, rel, run_wrk, sh, start_bench, write_results,
 )
 
 WORK = RESULTS / "tmp" / "lineage"  # ignored by git
@@ -61,17 +59,7 @@ def register_store(binary, env):
 
 
 def config_toml(store, cfg):
-    text = f"""[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-worker_threads = 1
-
-[store]
-path = "{store}"
-
-[lineage]
-enabled = {"true" if cfg["lineage"] else "false"}
-
+    text = config_head("lineage_shadow.py", store, lineage=cfg["lineage"], worker_threads=1) + """
 [[model]]
 name = "mlp"
 [model.engine]
@@ -89,27 +77,6 @@ def start_server(binary, name, store, cfg, env):
     config_path = WORK / f"{name}.toml"
     config_path.write_text(config_toml(store, cfg))
     return Server(binary, name, config_path, WORK, env)
-
-
-class QueueSampler(threading.Thread):
-    """Polls the admin /metrics every 2 s during a measured run: the highest lineage queue depth."""
-
-    def __init__(self, server):
-        super().__init__(daemon=True)
-        self.server, self.stop_event, self.max_depth = server, threading.Event(), 0.0
-
-    def run(self):
-        while not self.stop_event.wait(2.0):
-            try:
-                depth = metric_sum(self.server.metrics(), "switchyard_lineage_queue_depth")
-                self.max_depth = max(self.max_depth, depth)
-            except OSError:
-                pass
-
-    def finish(self):
-        self.stop_event.set()
-        self.join()
-        return self.max_depth
 
 
 def thread_cpu(pid):
@@ -288,16 +255,7 @@ def main():
     args.store_dir = Path(args.store_dir).resolve()
     args.connections = [int(c) for c in str(args.connections).split(",") if c.strip()]
 
-    set_tag("bench")
-    install_exit_handlers()
-
-    ensure_wrk()
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
-    binary, binary_desc = pick_binary(args.bin, WORK)
-    ort = onnxruntime()
-    env = server_env(ort)
+    binary, binary_desc, ort, env = start_bench("bench", args.bin, WORK)
     template = register_store(binary, env)
     mach = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -323,7 +281,7 @@ def main():
                 max_queue = 0.0
                 for c in args.connections:
                     run_wrk(url, c, args.warmup)
-                    sampler = QueueSampler(server)
+                    sampler = MaxSampler(server, 2.0, "switchyard_lineage_queue_depth")
                     sampler.start()
                     cpu_before, t0 = thread_cpu(server.proc.pid), time.monotonic()
                     r = run_wrk(url, c, args.duration)

@@ -34,7 +34,6 @@ import datetime
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -46,17 +45,7 @@ PATH = "/v2/models/slow/infer"
 
 
 def config_toml(store, queue_capacity):
-    return f"""# written by benches/overload.py
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[store]
-path = "{store}"
-
-[lineage]
-enabled = false
-
+    return c.config_head("overload.py", store, lineage=False) + f"""
 [[model]]
 name = "slow"
 versions = [1]
@@ -64,28 +53,6 @@ versions = [1]
 instances = 1
 queue_capacity = {queue_capacity}
 """
-
-
-class MetricsPoller(threading.Thread):
-    """Scrapes the admin /metrics every 0.25 s: the highest queue depth seen."""
-
-    def __init__(self, server):
-        super().__init__(daemon=True)
-        self.server, self.stop_event, self.max_depth, self.samples = server, threading.Event(), 0.0, 0
-
-    def run(self):
-        while not self.stop_event.wait(0.25):
-            try:
-                d = c.metric_sum(self.server.metrics(), "switchyard_queue_depth", model="slow")
-                self.max_depth = max(self.max_depth, d)
-                self.samples += 1
-            except OSError:
-                pass
-
-    def finish(self):
-        self.stop_event.set()
-        self.join()
-        return self.max_depth
 
 
 def start_server(binary, store, queue_capacity, env, name):
@@ -133,7 +100,7 @@ def overload_run(binary, store, env, q, rate, seconds):
     server = start_server(binary, store, q, env, f"overload-q{q}")
     c.run_wrk(server.public + PATH, 1, 2)  # warm-up
     before = server.metrics()
-    poller = MetricsPoller(server)
+    poller = c.MaxSampler(server, 0.25, "switchyard_queue_depth", model="slow")
     poller.start()
     cpu0, t0, sched0 = server.cpu_seconds(), time.monotonic(), server.thread_sched(WORKER)
 
@@ -182,14 +149,7 @@ def main():
     args = p.parse_args()
     args.sweep = [int(x) for x in str(args.sweep).split(",") if x.strip()]
     args.queues = [int(x) for x in str(args.queues).split(",") if x.strip()]
-    c.set_tag("bench-overload")
-    c.install_exit_handlers()
-
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    ort = c.onnxruntime()
-    env = c.server_env(ort)
+    binary, binary_desc, ort, env = c.start_bench("bench-overload", args.bin, WORK)
     store = c.register(binary, env, WORK / "store", [("slow", "slow", 1)])
     mach = c.machine()
     started = datetime.datetime.now(datetime.timezone.utc)

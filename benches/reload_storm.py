@@ -45,17 +45,7 @@ BASELINE = {2: 20}
 
 def config_toml(store, challengers):
     ch = ", ".join(f"{v} = {w}" for v, w in sorted(challengers.items()))
-    return f"""# written by benches/reload_storm.py
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[store]
-path = "{store}"
-
-[lineage]
-enabled = false
-
+    return c.config_head("reload_storm.py", store, lineage=False) + f"""
 [[model]]
 name = "mlp"
 [model.engine]
@@ -144,14 +134,7 @@ def main():
     p.add_argument("--connections", type=int, default=c.env_default("RELOAD_CONNECTIONS", 8, int))
     p.add_argument("--out", default=str(c.RESULTS / "reload.md"))
     args = p.parse_args()
-    c.set_tag("bench-reload")
-    c.install_exit_handlers()
-
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    ort = c.onnxruntime()
-    env = c.server_env(ort)
+    binary, binary_desc, ort, env = c.start_bench("bench-reload", args.bin, WORK)
     store = c.register(binary, env, WORK / "store", [("mlp", f"mlp_v{v}", v) for v in (1, 2, 3)])
     mach = c.machine()
     started = datetime.datetime.now(datetime.timezone.utc)

@@ -40,17 +40,7 @@ WARMUP_S = 60.0
 
 
 def config_toml(store, v2_weight):
-    return f"""# written by benches/soak.py
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[store]
-path = "{store}"
-
-[lineage]
-enabled = true
-
+    return c.config_head("soak.py", store, lineage=True) + f"""
 [[model]]
 name = "mlp"
 [model.engine]
@@ -127,13 +117,7 @@ def main():
     p.add_argument("--svg", default=None, help="default: soak-rss.svg beside --out")
     args = p.parse_args()
     svg_path = Path(args.svg) if args.svg else Path(args.out).with_name(Path(args.out).stem + "-rss.svg")
-    c.set_tag("bench-soak")
-    c.install_exit_handlers()
-
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    ort = c.onnxruntime()
-    env = c.server_env(ort)
+    binary, binary_desc, ort, env = c.start_bench("bench-soak", args.bin, WORK, wrk=False)
     store = c.register(binary, env, WORK / "store", [("mlp", f"mlp_v{v}", v) for v in (1, 2)])
     mach = c.machine()
     started = datetime.datetime.now(datetime.timezone.utc)
