@@ -192,7 +192,8 @@ pub struct LineageWriter {
 /// appender blocks; on this thread that holds up nothing but the next batch.
 /// Records sent to the returned sink are written to `registry` until `LineageWriter::drain`.
 pub fn start(registry: &Registry, config: &LineageConfig) -> anyhow::Result<(LineageSink, LineageWriter)> {
-    let appender = registry.lineage_appender().context("cannot open the registry for lineage writes")?;
+    let appender =
+        registry.lineage_appender(config.durability).context("cannot open the registry for lineage writes")?;
     let (tx, rx) = mpsc::channel(config.capacity);
     let status = Arc::new(WriterStatus { healthy: AtomicBool::new(true), ..WriterStatus::default() });
     status.capacity.store(config.capacity as u64, Ordering::Relaxed);

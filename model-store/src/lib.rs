@@ -16,7 +16,7 @@ mod signature;
 pub use artifact::ArtifactStore;
 pub use error::StoreError;
 pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
-pub use lineage::{LineageAppender, LineageChain, LineageQuery, LineageRecord, LineageStats};
+pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery, LineageRecord, LineageStats};
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{
     CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary, ParseStageError, Registry,

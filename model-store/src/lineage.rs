@@ -12,7 +12,7 @@ use crate::registry::queries::{self, LineageFilter, LineageRow};
 use crate::registry::{Event, Registry, Timestamp, VersionRecord, to_u32, version_history};
 
 mod appender;
-pub use appender::LineageAppender;
+pub use appender::{LineageAppender, LineageDurability};
 
 /// One model run of one request: the primary run that answered it, or a shadow run beside it.
 ///
@@ -314,7 +314,7 @@ impl Registry {
         }
         let registry = self.clone();
         let batch = batch.to_vec();
-        tokio::task::spawn_blocking(move || registry.lineage_appender()?.append(&batch))
+        tokio::task::spawn_blocking(move || registry.lineage_appender(LineageDurability::Full)?.append(&batch))
             .await
             .map_err(|e| StoreError::decode(format!("lineage write task failed: {e}")))?
     }

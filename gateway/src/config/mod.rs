@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings, Execution};
+use model_store::LineageDurability;
 pub use raw::{
     RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting, RawRuntime, RawServer,
     RawStore,
@@ -42,6 +43,9 @@ pub struct LineageConfig {
     /// How long the writer waits for more records before committing a batch that is not full.
     pub flush_interval: Duration,
     pub on_full: OnFull,
+    /// `full` (default): every batch is fsynced at commit; `normal`: not, so the last batches
+    /// before a power loss may be lost (never to a crash of the process).
+    pub durability: LineageDurability,
 }
 
 /// What a request does when the lineage buffer is full.
@@ -61,6 +65,7 @@ impl Default for LineageConfig {
             batch_max: 1024,
             flush_interval: Duration::from_millis(20),
             on_full: OnFull::Block,
+            durability: LineageDurability::Full,
         }
     }
 }
@@ -499,6 +504,14 @@ fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfi
             OnFull::Block
         }
     };
+    let durability = match raw.durability.as_deref() {
+        None | Some("full") => LineageDurability::Full,
+        Some("normal") => LineageDurability::Normal,
+        Some(other) => {
+            problems.push(format!("[lineage] durability = {other:?} must be \"full\" or \"normal\""));
+            LineageDurability::Full
+        }
+    };
     LineageConfig {
         enabled: raw.enabled.unwrap_or(d.enabled),
         capacity: bounded(raw.capacity, d.capacity as u64, 1..=10_000_000, "[lineage] capacity", problems) as usize,
@@ -511,6 +524,7 @@ fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfi
             problems,
         ),
         on_full,
+        durability,
     }
 }
 

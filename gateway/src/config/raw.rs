@@ -56,6 +56,8 @@ pub struct RawLineage {
     /// What a request does when the buffer is full: `"block"` (wait for room; default) or
     /// `"drop"` (drop the record, counted).
     pub on_full: Option<String>,
+    /// `"full"` (fsync every batch; default) or `"normal"` (no fsync per batch).
+    pub durability: Option<String>,
 }
 
 /// `[model.lineage]`: per-model lineage options.

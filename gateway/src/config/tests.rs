@@ -171,19 +171,26 @@ fn lineage_section_defaults_and_refusals() {
     assert_eq!(c.lineage, LineageConfig::default());
     assert!(!c.models[0].lineage_input_sha256);
     let text = format!(
-        "{GOOD}\n[model.lineage]\ninput_sha256 = true\n[lineage]\nenabled = false\ncapacity = 10\non_full = \"drop\"\n"
+        "{GOOD}\n[model.lineage]\ninput_sha256 = true\n[lineage]\nenabled = false\ncapacity = 10\non_full = \"drop\"\ndurability = \"normal\"\n"
     );
     let c = Config::from_toml_str("custom", &text).expect("valid");
     assert_eq!(
         c.lineage,
-        LineageConfig { enabled: false, capacity: 10, on_full: OnFull::Drop, ..LineageConfig::default() }
+        LineageConfig {
+            enabled: false,
+            capacity: 10,
+            on_full: OnFull::Drop,
+            durability: LineageDurability::Normal,
+            ..LineageConfig::default()
+        }
     );
     assert!(c.models[0].lineage_input_sha256);
     let bad = format!("{GOOD}\n[lineage]\ncapacity = 0\non_full = \"sometimes\"\nbatch = 3\n");
     let text = Config::from_toml_str("bad", &bad).unwrap_err().to_string();
     assert!(text.contains("unknown field `batch`"), "{text}");
-    let bad = format!("{GOOD}\n[lineage]\ncapacity = 0\non_full = \"sometimes\"\n");
+    let bad = format!("{GOOD}\n[lineage]\ncapacity = 0\non_full = \"sometimes\"\ndurability = \"fsync\"\n");
     let text = Config::from_toml_str("bad", &bad).unwrap_err().to_string();
+    assert!(text.contains("[lineage] durability = \"fsync\" must be \"full\" or \"normal\""), "{text}");
     assert!(text.contains("[lineage] capacity = 0 must be between 1 and 10000000"), "{text}");
     assert!(text.contains("on_full = \"sometimes\" must be \"block\" or \"drop\""), "{text}");
 }

@@ -18,35 +18,57 @@ use crate::error::StoreError;
 use crate::registry::queries::{INSERT_LINEAGE, LINEAGE_COLUMNS as COLUMNS, insert_lineage_rows};
 use crate::registry::{BUSY_TIMEOUT, Registry};
 
+/// How far a committed lineage batch is guaranteed to survive: SQLite's `synchronous` setting on
+/// the lineage connection (the registry's own writes are always `FULL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineageDurability {
+    /// `synchronous = FULL`: every commit is fsynced, so a committed batch survives a power loss
+    /// or a kernel crash. The default.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL` (WAL): commits are not fsynced (the WAL is, when checkpointed). A
+    /// committed batch survives the process crashing or being killed, but the last batches
+    /// before a power loss or kernel crash may be lost. Saves one fsync per batch.
+    Normal,
+}
+
+impl LineageDurability {
+    fn pragma(self) -> &'static str {
+        match self {
+            LineageDurability::Full => "FULL",
+            LineageDurability::Normal => "NORMAL",
+        }
+    }
+}
+
 /// Appends lineage batches to the registry database over a connection of its own. Blocking:
 /// own one on a dedicated thread (the gateway's lineage writer does), or call it from
 /// `spawn_blocking`. Opened with `Registry::lineage_appender`.
 #[derive(Debug)]
 pub struct LineageAppender {
-    conn: Connection,
+    pub(crate) conn: Connection,
     /// Reused for the JSON columns, so serialising them allocates nothing per record.
     scratch: Vec<u8>,
 }
 
 impl Registry {
     /// A connection for appending lineage, to the same database as this registry (whose
-    /// schema `Registry::open` has already brought up to date).
+    /// schema `Registry::open` has already brought up to date), committing with `durability`.
     ///
     /// Errors: `Sqlite` if the database cannot be opened. Cost: opening a file.
-    pub fn lineage_appender(&self) -> Result<LineageAppender, StoreError> {
-        LineageAppender::open(self.path())
+    pub fn lineage_appender(&self, durability: LineageDurability) -> Result<LineageAppender, StoreError> {
+        LineageAppender::open(self.path(), durability)
     }
 }
 
 impl LineageAppender {
-    fn open(path: &Path) -> Result<LineageAppender, StoreError> {
+    fn open(path: &Path, durability: LineageDurability) -> Result<LineageAppender, StoreError> {
         // Never create: the file is the registry's, made and migrated by `Registry::open`.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL is a property of the file (the pool set it); these two are per connection and
-        // match the pool's.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // WAL is a property of the file (the pool set it); these two are per connection.
+        conn.pragma_update(None, "synchronous", durability.pragma())?;
         conn.pragma_update(None, "cache_size", -16_384)?;
         Ok(LineageAppender { conn, scratch: Vec::with_capacity(256) })
     }

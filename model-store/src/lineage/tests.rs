@@ -146,6 +146,20 @@ async fn an_empty_batch_does_not_touch_the_database() {
 }
 
 #[tokio::test]
+async fn an_appender_commits_with_the_durability_asked_for() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    for (durability, level, id) in [(LineageDurability::Full, 2, "full"), (LineageDurability::Normal, 1, "normal")] {
+        let mut appender = registry.lineage_appender(durability).expect("open");
+        let synchronous: i64 = appender.conn.pragma_query_value(None, "synchronous", |row| row.get(0)).expect("pragma");
+        assert_eq!(synchronous, level, "{durability:?}");
+        let record = primary(id, "mlp", 1);
+        assert_eq!(appender.append(std::slice::from_ref(&record)).expect("append"), 1);
+        assert_eq!(registry.lineage(id).await.expect("read"), [record]);
+    }
+}
+
+#[tokio::test]
 async fn a_chain_shows_the_version_its_provenance_and_its_history_up_to_the_request() {
     let (_dir, store) = temp_store().await;
     let registry = store.registry();
