@@ -69,3 +69,46 @@ fn a_second_sigterm_exits_at_once() {
         .count();
     assert!(unanswered > 0, "the drain was not cut short");
 }
+
+/// Clients that connected just before SIGTERM and send their request right after it are
+/// answered, not cut off: the drain gives a connection that has not spoken yet a short grace
+/// (`FIRST_REQUEST_GRACE`, 250 ms) to send its first request.
+#[test]
+fn a_request_sent_just_after_sigterm_on_an_open_connection_is_answered() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let mut gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
+    let body =
+        json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![0.1; 64]}]}).to_string();
+    let request = format!(
+        "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut sockets: Vec<std::net::TcpStream> =
+        (0..3).map(|_| std::net::TcpStream::connect(gw.public).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(200)); // accepted, silent
+    let pid = gw.child.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    std::thread::sleep(Duration::from_millis(50));
+    for socket in &mut sockets {
+        socket.write_all(request.as_bytes()).expect("send");
+    }
+    for socket in &mut sockets {
+        socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).expect("read the answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+    // The one SIGTERM above ends the process (a second one would exit at once, with 130).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
