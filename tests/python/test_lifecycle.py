@@ -4,9 +4,12 @@ right after the listening line."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import http.client
+import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -42,8 +45,25 @@ def test_sigterm_drains_in_flight_requests(start_extra_server, slow_store):
     body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64], "data": x.ravel().tolist()}]}
     want = ort_run(MODELS / "slow.onnx", {"input": x})["output"]
 
+    payload = json.dumps(body).encode()
+    sent = threading.Semaphore(0)
+
+    def call():
+        # The request is on the wire (sent) before SIGTERM; only its answer is awaited after.
+        # A client that had not connected by then would rightly be refused: that is not what
+        # this test is about.
+        conn = http.client.HTTPConnection(srv.host_port, timeout=30)
+        conn.request("POST", "/v2/models/slow/infer", body=payload, headers={"Content-Type": "application/json"})
+        sent.release()
+        r = conn.getresponse()
+        answer = (r.status, r.read())
+        conn.close()
+        return answer
+
     with cf.ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(srv.post, "/v2/models/slow/infer", json=body) for _ in range(16)]
+        futures = [pool.submit(call) for _ in range(16)]
+        for _ in futures:
+            assert sent.acquire(timeout=10), "a request was never sent"
         # Wait until requests are queued behind the single session, then ask the server to stop.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -57,9 +77,9 @@ def test_sigterm_drains_in_flight_requests(start_extra_server, slow_store):
         pending = sum(not f.done() for f in futures)
         results = [f.result(timeout=30) for f in futures]
     assert pending >= 2, f"only {pending} requests were in flight at SIGTERM; the test shows nothing"
-    for r in results:
-        assert r.status_code == 200, r.text
-        out = r.json()["outputs"][0]
+    for status, text in results:
+        assert status == 200, text
+        out = json.loads(text)["outputs"][0]
         assert_tensor_equal(np.array(out["data"], dtype=np.float32).reshape(out["shape"]), want, "output")
     assert srv.proc.wait(timeout=30) == 0
     with pytest.raises(requests.ConnectionError):
