@@ -89,6 +89,12 @@ impl Gateway {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        self.wait_exit()
+    }
+
+    /// Waits up to 30 s for the process to exit (after a signal already sent) and returns its
+    /// status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;

@@ -119,16 +119,11 @@ impl Connections {
         F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
     {
         let _ = stream.set_nodelay(true);
-        // Set by the first request: until then the connection is on probation, and counted
-        // as silent.
-        let spoke = Arc::new(AtomicBool::new(false));
-        let heard = Arc::clone(&spoke);
+        // Until its first request the connection is on probation, and counted as silent.
         let silent = Silent::count(&self.silent);
         let first_request = Arc::clone(&silent);
         let service = hyper::service::service_fn(move |req| {
-            if !heard.swap(true, Ordering::AcqRel) {
-                first_request.spoke();
-            }
+            first_request.spoke();
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(req).await) }
         });
@@ -142,7 +137,7 @@ impl Connections {
             let result = tokio::select! {
                 r = &mut conn => r,
                 () = tokio::time::sleep(HEADER_READ_TIMEOUT) => {
-                    if spoke.load(Ordering::Relaxed) {
+                    if silent.has_spoken() {
                         conn.await
                     } else {
                         tracing::debug!(%peer, "no request within the header timeout; closing");
@@ -172,6 +167,11 @@ impl Silent {
         Arc::new(Silent { count: Arc::clone(count), counted: AtomicBool::new(true) })
     }
 
+    fn has_spoken(&self) -> bool {
+        !self.counted.load(Ordering::Acquire)
+    }
+
+    /// Leaves the silent count (once; later calls do nothing).
     fn spoke(&self) {
         if self.counted.swap(false, Ordering::AcqRel) {
             self.count.fetch_sub(1, Ordering::AcqRel);
