@@ -106,6 +106,14 @@ pub enum StoreError {
         /// Which rule it breaks, naming the values.
         reason: String,
     },
+    /// A lineage record was refused before anything was written, and with it its whole batch.
+    #[error("lineage record of request '{request_id}' refused: {reason}")]
+    InvalidLineageRecord {
+        /// The request id of the refused record.
+        request_id: String,
+        /// What is wrong with it, naming the value.
+        reason: String,
+    },
     /// A provenance manifest was refused.
     #[error(transparent)]
     Manifest(#[from] ManifestError),

@@ -2,7 +2,7 @@
 //! took and how it ended, plus any shadow runs. Stored in the registry database, append-only.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -323,7 +323,7 @@ impl Registry {
     /// then shadow runs. Empty if the request has none.
     ///
     /// Errors: `Database` (including a stored row this code cannot decode). Cost: one indexed
-    /// lookup by request id.
+    /// lookup by request id, then parsing the batch rows that hold its records.
     pub async fn lineage(&self, request_id: &str) -> Result<Vec<LineageRecord>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         let rows = queries::lineage_of_request(&mut conn, request_id).await?;
@@ -365,8 +365,8 @@ impl Registry {
     ///
     /// Errors: `InvalidQuery` before any I/O if the limit is 0 or above `LineageQuery::MAX_LIMIT`,
     /// `since_ms` is after `until_ms`, or a version is given without a model; `Database`.
-    /// Cost: one indexed range scan (by model, version and time, or by time), plus a sort when
-    /// only the model is given.
+    /// Cost: one indexed range scan of batch rows (by model, version and time, or by time),
+    /// parsing the records of each, plus a sort.
     pub async fn query_lineage(&self, query: &LineageQuery) -> Result<Vec<LineageRecord>, StoreError> {
         let filter = query.filter()?;
         let mut conn = self.pool().acquire().await?;
@@ -377,8 +377,9 @@ impl Registry {
     /// How many lineage records are stored, of `model` or of all models; with `primary_only`,
     /// shadow runs are not counted, so the result is the number of answered runs.
     ///
-    /// Errors: `Database`. Cost: a count over the matching rows (an index scan for a model, the
-    /// whole table otherwise); meant for checks and tests, not per request.
+    /// Errors: `Database`. Cost: a sum of the batch rows' record counts (an index scan for a
+    /// model, every batch row otherwise), without parsing records; meant for checks and tests,
+    /// not per request.
     pub async fn count_lineage(&self, model: Option<&str>, primary_only: bool) -> Result<u64, StoreError> {
         let mut conn = self.pool().acquire().await?;
         let count = queries::count_lineage(&mut conn, model, primary_only).await?;
@@ -392,9 +393,9 @@ impl Registry {
     /// gets `requests == 0` with `None` for every measured figure.
     ///
     /// Errors: `Database` (including a stored negative count or duration). Cost: one read
-    /// transaction of four statements over the version's rows via the (model, version, time)
-    /// index, two of them sorting by `total_us`; meant for reports such as a model card, not
-    /// per request.
+    /// transaction of four statements over the version's batch rows via the (model, version,
+    /// time) index, each parsing their records, two of them sorting by `total_us`; meant for
+    /// reports such as a model card, not per request.
     pub async fn lineage_stats(&self, model: &str, version: u32) -> Result<LineageStats, StoreError> {
         let version_key = i64::from(version);
         let mut tx = self.begin_read().await?;
@@ -433,8 +434,8 @@ impl Registry {
             shadow_runs,
             p50_us,
             p99_us,
-            first_at: totals.first_at,
-            last_at: totals.last_at,
+            first_at: totals.first_ms.map(ms_text),
+            last_at: totals.last_ms.map(ms_text),
         })
     }
 }
@@ -443,6 +444,12 @@ impl Registry {
 /// method: the `ceil(percent / 100 * n)`th smallest. `None` when `n` is 0.
 fn nearest_rank(n: u64, percent: u64) -> Option<u64> {
     (n > 0).then(|| percent.clamp(1, 100).saturating_mul(n).div_ceil(100).max(1) - 1)
+}
+
+/// Unix milliseconds as the registry writes times (RFC 3339 UTC with milliseconds).
+fn ms_text(ms: i64) -> String {
+    let since_epoch = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    Timestamp::at(SystemTime::UNIX_EPOCH + since_epoch).text
 }
 
 /// Durations are unsigned in Rust and BIGINT in SQL; beyond `i64::MAX` µs is a broken clock, and

@@ -91,7 +91,7 @@ async fn a_thousand_records_go_in_one_batch() {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         println!("insert_lineage: 1,000 records in {ms:.1} ms (batch {})", round + 1);
         assert_eq!(written, 1000);
-        // Rows 0..992 go in 32 to a statement, the last 8 one by one: both read back whole.
+        // Request ids go in 32 to a statement, the last 8 one by one: both read back whole.
         assert_eq!(registry.lineage(&format!("{round}-508")).await.expect("read"), records[508..510]);
         assert_eq!(registry.lineage(&format!("{round}-998")).await.expect("read"), records[998..]);
     }
@@ -105,18 +105,17 @@ async fn a_refused_record_fails_its_whole_batch() {
     let registry = store.registry();
     registry.insert_lineage(&[primary("before", "mlp", 1)]).await.expect("a good batch");
 
-    // Rows go in 32 to a statement, then the remainder (16 here) one by one: over a thousand
-    // rows are in when the bad one fails, in a full statement or in the remainder, and only
-    // the transaction can undo them.
-    for bad in [1100, 1190] {
+    // The bad record is refused wherever it is in the batch, and nothing of the batch is kept.
+    for bad in [0, 1100, 1199] {
         let mut batch: Vec<_> = (0..1200).map(|i| primary(&format!("torn-{i}"), "mlp", 1)).collect();
         batch[bad].status = 0;
-        let err = registry.insert_lineage(&batch).await.expect_err("status 0 breaks the CHECK");
+        let err = registry.insert_lineage(&batch).await.expect_err("status 0 is refused");
         match &err {
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(_, Some(message))) => {
-                assert!(message.contains("CHECK constraint failed"), "{message}");
+            StoreError::InvalidLineageRecord { request_id, reason } => {
+                assert_eq!(request_id, &format!("torn-{bad}"));
+                assert!(reason.contains("status 0"), "{reason}");
             }
-            other => panic!("expected a constraint violation, got {other:?}"),
+            other => panic!("expected the record to be refused, got {other:?}"),
         }
         assert_eq!(registry.count_lineage(None, false).await.expect("count"), 1, "nothing of the batch");
         assert!(registry.lineage("torn-0").await.expect("read").is_empty());
@@ -356,7 +355,7 @@ async fn reopening_keeps_lineage_and_applies_the_migration_once() {
     for _ in 0..2 {
         let store = ModelStore::open(dir.path()).await.expect("reopen");
         assert_eq!(store.registry().lineage("kept").await.expect("read"), std::slice::from_ref(&record));
-        assert_eq!(applied_migrations(store.registry()).await, [1, 2, 3, 4, 5]);
+        assert_eq!(applied_migrations(store.registry()).await, [1, 2, 3, 4, 5, 6]);
     }
 }
 
@@ -389,7 +388,7 @@ async fn a_registry_created_before_lineage_upgrades_in_place() {
 
     let store = ModelStore::open(dir.path()).await.expect("open upgrades");
     let registry = store.registry();
-    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5]);
+    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6]);
     assert_eq!(registry.version("old", 1).await.expect("kept").stage, Stage::Production);
     let record = primary("after-upgrade", "old", 1).stamped_at(SystemTime::now());
     registry.insert_lineage(std::slice::from_ref(&record)).await.expect("insert");
@@ -498,4 +497,151 @@ fn a_record_stamped_at_a_moment_is_the_same_whichever_way_it_is_built() {
     assert_eq!((direct.at.as_str(), direct.at_ms), ("1970-01-01T00:00:01.500Z", 1500));
     let restamped = LineageRecord::new("r", "mlp", 1, SHA, LineageRecord::ROUTE_CHAMPION, "why").stamped_at(moment);
     assert_eq!(direct, restamped);
+}
+
+#[tokio::test]
+async fn odd_request_ids_and_an_id_reused_in_one_batch_read_back_whole() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    // JSON-hostile ids are stored and matched exactly; a client reusing its own id gets both
+    // records (in write order), not a refused batch.
+    let odd = ["quote\"and\\backslash", "ünïcødé ✓", "comma,[bracket]", "line\nbreak", "   "];
+    let mut batch: Vec<_> = odd.iter().map(|id| primary(id, "mlp", 1)).collect();
+    let mut again = primary("reused", "mlp", 1);
+    again.reason = "second".into();
+    batch.extend([primary("reused", "mlp", 1), again]);
+    // Several models and versions in one batch: one row each, all in the same transaction.
+    batch.push(shadow("reused", "mlp", 2, 1));
+    batch.push(primary("other-model", "encoder", 7));
+    registry.insert_lineage(&batch).await.expect("insert");
+
+    for (i, id) in odd.iter().enumerate() {
+        assert_eq!(registry.lineage(id).await.expect("read"), batch[i..=i], "{id:?}");
+    }
+    assert_eq!(registry.lineage("reused").await.expect("read"), batch[5..8]);
+    assert_eq!(registry.lineage("other-model").await.expect("read"), batch[8..]);
+    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 9);
+    assert_eq!(registry.count_lineage(Some("mlp"), true).await.expect("count"), 7);
+    let batch_rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM lineage_batches").fetch_one(registry.pool()).await.expect("rows");
+    assert_eq!(batch_rows, 3, "mlp v1, mlp v2 and encoder v7");
+}
+
+#[tokio::test]
+async fn a_group_larger_than_a_row_spans_rows_and_reads_back_in_order() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    let batch: Vec<_> = (0..2500).map(|i| at_ms(&format!("big-{i}"), "mlp", 1, 1_000_000 + i)).collect();
+    registry.insert_lineage(&batch).await.expect("insert");
+    let rows: Vec<i64> = sqlx::query_scalar("SELECT records FROM lineage_batches ORDER BY id")
+        .fetch_all(registry.pool())
+        .await
+        .expect("rows");
+    assert_eq!(rows, [1024, 1024, 452]);
+    let all = registry.query_lineage(&LineageQuery { limit: Some(5000), ..LineageQuery::default() }).await.expect("q");
+    assert_eq!(all, batch);
+    assert_eq!(registry.lineage("big-2048").await.expect("read"), batch[2048..=2048]);
+}
+
+#[tokio::test]
+async fn the_lineage_view_reads_what_the_queries_read() {
+    let (_dir, store) = temp_store().await;
+    let registry = store.registry();
+    let mut batch =
+        vec![primary("v-1", "mlp", 1), shadow("v-1", "mlp", 2, 1), at_ms("v-2", "mlp", 1, 1_714_645_800_123)];
+    batch[0].prediction = Some(json!({"label": 3}));
+    batch[2].sticky_key_hash = None;
+    registry.insert_lineage(&batch).await.expect("insert");
+    let later = primary("v-3", "encoder", 1);
+    registry.insert_lineage(std::slice::from_ref(&later)).await.expect("insert");
+
+    // What an operator reads from the `lineage` view (migration 0006) is what the store returns.
+    let rows: Vec<LineageRow> = sqlx::query_as(
+        "SELECT request_id, at, at_ms, model, version, sha256, route, reason, sticky_key_hash, input_sha256, \
+         queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json, prediction_json \
+         FROM lineage ORDER BY id",
+    )
+    .fetch_all(registry.pool())
+    .await
+    .expect("view");
+    let from_view = rows.into_iter().map(LineageRecord::from_row).collect::<Result<Vec<_>, _>>().expect("decode");
+    let mut written = batch.clone();
+    written.push(later);
+    // Write order: mlp v1's row (v-1, v-2), mlp v2's (the shadow), then the second batch.
+    let expected = [written[0].clone(), written[2].clone(), written[1].clone(), written[3].clone()];
+    assert_eq!(from_view.len(), 4);
+    for (view, want) in from_view.iter().zip(&expected) {
+        assert_eq!(view.request_id, want.request_id);
+        assert_eq!(view.at, want.at, "the view derives `at` from `at_ms` as the registry formats it");
+    }
+    assert_eq!(from_view, expected);
+}
+
+#[tokio::test]
+async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = SqliteConnectOptions::new().filename(dir.path().join("registry.db")).create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await.expect("pool");
+    MIGRATOR.run_to(5, &pool).await.expect("schema 0005");
+    // Rows as schema 2–5 stored them: two minutes of mlp v1, a shadow on v2, a reused id.
+    let rows = [
+        ("old-1", 1_714_645_800_123_i64, 1, "champion", 200, None, None, Some(r#"{"label":3}"#)),
+        ("old-2", 1_714_645_800_999, 1, "challenger", 503, None, None, None),
+        ("old-1", 1_714_645_800_124, 2, "shadow", 200, Some("1"), Some(r#"{"max_abs_diff":0.5}"#), None),
+        ("old-3", 1_714_645_900_000, 1, "champion", 200, None, None, None),
+        ("old-3", 1_714_645_900_001, 1, "champion", 200, None, None, None),
+    ];
+    for (id, ms, version, route, status, shadow_of, comparison, prediction) in rows {
+        let at = Timestamp::at(UNIX_EPOCH + Duration::from_millis(ms as u64)).text;
+        sqlx::query(
+            "INSERT INTO lineage (request_id, at, at_ms, model, version, sha256, route, reason, sticky_key_hash, \
+             input_sha256, queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json, \
+             prediction_json) VALUES ($1, $2, $3, 'mlp', $4, $5, $6, 'why', 'k', NULL, 1, 2, 3, $7, NULL, $8, $9, $10)",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(ms)
+        .bind(version)
+        .bind(SHA)
+        .bind(route)
+        .bind(status)
+        .bind(shadow_of)
+        .bind(comparison)
+        .bind(prediction)
+        .execute(&pool)
+        .await
+        .expect("seed");
+    }
+    pool.close().await;
+
+    let store = ModelStore::open(dir.path()).await.expect("open upgrades");
+    let registry = store.registry();
+    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6]);
+    let old_1 = registry.lineage("old-1").await.expect("read");
+    assert_eq!(old_1.len(), 2);
+    assert_eq!((old_1[0].version, old_1[0].route.as_str()), (1, "champion"));
+    assert_eq!(old_1[0].prediction, Some(json!({"label": 3})));
+    assert_eq!(old_1[0].at, "2024-05-02T10:30:00.123Z");
+    assert_eq!((old_1[1].version, old_1[1].shadow_of), (2, Some(1)));
+    assert_eq!(old_1[1].comparison, Some(json!({"max_abs_diff": 0.5})));
+    assert_eq!(registry.lineage("old-3").await.expect("read").len(), 2);
+    assert_eq!(registry.count_lineage(Some("mlp"), false).await.expect("count"), 5);
+    assert_eq!(registry.count_lineage(Some("mlp"), true).await.expect("count"), 4);
+    let stats = registry.lineage_stats("mlp", 1).await.expect("stats");
+    assert_eq!((stats.requests, stats.errors), (4, 1));
+    assert_eq!(stats.first_at.as_deref(), Some("2024-05-02T10:30:00.123Z"));
+    let all = registry.query_lineage(&LineageQuery::default()).await.expect("query");
+    assert_eq!(
+        all.iter().map(|r| (r.request_id.as_str(), r.at_ms)).collect::<Vec<_>>(),
+        [
+            ("old-1", 1_714_645_800_123),
+            ("old-1", 1_714_645_800_124),
+            ("old-2", 1_714_645_800_999),
+            ("old-3", 1_714_645_900_000),
+            ("old-3", 1_714_645_900_001)
+        ]
+    );
+    // New records go in beside the converted ones.
+    registry.insert_lineage(&[primary("new-1", "mlp", 1)]).await.expect("insert");
+    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 6);
 }

@@ -139,30 +139,39 @@ macro_rules! event_columns {
     };
 }
 
-/// The `LineageRow` columns of `lineage`, in insert order, for `concat!` into statements.
+/// The `LineageRow` columns read from a `lineage_batches` row `b` and one record `r` of its
+/// body (`json_each(b.body)`): the same expressions as migration 0006's `lineage` view, which
+/// `the_lineage_view_reads_what_the_queries_read` keeps in step.
 macro_rules! lineage_columns {
     () => {
-        "request_id, at, at_ms, model, version, sha256, route, reason, sticky_key_hash, input_sha256, \
-         queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json, prediction_json"
+        "r.value ->> 0 AS request_id, \
+         strftime('%Y-%m-%dT%H:%M:%S', (r.value ->> 1) / 1000, 'unixepoch') \
+             || printf('.%03dZ', (r.value ->> 1) % 1000) AS at, \
+         r.value ->> 1 AS at_ms, b.model AS model, b.version AS version, b.sha256 AS sha256, \
+         r.value ->> 2 AS route, r.value ->> 3 AS reason, r.value ->> 4 AS sticky_key_hash, \
+         r.value ->> 5 AS input_sha256, r.value ->> 6 AS queue_us, r.value ->> 7 AS compute_us, \
+         r.value ->> 8 AS total_us, r.value ->> 9 AS status, r.value ->> 10 AS error_class, \
+         CAST(r.value ->> 11 AS TEXT) AS shadow_of, r.value ->> 12 AS comparison_json, \
+         r.value ->> 13 AS prediction_json"
     };
 }
 
-/// Values per lineage row (`lineage_columns!`).
-pub(crate) const LINEAGE_COLUMNS: usize = 18;
+/// The records of every batch row: `b` the row, `r` one record of it (`r.key` its position).
+macro_rules! lineage_records {
+    () => {
+        " FROM lineage_batches AS b, json_each(b.body) AS r"
+    };
+}
 
-/// One lineage row, its values numbered in `lineage_columns!` order (rusqlite's `?N`): the
-/// statement `LineageAppender` steps once per record of a batch's remainder.
-pub(crate) const INSERT_LINEAGE: &str = concat!(
-    "INSERT INTO lineage (",
-    lineage_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-);
+/// One `lineage_batches` row, its values numbered `?1`–`?8`.
+pub(crate) const INSERT_LINEAGE_BATCH: &str = "INSERT INTO lineage_batches \
+     (model, version, sha256, first_ms, last_ms, records, shadow_records, body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-/// `rows` lineage rows in one statement: row `i`'s values are `?(i * 18 + 1)` to `?(i * 18 + 18)`,
-/// in `lineage_columns!` order.
-pub(crate) fn insert_lineage_rows(rows: usize) -> String {
-    let tuple = format!("({})", vec!["?"; LINEAGE_COLUMNS].join(", "));
-    format!(concat!("INSERT INTO lineage (", lineage_columns!(), ") VALUES {}"), vec![tuple; rows].join(", "))
+/// `rows` `lineage_requests` rows in one statement, row `i`'s request id at `?(2i + 1)` and its
+/// batch id at `?(2i + 2)`. A repeat of a (request id, batch) pair is ignored.
+pub(crate) fn insert_lineage_requests(rows: usize) -> String {
+    format!("INSERT OR IGNORE INTO lineage_requests (request_id, batch_id) VALUES {}", vec!["(?, ?)"; rows].join(", "))
 }
 
 pub(super) async fn model_by_name(conn: &mut Conn, name: &str) -> Result<Option<ModelRow>, sqlx::Error> {
@@ -433,54 +442,60 @@ pub(super) async fn events_of_version_until(
 }
 
 /// A request's lineage rows: every non-shadow row (the primary) first, then shadow runs, each
-/// group in insertion order.
+/// group in write order. Reads only the batch rows `lineage_requests` names.
 pub(crate) async fn lineage_of_request(conn: &mut Conn, request_id: &str) -> Result<Vec<LineageRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         lineage_columns!(),
-        " FROM lineage WHERE request_id = $1",
-        " ORDER BY CASE WHEN route = 'shadow' THEN 1 ELSE 0 END, id"
+        " FROM lineage_requests AS q JOIN lineage_batches AS b ON b.id = q.batch_id, json_each(b.body) AS r",
+        " WHERE q.request_id = $1 AND r.value ->> 0 = $1",
+        " ORDER BY CASE WHEN r.value ->> 2 = 'shadow' THEN 1 ELSE 0 END, b.id, r.key"
     ))
     .bind(request_id)
     .fetch_all(conn)
     .await
 }
 
-/// Lineage rows matching `filter` (time bounds inclusive), by `at_ms` then `id`, at most
-/// `filter.limit`.
+/// Lineage rows matching `filter` (time bounds inclusive), by `at_ms` then write order, at most
+/// `filter.limit`. Batch rows wholly outside the time range are skipped unread.
 pub(crate) async fn lineage_matching(
     conn: &mut Conn,
     filter: &LineageFilter<'_>,
 ) -> Result<Vec<LineageRow>, sqlx::Error> {
-    let mut select = QueryBuilder::<Db>::new(concat!("SELECT ", lineage_columns!(), " FROM lineage WHERE 1 = 1"));
+    let mut select =
+        QueryBuilder::<Db>::new(concat!("SELECT ", lineage_columns!(), lineage_records!(), " WHERE 1 = 1"));
     if let Some(model) = filter.model {
-        select.push(" AND model = ").push_bind(model);
+        select.push(" AND b.model = ").push_bind(model);
     }
     if let Some(version) = filter.version {
-        select.push(" AND version = ").push_bind(version);
+        select.push(" AND b.version = ").push_bind(version);
     }
     if let Some(since_ms) = filter.since_ms {
-        select.push(" AND at_ms >= ").push_bind(since_ms);
+        select.push(" AND b.last_ms >= ").push_bind(since_ms);
+        select.push(" AND r.value ->> 1 >= ").push_bind(since_ms);
     }
     if let Some(until_ms) = filter.until_ms {
-        select.push(" AND at_ms <= ").push_bind(until_ms);
+        select.push(" AND b.first_ms <= ").push_bind(until_ms);
+        select.push(" AND r.value ->> 1 <= ").push_bind(until_ms);
     }
-    select.push(" ORDER BY at_ms, id LIMIT ").push_bind(filter.limit);
+    select.push(" ORDER BY r.value ->> 1, b.id, r.key LIMIT ").push_bind(filter.limit);
     select.build_query_as().fetch_all(conn).await
 }
 
 /// How many lineage rows there are, of one model or all, optionally leaving out shadow runs.
+/// Counted from the batch rows' own counts, without reading their records.
 pub(crate) async fn count_lineage(
     conn: &mut Conn,
     model: Option<&str>,
     primary_only: bool,
 ) -> Result<i64, sqlx::Error> {
-    let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM lineage WHERE 1 = 1");
+    let mut count = QueryBuilder::<Db>::new(if primary_only {
+        "SELECT COALESCE(SUM(records - shadow_records), 0) FROM lineage_batches WHERE 1 = 1"
+    } else {
+        "SELECT COALESCE(SUM(records), 0) FROM lineage_batches WHERE 1 = 1"
+    });
     if let Some(model) = model {
         count.push(" AND model = ").push_bind(model);
-    }
-    if primary_only {
-        count.push(" AND route <> 'shadow'");
     }
     count.build_query_scalar().fetch_one(conn).await
 }
@@ -603,9 +618,9 @@ pub(crate) struct LineageTotalsRow {
     pub(crate) requests: i64,
     /// Primary rows with `status >= 500`.
     pub(crate) errors: i64,
-    /// Earliest and latest `at` of the primary rows (RFC 3339 text sorts as time does).
-    pub(crate) first_at: Option<String>,
-    pub(crate) last_at: Option<String>,
+    /// Earliest and latest `at_ms` of the primary rows.
+    pub(crate) first_ms: Option<i64>,
+    pub(crate) last_ms: Option<i64>,
 }
 
 /// How many lineage rows of one version took each route, shadow runs included.
@@ -622,9 +637,10 @@ pub(crate) async fn lineage_totals(
     version: i64,
 ) -> Result<LineageTotalsRow, sqlx::Error> {
     sqlx::query_as(
-        "SELECT COUNT(*) AS requests, COALESCE(SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END), 0) AS errors, \
-                MIN(at) AS first_at, MAX(at) AS last_at \
-         FROM lineage WHERE model = $1 AND version = $2 AND route <> 'shadow'",
+        "SELECT COUNT(*) AS requests, COALESCE(SUM(CASE WHEN r.value ->> 9 >= 500 THEN 1 ELSE 0 END), 0) AS errors, \
+                MIN(r.value ->> 1) AS first_ms, MAX(r.value ->> 1) AS last_ms \
+         FROM lineage_batches AS b, json_each(b.body) AS r \
+         WHERE b.model = $1 AND b.version = $2 AND r.value ->> 2 <> 'shadow'",
     )
     .bind(model)
     .bind(version)
@@ -639,8 +655,8 @@ pub(crate) async fn lineage_routes(
     version: i64,
 ) -> Result<Vec<LineageRouteRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT route, COUNT(*) AS n FROM lineage WHERE model = $1 AND version = $2 \
-         GROUP BY route ORDER BY route",
+        "SELECT r.value ->> 2 AS route, COUNT(*) AS n FROM lineage_batches AS b, json_each(b.body) AS r \
+         WHERE b.model = $1 AND b.version = $2 GROUP BY 1 ORDER BY 1",
     )
     .bind(model)
     .bind(version)
@@ -657,8 +673,9 @@ pub(crate) async fn lineage_total_us_at_rank(
     rank: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT total_us FROM lineage WHERE model = $1 AND version = $2 AND route <> 'shadow' \
-         ORDER BY total_us LIMIT 1 OFFSET $3",
+        "SELECT r.value ->> 8 FROM lineage_batches AS b, json_each(b.body) AS r \
+         WHERE b.model = $1 AND b.version = $2 AND r.value ->> 2 <> 'shadow' \
+         ORDER BY r.value ->> 8 LIMIT 1 OFFSET $3",
     )
     .bind(model)
     .bind(version)
