@@ -46,6 +46,7 @@ bench:
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.
 bench-micro:
 	cargo bench --locked -p gateway --bench micro -- --warm-up-time 1 --measurement-time 4 --noplot
+	cargo bench --locked -p model-store --bench append -- --noplot
 
 # p99 of the serving versions during a reload storm (a reload every 0.5 s) vs steady state (about
 # 2 minutes after the build). Writes benches/results/reload.md; see benches/README.md.
