@@ -645,3 +645,58 @@ async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
     registry.insert_lineage(&[primary("new-1", "mlp", 1)]).await.expect("insert");
     assert_eq!(registry.count_lineage(None, false).await.expect("count"), 6);
 }
+
+#[tokio::test]
+async fn limited_queries_over_many_overlapping_batches_match_a_full_sort() {
+    // Arrival times of record `j` of batch `k`, all distinct: a permutation (every batch row's
+    // range overlaps every other's), and nearly in order with each range reaching into the next
+    // batch's (as the gateway writes: records go in as requests finish).
+    let scattered = |k: u64, j: u64| 1_000 + ((k * 10 + j) * 37) % 300;
+    let nearly_ordered = |k: u64, j: u64| 1_000 + k * 100 + (j * 37) % 130;
+    for (layout, ms) in [("scattered", &scattered as &dyn Fn(u64, u64) -> u64), ("nearly ordered", &nearly_ordered)] {
+        let (_dir, store) = temp_store().await;
+        let registry = store.registry();
+        let mut all = Vec::new();
+        for k in 0..30 {
+            let batch: Vec<_> = (0..10)
+                .map(|j| {
+                    let i = k * 10 + j;
+                    at_ms(&format!("p-{i}"), "mlp", 1 + u32::from(i % 3 == 0), ms(k, j))
+                })
+                .collect();
+            registry.insert_lineage(&batch).await.expect("insert");
+            all.extend(batch);
+        }
+        let mlp = || Some("mlp".to_owned());
+        let filters = [
+            LineageQuery::default(),
+            LineageQuery { model: mlp(), ..LineageQuery::default() },
+            LineageQuery { model: mlp(), version: Some(2), ..LineageQuery::default() },
+            LineageQuery { since_ms: Some(1_100), ..LineageQuery::default() },
+            LineageQuery { until_ms: Some(2_200), ..LineageQuery::default() },
+            LineageQuery {
+                model: mlp(),
+                version: Some(1),
+                since_ms: Some(1_050),
+                until_ms: Some(2_250),
+                ..LineageQuery::default()
+            },
+        ];
+        for filter in filters {
+            let mut expected: Vec<&LineageRecord> = all
+                .iter()
+                .filter(|r| filter.model.as_deref().is_none_or(|m| r.model == m))
+                .filter(|r| filter.version.is_none_or(|v| r.version == v))
+                .filter(|r| filter.since_ms.is_none_or(|t| r.at_ms >= t))
+                .filter(|r| filter.until_ms.is_none_or(|t| r.at_ms <= t))
+                .collect();
+            expected.sort_by_key(|r| r.at_ms);
+            for limit in [1, 2, 7, 10, 33, 150, 1000] {
+                let query = LineageQuery { limit: Some(limit), ..filter.clone() };
+                let got = registry.query_lineage(&query).await.expect("query");
+                let want: Vec<LineageRecord> = expected.iter().take(limit as usize).map(|r| (*r).clone()).collect();
+                assert_eq!(ids(&got), ids(&want), "{layout}: {query:?}");
+            }
+        }
+    }
+}

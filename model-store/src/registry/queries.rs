@@ -457,29 +457,53 @@ pub(crate) async fn lineage_of_request(conn: &mut Conn, request_id: &str) -> Res
 }
 
 /// Lineage rows matching `filter` (time bounds inclusive), by `at_ms` then write order, at most
-/// `filter.limit`. Batch rows wholly outside the time range are skipped unread.
+/// `filter.limit`. Batch rows wholly outside the time range are skipped unread, and so are
+/// those that cannot hold one of the first `limit` matches. The bound: a batch row whose
+/// `last_ms` is in range holds at least one match at or before its `last_ms` (its last record),
+/// and all its records match when its whole range is inside the filter's; counting those
+/// guaranteed matches over batch rows in `last_ms` order, the row where the count reaches `limit`
+/// gives a `last_ms` that no answer is later than, so a batch row starting after it is not read.
 pub(crate) async fn lineage_matching(
     conn: &mut Conn,
     filter: &LineageFilter<'_>,
 ) -> Result<Vec<LineageRow>, sqlx::Error> {
+    let since = filter.since_ms.unwrap_or(i64::MIN);
+    let until = filter.until_ms.unwrap_or(i64::MAX);
     let mut select =
         QueryBuilder::<Db>::new(concat!("SELECT ", lineage_columns!(), lineage_records!(), " WHERE 1 = 1"));
-    if let Some(model) = filter.model {
-        select.push(" AND b.model = ").push_bind(model);
+    push_batch_filters(&mut select, "b", filter);
+    if filter.since_ms.is_some() {
+        select.push(" AND r.value ->> 1 >= ").push_bind(since);
     }
-    if let Some(version) = filter.version {
-        select.push(" AND b.version = ").push_bind(version);
+    if filter.until_ms.is_some() {
+        select.push(" AND r.value ->> 1 <= ").push_bind(until);
     }
-    if let Some(since_ms) = filter.since_ms {
-        select.push(" AND b.last_ms >= ").push_bind(since_ms);
-        select.push(" AND r.value ->> 1 >= ").push_bind(since_ms);
-    }
-    if let Some(until_ms) = filter.until_ms {
-        select.push(" AND b.first_ms <= ").push_bind(until_ms);
-        select.push(" AND r.value ->> 1 <= ").push_bind(until_ms);
-    }
+    select.push(" AND b.first_ms <= COALESCE((SELECT n.last_ms FROM (SELECT last_ms, SUM(CASE WHEN first_ms >= ");
+    select.push_bind(since).push(" AND last_ms <= ").push_bind(until);
+    select.push(" THEN records ELSE 1 END) OVER (ORDER BY last_ms ROWS UNBOUNDED PRECEDING) AS reach");
+    select.push(" FROM lineage_batches AS n WHERE n.last_ms BETWEEN ").push_bind(since).push(" AND ").push_bind(until);
+    push_batch_filters(&mut select, "n", filter);
+    select.push(") AS n WHERE n.reach >= ").push_bind(filter.limit);
+    select.push(" ORDER BY n.last_ms LIMIT 1), 9223372036854775807)");
     select.push(" ORDER BY r.value ->> 1, b.id, r.key LIMIT ").push_bind(filter.limit);
     select.build_query_as().fetch_all(conn).await
+}
+
+/// The filters of `filter` that a batch row `alias` answers by its own columns: model, version,
+/// and time ranges that overlap (`last_ms >= since`, `first_ms <= until`).
+fn push_batch_filters(select: &mut QueryBuilder<Db>, alias: &str, filter: &LineageFilter<'_>) {
+    if let Some(model) = filter.model {
+        select.push(format_args!(" AND {alias}.model = ")).push_bind(model.to_owned());
+    }
+    if let Some(version) = filter.version {
+        select.push(format_args!(" AND {alias}.version = ")).push_bind(version);
+    }
+    if let Some(since_ms) = filter.since_ms {
+        select.push(format_args!(" AND {alias}.last_ms >= ")).push_bind(since_ms);
+    }
+    if let Some(until_ms) = filter.until_ms {
+        select.push(format_args!(" AND {alias}.first_ms <= ")).push_bind(until_ms);
+    }
 }
 
 /// How many lineage rows there are, of one model or all, optionally leaving out shadow runs.
@@ -611,77 +635,18 @@ pub(super) async fn collected_at_of(
     .await
 }
 
-/// The totals of one version's primary (non-shadow) lineage rows.
-#[derive(Debug, FromRow)]
-pub(crate) struct LineageTotalsRow {
-    /// Primary rows.
-    pub(crate) requests: i64,
-    /// Primary rows with `status >= 500`.
-    pub(crate) errors: i64,
-    /// Earliest and latest `at_ms` of the primary rows.
-    pub(crate) first_ms: Option<i64>,
-    pub(crate) last_ms: Option<i64>,
+/// The ids of `model` v`version`'s lineage batch rows, in write order.
+pub(crate) async fn lineage_batch_ids(conn: &mut Conn, model: &str, version: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM lineage_batches WHERE model = $1 AND version = $2 ORDER BY id")
+        .bind(model)
+        .bind(version)
+        .fetch_all(conn)
+        .await
 }
 
-/// How many lineage rows of one version took each route, shadow runs included.
-#[derive(Debug, FromRow)]
-pub(crate) struct LineageRouteRow {
-    pub(crate) route: String,
-    pub(crate) n: i64,
-}
-
-/// Totals of `model` v`version`'s primary lineage rows: count, server errors, time span.
-pub(crate) async fn lineage_totals(
-    conn: &mut Conn,
-    model: &str,
-    version: i64,
-) -> Result<LineageTotalsRow, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT COUNT(*) AS requests, COALESCE(SUM(CASE WHEN r.value ->> 9 >= 500 THEN 1 ELSE 0 END), 0) AS errors, \
-                MIN(r.value ->> 1) AS first_ms, MAX(r.value ->> 1) AS last_ms \
-         FROM lineage_batches AS b, json_each(b.body) AS r \
-         WHERE b.model = $1 AND b.version = $2 AND r.value ->> 2 <> 'shadow'",
-    )
-    .bind(model)
-    .bind(version)
-    .fetch_one(conn)
-    .await
-}
-
-/// `model` v`version`'s lineage rows counted per route (shadow runs under `shadow`), by route.
-pub(crate) async fn lineage_routes(
-    conn: &mut Conn,
-    model: &str,
-    version: i64,
-) -> Result<Vec<LineageRouteRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.value ->> 2 AS route, COUNT(*) AS n FROM lineage_batches AS b, json_each(b.body) AS r \
-         WHERE b.model = $1 AND b.version = $2 GROUP BY 1 ORDER BY 1",
-    )
-    .bind(model)
-    .bind(version)
-    .fetch_all(conn)
-    .await
-}
-
-/// The `total_us` of `model` v`version`'s primary row at 0-based `rank` in ascending order of
-/// `total_us`; `None` past the last row. With the count, a nearest-rank percentile.
-pub(crate) async fn lineage_total_us_at_rank(
-    conn: &mut Conn,
-    model: &str,
-    version: i64,
-    rank: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT r.value ->> 8 FROM lineage_batches AS b, json_each(b.body) AS r \
-         WHERE b.model = $1 AND b.version = $2 AND r.value ->> 2 <> 'shadow' \
-         ORDER BY r.value ->> 8 LIMIT 1 OFFSET $3",
-    )
-    .bind(model)
-    .bind(version)
-    .bind(rank)
-    .fetch_optional(conn)
-    .await
+/// The JSON body of lineage batch row `id` (migration 0006's layout).
+pub(crate) async fn lineage_batch_body(conn: &mut Conn, id: i64) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT body FROM lineage_batches WHERE id = $1").bind(id).fetch_one(conn).await
 }
 
 /// A `routing_overrides` row.
