@@ -188,7 +188,7 @@ fn describe_metrics() {
     describe_counter!("switchyard_lineage_records_written_total", "Lineage records committed to the registry.");
     describe_counter!(
         "switchyard_lineage_records_dropped_total",
-        "Lineage records lost, by reason: full (buffer full, policy drop), closed (after shutdown), write_failed."
+        "Lineage records lost, by reason: full (buffer full, policy drop), closed (after shutdown), write_failed (store failing past the shutdown deadline), invalid (refused by the store)."
     );
     describe_counter!(
         "switchyard_lineage_blocked_total",

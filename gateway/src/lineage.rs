@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use model_store::{LineageAppender, LineageRecord, Registry};
+use model_store::{LineageAppender, LineageRecord, Registry, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -332,17 +332,19 @@ async fn write_loop(
         }
         metrics::gauge!("switchyard_lineage_queue_depth").set(rx.len() as f64);
         records.extend(runs.drain(..).map(Run::into_record));
-        write_batch(&mut appender, &records, &status, &mut closing, &mut rx).await;
+        write_batch(&mut appender, &mut records, &status, &mut closing, &mut rx).await;
         records.clear();
     }
     tracing::info!(written = status.written.load(Ordering::Relaxed), "lineage writer drained");
 }
 
 /// Writes one batch, retrying with backoff while the database refuses it. Shutdown during the
-/// retries bounds them by its deadline; past it the batch is dropped and counted.
+/// retries bounds them by its deadline; past it the batch is dropped and counted. A record the
+/// store refuses for what it holds (`StoreError::InvalidLineageRecord`) would be refused on
+/// every retry: it is dropped (counted, reason `invalid`) and the rest of the batch written.
 async fn write_batch(
     appender: &mut LineageAppender,
-    batch: &[LineageRecord],
+    batch: &mut Vec<LineageRecord>,
     status: &WriterStatus,
     closing: &mut Closing,
     rx: &mut mpsc::Receiver<Run>,
@@ -361,6 +363,22 @@ async fn write_batch(
                     metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
                 }
                 return;
+            }
+            Err(StoreError::InvalidLineageRecord { request_id, reason }) => {
+                // Refused for what it holds, so retrying cannot help: drop the refused records
+                // (counted as `invalid`) and write the others at once.
+                tracing::error!(%request_id, %reason, "lineage record refused by the store; dropped");
+                let before = batch.len();
+                batch.retain(|r| r.check().is_ok());
+                let refused = (before - batch.len()) as u64;
+                status.dropped.fetch_add(refused, Ordering::Relaxed);
+                metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => "invalid").increment(refused);
+                if refused == 0 {
+                    // `check` and `append` disagree: never loop on it.
+                    status.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                }
+                continue;
             }
             Err(e) => {
                 status.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -465,6 +483,37 @@ mod tests {
 
     fn t(name: &str, data: Vec<f32>) -> Tensor {
         Tensor { name: name.into(), shape: vec![1, data.len() as i64], data: TensorData::Fp32(data) }
+    }
+
+    #[tokio::test]
+    async fn a_record_the_store_refuses_is_dropped_and_the_rest_of_its_batch_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = model_store::ModelStore::open(dir.path()).await.expect("store");
+        let registry = store.registry();
+        let mut appender = registry.lineage_appender(model_store::LineageDurability::Full).expect("appender");
+        let record = |id: &str, status: u16| {
+            let mut r = LineageRecord::new(id, "mlp", 1, "ab".repeat(32), "champion", "weight bucket 1 of 100");
+            r.status = status;
+            r
+        };
+        let mut batch = vec![record("kept-1", 200), record("refused", 0), record("kept-2", 503)];
+        let status = WriterStatus::default();
+        let (_signal, close) = oneshot::channel();
+        let mut closing = Closing { signal: close, give_up_at: None };
+        let (_tx, mut rx) = mpsc::channel(1);
+        // Bounded by a timeout: a writer that retried the refused batch would never return.
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            write_batch(&mut appender, &mut batch, &status, &mut closing, &mut rx),
+        )
+        .await
+        .expect("the refused record is not retried");
+        assert_eq!(status.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(status.written.load(Ordering::Relaxed), 2);
+        assert_eq!(status.write_errors.load(Ordering::Relaxed), 0);
+        assert_eq!(registry.count_lineage(Some("mlp"), false).await.expect("count"), 2);
+        assert!(registry.lineage("refused").await.expect("read").is_empty());
+        assert_eq!(registry.lineage("kept-2").await.expect("read")[0].status, 503);
     }
 
     #[test]

@@ -208,6 +208,19 @@ impl LineageRecord {
         self
     }
 
+    /// Whether the store accepts this record: `Err` says why not. `LineageAppender::append`
+    /// refuses a batch holding such a record; a writer that must not lose the rest can check
+    /// each record first and drop only the refused ones.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if !(100..=599).contains(&self.status) {
+            return Err(StoreError::InvalidLineageRecord {
+                request_id: self.request_id.clone(),
+                reason: format!("status {} is outside 100–599", self.status),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether this is a shadow run (`route == "shadow"`), i.e. not the one that answered.
     pub fn is_shadow(&self) -> bool {
         self.route == LineageRecord::ROUTE_SHADOW

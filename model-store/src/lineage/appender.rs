@@ -96,12 +96,7 @@ impl LineageAppender {
         if batch.is_empty() {
             return Ok(0);
         }
-        if let Some(bad) = batch.iter().find(|r| !(100..=599).contains(&r.status)) {
-            return Err(StoreError::InvalidLineageRecord {
-                request_id: bad.request_id.clone(),
-                reason: format!("status {} is outside 100–599", bad.status),
-            });
-        }
+        batch.iter().try_for_each(LineageRecord::check)?;
         let LineageAppender { conn, body, groups } = self;
         groups.assign(batch);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
