@@ -44,26 +44,34 @@ CREATE TABLE lineage_requests (
     PRIMARY KEY (request_id, batch_id)
 ) WITHOUT ROWID;
 
--- The rows written under schema 2–5, a batch per (model, version, artifact, minute), records in
--- their old order.
-INSERT INTO lineage_batches (model, version, sha256, first_ms, last_ms, records, shadow_records, body)
-SELECT model, version, sha256, MIN(at_ms), MAX(at_ms), COUNT(*), SUM(route = 'shadow'),
-       json_group_array(
-           json_array(request_id, at_ms, route, reason, sticky_key_hash, input_sha256, queue_us,
-                      compute_us, total_us, status, error_class, CAST(shadow_of AS INTEGER),
-                      json(comparison_json), json(prediction_json))
-           ORDER BY id)
-FROM lineage
-GROUP BY model, version, sha256, at_ms / 60000
-ORDER BY MIN(id);
+-- The rows written under schema 2–5: per (model, version, artifact), runs of 1024 rows in
+-- their old order, each run a batch row (as a writer's batch would be; never more than 2^20).
+CREATE TEMP TABLE lineage_chunks AS
+SELECT id, (ROW_NUMBER() OVER (PARTITION BY model, version, sha256 ORDER BY id) - 1) / 1024 AS chunk
+FROM lineage;
 
+INSERT INTO lineage_batches (model, version, sha256, first_ms, last_ms, records, shadow_records, body)
+SELECT l.model, l.version, l.sha256, MIN(l.at_ms), MAX(l.at_ms), COUNT(*), SUM(l.route = 'shadow'),
+       json_group_array(
+           json_array(l.request_id, l.at_ms, l.route, l.reason, l.sticky_key_hash, l.input_sha256,
+                      l.queue_us, l.compute_us, l.total_us, l.status, l.error_class,
+                      CAST(l.shadow_of AS INTEGER), json(l.comparison_json), json(l.prediction_json))
+           ORDER BY l.id)
+FROM lineage AS l JOIN lineage_chunks AS c ON c.id = l.id
+GROUP BY l.model, l.version, l.sha256, c.chunk
+ORDER BY MIN(l.id);
+
+-- The batch rows just made, numbered per (model, version, artifact) in id order: the chunks.
 INSERT OR IGNORE INTO lineage_requests (request_id, batch_id)
 SELECT l.request_id, b.id
 FROM lineage AS l
-JOIN lineage_batches AS b
-  ON b.model = l.model AND b.version = l.version AND b.sha256 = l.sha256
- AND b.first_ms / 60000 = l.at_ms / 60000;
+JOIN lineage_chunks AS c ON c.id = l.id
+JOIN (SELECT id, model, version, sha256,
+             ROW_NUMBER() OVER (PARTITION BY model, version, sha256 ORDER BY id) - 1 AS chunk
+      FROM lineage_batches) AS b
+  ON b.model = l.model AND b.version = l.version AND b.sha256 = l.sha256 AND b.chunk = c.chunk;
 
+DROP TABLE lineage_chunks;
 DROP TABLE lineage;
 
 CREATE VIEW lineage AS

@@ -583,7 +583,7 @@ async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
     let options = SqliteConnectOptions::new().filename(dir.path().join("registry.db")).create_if_missing(true);
     let pool = SqlitePool::connect_with(options).await.expect("pool");
     MIGRATOR.run_to(5, &pool).await.expect("schema 0005");
-    // Rows as schema 2–5 stored them: two minutes of mlp v1, a shadow on v2, a reused id.
+    // Rows as schema 2–5 stored them: mlp v1 over two minutes, a shadow on v2, a reused id.
     let rows = [
         ("old-1", 1_714_645_800_123_i64, 1, "champion", 200, None, None, Some(r#"{"label":3}"#)),
         ("old-2", 1_714_645_800_999, 1, "challenger", 503, None, None, None),
@@ -612,11 +612,41 @@ async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
         .await
         .expect("seed");
     }
+    // A busy minute of another model: more rows of one version than a batch row holds.
+    let mut tx = pool.begin().await.expect("begin");
+    for i in 0..2_500_i64 {
+        sqlx::query(
+            "INSERT INTO lineage (request_id, at, at_ms, model, version, sha256, route, reason, queue_us, \
+             compute_us, total_us, status) VALUES ($1, '2024-05-02T10:31:00.000Z', $2, 'busy', 1, $3, \
+             'champion', 'why', 0, 0, $4, 200)",
+        )
+        .bind(format!("busy-{i}"))
+        .bind(1_714_645_860_000 + i / 100)
+        .bind(SHA)
+        .bind(i)
+        .execute(&mut *tx)
+        .await
+        .expect("seed busy");
+    }
+    tx.commit().await.expect("commit");
     pool.close().await;
 
     let store = ModelStore::open(dir.path()).await.expect("open upgrades");
     let registry = store.registry();
     assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6]);
+    let busy_rows: Vec<i64> =
+        sqlx::query_scalar("SELECT records FROM lineage_batches WHERE model = 'busy' ORDER BY id")
+            .fetch_all(registry.pool())
+            .await
+            .expect("rows");
+    assert_eq!(busy_rows, [1024, 1024, 452], "runs of at most 1024 rows each");
+    for i in [0, 1023, 1024, 2047, 2048, 2499] {
+        let read = registry.lineage(&format!("busy-{i}")).await.expect("read");
+        assert_eq!((read.len(), read[0].total_us), (1, i as u64), "busy-{i}");
+    }
+    let busy_query = LineageQuery { model: Some("busy".into()), limit: Some(5000), ..LineageQuery::default() };
+    let busy = registry.query_lineage(&busy_query).await.expect("query");
+    assert_eq!(busy.iter().map(|r| r.total_us).collect::<Vec<_>>(), (0..2_500).collect::<Vec<u64>>());
     let old_1 = registry.lineage("old-1").await.expect("read");
     assert_eq!(old_1.len(), 2);
     assert_eq!((old_1[0].version, old_1[0].route.as_str()), (1, "champion"));
@@ -630,7 +660,8 @@ async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
     let stats = registry.lineage_stats("mlp", 1).await.expect("stats");
     assert_eq!((stats.requests, stats.errors), (4, 1));
     assert_eq!(stats.first_at.as_deref(), Some("2024-05-02T10:30:00.123Z"));
-    let all = registry.query_lineage(&LineageQuery::default()).await.expect("query");
+    let mlp_query = LineageQuery { model: Some("mlp".into()), ..LineageQuery::default() };
+    let all = registry.query_lineage(&mlp_query).await.expect("query");
     assert_eq!(
         all.iter().map(|r| (r.request_id.as_str(), r.at_ms)).collect::<Vec<_>>(),
         [
@@ -643,7 +674,7 @@ async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
     );
     // New records go in beside the converted ones.
     registry.insert_lineage(&[primary("new-1", "mlp", 1)]).await.expect("insert");
-    assert_eq!(registry.count_lineage(None, false).await.expect("count"), 6);
+    assert_eq!(registry.count_lineage(Some("mlp"), false).await.expect("count"), 6);
 }
 
 #[tokio::test]
