@@ -26,7 +26,8 @@ pub(super) struct InlinePool {
     permits: Semaphore,
     /// Requests waiting for a permit now.
     waiting: AtomicUsize,
-    pub queue_capacity: usize,
+    /// Most requests waiting for a permit; one more is refused.
+    queue_capacity: usize,
     output_names: Vec<String>,
     stats: Arc<InstanceStats>,
     /// `switchyard_batch_size{model,version}` (always 1 here), resolved once.
@@ -57,13 +58,18 @@ impl InlinePool {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Runs `inputs` on this thread once a session is free. `Err(None)` when the queue is full
-    /// (the caller names the version in the error).
-    pub async fn run(&self, inputs: Vec<Tensor>, enqueued: Instant) -> Result<InferOutcome, Option<InferError>> {
+    /// Runs `inputs` on this thread once a session is free. A full queue answers
+    /// `queue_full()` at once (the caller's error, which names the version).
+    pub async fn run(
+        &self,
+        inputs: Vec<Tensor>,
+        enqueued: Instant,
+        queue_full: impl FnOnce() -> InferError,
+    ) -> Result<InferOutcome, InferError> {
         let _permit = match self.permits.try_acquire() {
             Ok(permit) => permit,
             Err(_) => {
-                let Some(_queued) = Queued::join(&self.waiting, self.queue_capacity) else { return Err(None) };
+                let Some(_queued) = Queued::join(&self.waiting, self.queue_capacity) else { return Err(queue_full()) };
                 // Dropped while waiting (deadline, client gone): `_queued` leaves the queue.
                 self.permits.acquire().await.expect("the semaphore is never closed")
             }
@@ -76,9 +82,7 @@ impl InlinePool {
         self.stats.record_execution(1);
         self.batch_size.record(1.0);
         let queue = started.saturating_duration_since(enqueued);
-        result
-            .map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: 1 })
-            .map_err(|e| Some(InferError::Model(e)))
+        result.map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: 1 }).map_err(InferError::Model)
     }
 }
 

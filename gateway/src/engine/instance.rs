@@ -206,9 +206,7 @@ impl ModelInstance {
         let enqueued = Instant::now();
         let result = match &self.runner {
             Runner::Workers(sender) => self.enqueue(sender, inputs, enqueued).await,
-            Runner::Inline(pool) => {
-                pool.run(inputs, enqueued).await.map_err(|e| e.unwrap_or_else(|| self.queue_full()))
-            }
+            Runner::Inline(pool) => pool.run(inputs, enqueued, || self.queue_full()).await,
         };
         match &result {
             Ok(o) => self.stats.record_success(enqueued.elapsed(), o.queue, o.compute),
