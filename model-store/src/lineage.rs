@@ -1,10 +1,9 @@
 //! Per-request lineage: which version answered a request, by which route and why, how long it
 //! took and how it ended, plus any shadow runs. Stored in the registry database, append-only.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
-
-use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -416,13 +415,13 @@ impl Registry {
         let mut tx = self.begin_read().await?;
         let mut tally = StatsTally::default();
         for batch_id in queries::lineage_batch_ids(&mut tx, model, i64::from(version)).await? {
+            let undecodable = |what: String| {
+                StoreError::decode(format!("lineage batch row {batch_id} of {model} v{version}: {what}"))
+            };
             let body = queries::lineage_batch_body(&mut tx, batch_id).await?;
-            let records: Vec<StatFields<'_>> = serde_json::from_str(&body)
-                .map_err(|e| StoreError::decode(format!("lineage batch row {batch_id} of {model} v{version}: {e}")))?;
+            let records: Vec<StatFields<'_>> = serde_json::from_str(&body).map_err(|e| undecodable(e.to_string()))?;
             for record in records {
-                tally.add(record).map_err(|what| {
-                    StoreError::decode(format!("lineage batch row {batch_id} of {model} v{version}: {what}"))
-                })?;
+                tally.add(record).map_err(undecodable)?;
             }
         }
         tx.commit().await?;

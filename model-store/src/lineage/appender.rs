@@ -9,9 +9,9 @@
 //! `synchronous = FULL` as the registry's pool, so the records are as durable and a reader sees
 //! a batch whole or not at all.
 //!
-//! Why a row per batch (migration 0006): a row per record with its three indexes cost about
-//! 8.5 µs of CPU per record in SQLite; this layout costs about a third of that (measured by
-//! appending 60,000 records in batches of 200).
+//! Why a row per batch (migration 0006): a row per record with its three indexes cost four
+//! B-tree inserts per record; side by side (`benches/append.rs`), this layout costs 2.1–2.4×
+//! less writer CPU per record (`benches/results/micro.md`).
 
 use std::path::Path;
 

@@ -471,38 +471,33 @@ pub(crate) async fn lineage_matching(
     let until = filter.until_ms.unwrap_or(i64::MAX);
     let mut select =
         QueryBuilder::<Db>::new(concat!("SELECT ", lineage_columns!(), lineage_records!(), " WHERE 1 = 1"));
-    push_batch_filters(&mut select, "b", filter);
+    push_version_filters(&mut select, "b", filter);
     if filter.since_ms.is_some() {
+        select.push(" AND b.last_ms >= ").push_bind(since);
         select.push(" AND r.value ->> 1 >= ").push_bind(since);
     }
     if filter.until_ms.is_some() {
+        select.push(" AND b.first_ms <= ").push_bind(until);
         select.push(" AND r.value ->> 1 <= ").push_bind(until);
     }
     select.push(" AND b.first_ms <= COALESCE((SELECT n.last_ms FROM (SELECT last_ms, SUM(CASE WHEN first_ms >= ");
     select.push_bind(since).push(" AND last_ms <= ").push_bind(until);
     select.push(" THEN records ELSE 1 END) OVER (ORDER BY last_ms ROWS UNBOUNDED PRECEDING) AS reach");
     select.push(" FROM lineage_batches AS n WHERE n.last_ms BETWEEN ").push_bind(since).push(" AND ").push_bind(until);
-    push_batch_filters(&mut select, "n", filter);
+    push_version_filters(&mut select, "n", filter);
     select.push(") AS n WHERE n.reach >= ").push_bind(filter.limit);
     select.push(" ORDER BY n.last_ms LIMIT 1), 9223372036854775807)");
     select.push(" ORDER BY r.value ->> 1, b.id, r.key LIMIT ").push_bind(filter.limit);
     select.build_query_as().fetch_all(conn).await
 }
 
-/// The filters of `filter` that a batch row `alias` answers by its own columns: model, version,
-/// and time ranges that overlap (`last_ms >= since`, `first_ms <= until`).
-fn push_batch_filters(select: &mut QueryBuilder<Db>, alias: &str, filter: &LineageFilter<'_>) {
+/// The model and version filters of `filter`, on batch row `alias`.
+fn push_version_filters(select: &mut QueryBuilder<Db>, alias: &str, filter: &LineageFilter<'_>) {
     if let Some(model) = filter.model {
         select.push(format_args!(" AND {alias}.model = ")).push_bind(model.to_owned());
     }
     if let Some(version) = filter.version {
         select.push(format_args!(" AND {alias}.version = ")).push_bind(version);
-    }
-    if let Some(since_ms) = filter.since_ms {
-        select.push(format_args!(" AND {alias}.last_ms >= ")).push_bind(since_ms);
-    }
-    if let Some(until_ms) = filter.until_ms {
-        select.push(format_args!(" AND {alias}.first_ms <= ")).push_bind(until_ms);
     }
 }
 
