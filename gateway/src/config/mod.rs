@@ -496,22 +496,18 @@ fn validate_promotion(
 
 fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfig {
     let d = LineageConfig::default();
-    let on_full = match raw.on_full.as_deref() {
-        None | Some("block") => OnFull::Block,
-        Some("drop") => OnFull::Drop,
-        Some(other) => {
-            problems.push(format!("[lineage] on_full = {other:?} must be \"block\" or \"drop\""));
-            OnFull::Block
-        }
-    };
-    let durability = match raw.durability.as_deref() {
-        None | Some("full") => LineageDurability::Full,
-        Some("normal") => LineageDurability::Normal,
-        Some(other) => {
-            problems.push(format!("[lineage] durability = {other:?} must be \"full\" or \"normal\""));
-            LineageDurability::Full
-        }
-    };
+    let on_full = either(
+        raw.on_full.as_deref(),
+        [("block", OnFull::Block), ("drop", OnFull::Drop)],
+        "[lineage] on_full",
+        problems,
+    );
+    let durability = either(
+        raw.durability.as_deref(),
+        [("full", LineageDurability::Full), ("normal", LineageDurability::Normal)],
+        "[lineage] durability",
+        problems,
+    );
     LineageConfig {
         enabled: raw.enabled.unwrap_or(d.enabled),
         capacity: bounded(raw.capacity, d.capacity as u64, 1..=10_000_000, "[lineage] capacity", problems) as usize,
@@ -548,6 +544,26 @@ fn selector(value: &toml::Value, label: &str, problems: &mut Vec<String>) -> Opt
         other => {
             problems.push(format!("{label}: {other} is not a version number ≥ 1 or an alias name"));
             None
+        }
+    }
+}
+
+/// The value of a key spelled one of two ways, the first also the default when the key is
+/// absent. Any other spelling is a problem (`{what} = "x" must be "a" or "b"`) and gives the
+/// default, so validation goes on.
+fn either<T: Copy>(
+    value: Option<&str>,
+    [(a, first), (b, second)]: [(&str, T); 2],
+    what: &str,
+    problems: &mut Vec<String>,
+) -> T {
+    match value {
+        None => first,
+        Some(v) if v == a => first,
+        Some(v) if v == b => second,
+        Some(other) => {
+            problems.push(format!("{what} = {other:?} must be {a:?} or {b:?}"));
+            first
         }
     }
 }
@@ -614,14 +630,12 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
             }
         },
     };
-    let execution = match e.execution.as_deref() {
-        None | Some("workers") => Execution::Workers,
-        Some("inline") => Execution::Inline,
-        Some(other) => {
-            problems.push(format!("{label}: engine.execution = {other:?} must be \"workers\" or \"inline\""));
-            Execution::Workers
-        }
-    };
+    let execution = either(
+        e.execution.as_deref(),
+        [("workers", Execution::Workers), ("inline", Execution::Inline)],
+        &format!("{label}: engine.execution"),
+        problems,
+    );
     let engine = EngineSettings {
         device,
         instances: bounded(e.instances, 1, 1..=64, &format!("{label}: engine.instances"), problems) as usize,
