@@ -370,14 +370,12 @@ async fn write_batch(
                 tracing::error!(%request_id, %reason, "lineage record refused by the store; dropped");
                 let before = batch.len();
                 batch.retain(|r| r.check().is_ok());
+                if batch.len() == before {
+                    batch.clear(); // `check` and `append` disagree: never loop on it.
+                }
                 let refused = (before - batch.len()) as u64;
                 status.dropped.fetch_add(refused, Ordering::Relaxed);
                 metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => "invalid").increment(refused);
-                if refused == 0 {
-                    // `check` and `append` disagree: never loop on it.
-                    status.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    batch.clear();
-                }
                 continue;
             }
             Err(e) => {
