@@ -90,10 +90,12 @@ def install_exit_handlers():
 
 def start_bench(tag, bin_arg, work, wrk=True):
     """The start every bench shares: log tag, exit handlers (servers and wrk stopped on any
-    exit), wrk installed when `wrk`, `work` emptied, the binary copied there, ONNX Runtime found.
+    exit), the bench itself moved to the load generators' CPUs when BENCH_SERVER_CPUS is set, wrk
+    installed when `wrk`, `work` emptied, the binary copied there, ONNX Runtime found.
     Returns (binary, its description for the results, ORT library path, server environment)."""
     set_tag(tag)
     install_exit_handlers()
+    place_load_generators()
     if wrk:
         ensure_wrk()
     fresh_dir(work)
@@ -123,6 +125,89 @@ def write_atomic(path, text):
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------
+# CPU placement: servers on their own cores, load generators on the rest
+#
+# By default every process shares every core, as on the 2-core machine the benches were written
+# on. On a machine with cores to spare, BENCH_SERVER_CPUS (a taskset list, e.g. "0-1") pins every
+# server under test and the in-process ONNX Runtime run to those CPUs, and the bench itself with
+# everything it starts besides (wrk, perf_analyzer, the Python peers' clients) to BENCH_LOAD_CPUS
+# (default: all the others), so the load generator no longer takes the server's cores.
+
+
+def cpu_set(spec, what):
+    """{0, 1, 4} from a taskset-style list "0-1,4"; a malformed or empty one ends the bench."""
+    cpus = set()
+    try:
+        for part in spec.split(","):
+            lo, _, hi = part.strip().partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        die(f"{what}={spec!r} is not a CPU list like 0-1,4")
+    if not cpus:
+        die(f"{what}={spec!r} names no CPU")
+    return cpus
+
+
+def server_cpus():
+    """The CPUs the servers under test are pinned to (a set), or None when not pinned."""
+    spec = os.environ.get("BENCH_SERVER_CPUS", "").strip()
+    if not spec:
+        return None
+    cpus = cpu_set(spec, "BENCH_SERVER_CPUS")
+    if not cpus <= os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)):
+        die(f"BENCH_SERVER_CPUS={spec!r} names CPUs this machine does not have ({os.cpu_count()} CPUs)")
+    return cpus
+
+
+def load_cpus():
+    """The CPUs the load generators run on when the servers are pinned (None when they are not)."""
+    srv = server_cpus()
+    if srv is None:
+        return None
+    spec = os.environ.get("BENCH_LOAD_CPUS", "").strip()
+    cpus = cpu_set(spec, "BENCH_LOAD_CPUS") if spec else set(range(os.cpu_count() or 1)) - srv
+    if not cpus:
+        die("BENCH_SERVER_CPUS leaves no CPU for the load generators; set BENCH_LOAD_CPUS")
+    if cpus & srv:
+        die("BENCH_LOAD_CPUS and BENCH_SERVER_CPUS overlap")
+    return cpus
+
+
+def place_load_generators():
+    """Moves this process (and so everything it starts unpinned) to the load generators' CPUs."""
+    cpus = load_cpus()
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
+        log(f"servers pinned to CPUs {cpu_text(server_cpus())}; load generators on {cpu_text(cpus)}")
+
+
+def pinned(cmd):
+    """`cmd` to start a server under test: through `taskset -c` when BENCH_SERVER_CPUS is set
+    (taskset execs the command, so the process id is the server's)."""
+    cpus = server_cpus()
+    return ["taskset", "-c", cpu_text(cpus)] + list(cmd) if cpus is not None else list(cmd)
+
+
+def server_cpu_count():
+    """How many CPUs a server under test may use: the pinned set, else the machine's."""
+    cpus = server_cpus()
+    return len(cpus) if cpus is not None else os.cpu_count() or 1
+
+
+def cpu_text(cpus):
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def placement_line():
+    """One results line saying where servers and load generators ran."""
+    srv = server_cpus()
+    if srv is None:
+        return "- placement: servers and load generators share every core (BENCH_SERVER_CPUS unset)"
+    return (f"- placement: servers under test (and in-process ONNX Runtime) pinned to CPUs {cpu_text(srv)} "
+            f"({len(srv)} of {os.cpu_count()}); the bench, wrk and perf_analyzer on CPUs {cpu_text(load_cpus())}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,7 +358,7 @@ class Server:
         self._out = open(self.stdout_path, "w")
         self._err = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
-            [str(binary), "serve", "--config", str(self.config_path)],
+            pinned([str(binary), "serve", "--config", str(self.config_path)]),
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, env=env,
         )
         self.pid = self.proc.pid
@@ -758,10 +843,15 @@ def machine_lines(mach, binary_desc, ort, started, finished, generator):
         L.append("- working tree: no uncommitted changes under gateway/, model-store/, Cargo.*")
     L.append(f"- binary: {binary_desc}")
     L.append(f"- ONNX Runtime: `{rel(ort)}`; load generator: {generator}")
+    L.append(placement_line())
     L.append("")
-    L.append(f"**This machine is shared and noisy** ({mach['nproc']} cores; the load generator and the "
-             "gateway share them, and other people's builds and tests ran beside this bench — see the load "
-             "averages above): read differences of tens of percent in latency as possibly noise.")
+    if server_cpus() is None:
+        L.append(f"**This machine is shared and noisy** ({mach['nproc']} cores; the load generator and the "
+                 "gateway share them, and other people's builds and tests ran beside this bench — see the load "
+                 "averages above): read differences of tens of percent in latency as possibly noise.")
+    else:
+        L.append("The servers had their own cores and the load generator others (see placement above); the "
+                 "load averages above say what else ran.")
     L.append("")
     return L
 

@@ -22,6 +22,8 @@ Writes benches/results/lineage.md and prints it. Stdlib only. Options and enviro
   BENCH_DURATION=10       seconds per measured run     BENCH_WARMUP=2   seconds per warm-up run
   BENCH_ROUNDS=3          rounds per configuration      BENCH_CONNECTIONS=8,1
   BENCH_STORE_DIR=dir     where each server's copy of the store goes (default benches/results/tmp/)
+  BENCH_SERVER_CPUS=0-1   pin the servers to these CPUs and wrk to the others (BENCH_LOAD_CPUS to
+                          choose them); default: everything shares every core
 """
 
 import argparse
@@ -36,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     RESULTS, MaxSampler, Server, config_head, die, env_default, fmt_us, histogram_quantile, log, loadavg, machine,
-    machine_lines, metric_sum, parse_prometheus, register, rel, run_wrk, sh, start_bench, write_results,
+    machine_lines, metric_sum, parse_prometheus, register, rel, run_wrk, server_cpus, sh, start_bench, write_results,
 )
 
 WORK = RESULTS / "tmp" / "lineage"  # ignored by git
@@ -157,7 +159,8 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
               f"{m['cpu_us_per_req']:.0f} µs | {m['cores']:.2f} |")
     w("")
     w("Server CPU: the gateway process's user + system CPU time over the measured run (from "
-      "`/proc/PID/task/*/stat`), per request counted by wrk, and as cores busy. wrk runs on the same cores.")
+      "`/proc/PID/task/*/stat`), per request counted by wrk, and as cores busy. "
+      + ("wrk runs on the same cores." if server_cpus() is None else "wrk runs on cores of its own."))
     w("")
     w("## Ratios")
     w("")

@@ -41,6 +41,16 @@ Options and environment:
   BENCH_DURATION=5      seconds per measured point        BENCH_WARMUP=1  seconds of warm-up per point
   BENCH_CONCURRENCY=1,2,4,8,16                           BENCH_PEERS=mlserver,kserve,triton (or none)
   BENCH_PERF=auto       profile Switchyard with perf: auto (when a tiny target is missed), 1, 0
+  BENCH_SERVER_CPUS=0-1 pin the servers and in-process ORT to these CPUs, the load generators to the
+                        others (BENCH_LOAD_CPUS to choose them); default: everything shares every core
+  BENCH_DEVICE=cuda:0   run the models on a GPU (needs a `--features cuda` binary, onnxruntime-gpu's
+                        library and BENCH_TOOLS from `cargo build --release --features cuda` in
+                        benches/rust); results go to side_by_side_cuda.md, peers default to none
+                        (they run on CPU) and the memory phase is skipped (host RSS says nothing there)
+  BENCH_TOOLS=dir       prebuilt inproc and bare (skips building benches/rust, e.g. where cargo is absent)
+  BENCH_PYTHON=path     the Python that runs generate_models.py (needs numpy and onnx; default: the
+                        test venv, .cache/venv, set up when missing)
+  BENCH_PERF_ANALYZER=0 skip perf_analyzer (its setup needs the package registries)
 """
 
 import argparse
@@ -57,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c  # noqa: E402
 from side_by_side_report import group_profile, pct, report, svg_plot  # noqa: E402
 from side_by_side_servers import (  # noqa: E402
-    ALL_PEERS, BATCH_DELAY_US, BATCH_MAX, MODELS, MODELS_DIR, PEERS_DIR, RUST, TEST_VENV_PY, WORK, Results,
+    ALL_PEERS, BATCH_DELAY_US, BATCH_MAX, DEVICE, MODELS, MODELS_DIR, PEERS_DIR, RUST, TEST_VENV_PY, WORK, Results,
     Switchyard, check_answer, http, inproc, json_body, lua_for, pa_point, profile, register, rotated,
     start_bare, start_peer, switchyard_config, tree_rss_kib, wait_ready, wrk_point,
 )
@@ -68,22 +78,31 @@ from side_by_side_servers import (  # noqa: E402
 
 def setup_tools(args):
     """Builds benches/rust (inproc, bare), generates the models, installs peers and perf_analyzer."""
-    c.log("building benches/rust (inproc, bare): cargo build --release --locked")
-    env = dict(os.environ)
-    b = subprocess.run(["cargo", "build", "--release", "--locked"], cwd=RUST, capture_output=True, text=True, env=env)
-    if b.returncode != 0:
-        sys.stderr.write(b.stderr[-3000:])
-        c.die("building benches/rust failed")
-    tools = RUST / "target" / "release"
+    prebuilt = os.environ.get("BENCH_TOOLS")
+    if prebuilt:
+        tools = Path(prebuilt)
+        c.log(f"using prebuilt inproc and bare from BENCH_TOOLS={tools}")
+    else:
+        features = ["--features", "inproc/cuda"] if DEVICE != "cpu" else []
+        c.log("building benches/rust (inproc, bare): cargo build --release --locked " + " ".join(features))
+        b = subprocess.run(["cargo", "build", "--release", "--locked"] + features, cwd=RUST, capture_output=True,
+                           text=True)
+        if b.returncode != 0:
+            sys.stderr.write(b.stderr[-3000:])
+            c.die("building benches/rust failed")
+        tools = RUST / "target" / "release"
     # Private copies, like the gateway binary: a rebuild during the bench changes nothing.
     bindir = WORK / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     for t in ("inproc", "bare"):
+        if not (tools / t).is_file():
+            c.die(f"{tools / t} is missing")
         shutil.copy2(tools / t, bindir / t)
-    if not TEST_VENV_PY.exists():
+    python = os.environ.get("BENCH_PYTHON") or str(TEST_VENV_PY)
+    if not os.environ.get("BENCH_PYTHON") and not TEST_VENV_PY.exists():
         subprocess.run([str(c.ROOT / "scripts" / "setup-python.sh")], check=True, stdout=subprocess.DEVNULL)
     c.log("generating models (benches/generate_models.py; kept when already there)")
-    g = subprocess.run([str(TEST_VENV_PY), str(c.BENCHES / "generate_models.py")], capture_output=True, text=True)
+    g = subprocess.run([python, str(c.BENCHES / "generate_models.py")], capture_output=True, text=True)
     if g.returncode != 0:
         sys.stderr.write(g.stderr[-3000:])
         c.die("benches/generate_models.py failed")
@@ -98,6 +117,8 @@ def setup_tools(args):
         if p.returncode != 0 and not peers:
             sys.stderr.write(p.stderr[-2000:])
     pa, pa_note = None, None
+    if os.environ.get("BENCH_PERF_ANALYZER", "1") in ("0", "false", "none"):
+        return bindir, manifest, peers, pa, "not run (BENCH_PERF_ANALYZER=0)"
     s = subprocess.run([str(c.ROOT / "scripts" / "setup-perf-analyzer.sh")], capture_output=True, text=True)
     if s.returncode == 0 and s.stdout.strip():
         pa = s.stdout.strip().splitlines()[-1]
@@ -109,10 +130,55 @@ def setup_tools(args):
 # --------------------------------------------------------------------------------------------
 
 
+def cpu_reference_check(binary, env, store, sy):
+    """On a GPU run: the GPU Switchyard's answers must match a CPU Switchyard's on the same
+    artifacts (within float tolerance), or the bench stops: a fast wrong answer measures nothing."""
+    cpu = Switchyard(binary, "switchyard-cpu-reference",
+                     switchyard_config(WORK / "switchyard-cpu.toml", store, [("mlp", [1]), ("encoder", [1])],
+                                       device="cpu"), env)
+    if not wait_ready(cpu, ["mlp", "encoder"], 120):
+        c.die(f"switchyard on cpu: {cpu.failed}")
+    for model in ("mlp", "encoder"):
+        st, _, body = http("POST", f"{cpu.url}/v2/models/{model}/infer", json_body(model),
+                           {"Content-Type": "application/json"})
+        if st != 200:
+            c.die(f"switchyard on cpu answered {st} for {model}: {body[:300]!r}")
+        why = check_answer(sy, model, [float(x) for x in json.loads(body)["outputs"][0]["data"]])
+        if why:
+            c.die(f"switchyard on {DEVICE} disagrees with switchyard on cpu for {model}: {why}")
+        c.log(f"{model}: switchyard on {DEVICE} answers as on cpu")
+    cpu.stop()
+
+
+def memory_phase(binary, env, ctx):
+    """Resident memory of a Switchyard holding 10 versions of the encoder (and of one holding 1)."""
+    c.log("== memory: 10 encoder versions")
+    mstore = WORK / "store-mem"
+    files = [MODELS_DIR / f"encoder_s{s}.onnx" for s in range(1, 11)]
+    for f in files:
+        register(binary, env, mstore, "encoder", f)
+    artifacts = sum(f.stat().st_size for f in files)
+    rss = {}
+    for n in (1, 10):
+        m = Switchyard(binary, f"switchyard-mem-{n}",
+                       switchyard_config(WORK / f"mem-{n}.toml", mstore, [("encoder", list(range(1, n + 1)))]), env)
+        if not wait_ready(m, ["encoder"], 180):
+            c.die(f"{m.name}: {m.failed}")
+        for v in range(1, n + 1):
+            st, _, body = http("POST", f"{m.url}/v2/models/encoder/versions/{v}/infer", json_body("encoder"),
+                               {"Content-Type": "application/json"}, timeout=60)
+            if st != 200:
+                c.die(f"{m.name}: version {v} answered {st}: {body[:300]!r}")
+        time.sleep(1.0)
+        rss[n] = tree_rss_kib(m.pid) * 1024
+        m.stop()
+    ctx["memory"] = {"artifacts": artifacts, "rss": rss[10], "rss1": rss[1], "limit": 1.5 * artifacts + 64e6}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
-    p.add_argument("--out", default=str(c.RESULTS / "side_by_side.md"))
+    p.add_argument("--out", default=str(c.RESULTS / ("side_by_side.md" if DEVICE == "cpu" else "side_by_side_cuda.md")))
     args = p.parse_args()
     args.quick = c.env_default("BENCH_QUICK", "0") not in ("0", "", "false")
     args.duration = c.env_default("BENCH_DURATION", 2 if args.quick else 5, int)
@@ -121,7 +187,7 @@ def main():
     args.conc = [int(x) for x in conc.split(",") if x.strip()]
     args.pa_conc = [1] if args.quick else args.conc
     args.pa_window_ms = 1000
-    peers = c.env_default("BENCH_PEERS", ",".join(ALL_PEERS))
+    peers = c.env_default("BENCH_PEERS", ",".join(ALL_PEERS) if DEVICE == "cpu" else "none")
     args.peers = [] if peers.strip() in ("", "none") else [x.strip() for x in peers.split(",") if x.strip()]
     args.perf = c.env_default("BENCH_PERF", "auto")
     svg_path = Path(args.out).with_suffix(".svg")
@@ -136,7 +202,7 @@ def main():
     ctx = {"manifest": manifest, "inproc": {}, "targets": [], "peer_fail": {}, "peer_desc": {}, "ratio_ref": {}}
     if pa_note:
         ctx["peer_fail"]["perf_analyzer"] = pa_note
-    ctx["bare_threads"] = os.cpu_count() or 1
+    ctx["bare_threads"] = c.server_cpu_count()
 
     # ---- Switchyard + peers for mlp and encoder, all started at once (the peers are slow to start).
     store = WORK / "store"
@@ -187,6 +253,8 @@ def main():
         if st != 200:
             c.die(f"switchyard answered {st} for {model}: {body[:300]!r}")
         ref[model] = [float(x) for x in json.loads(body)["outputs"][0]["data"]]
+    if DEVICE != "cpu":
+        cpu_reference_check(binary, env, store, sy)
     live = []
     for srv in peers:
         if wait_ready(srv, ["mlp", "encoder"], 240):
@@ -284,28 +352,13 @@ def main():
     for srv in (off, on):
         srv.stop()
 
-    # ---- Memory: 10 versions of the encoder
-    c.log("== memory: 10 encoder versions")
-    mstore = WORK / "store-mem"
-    files = [MODELS_DIR / f"encoder_s{s}.onnx" for s in range(1, 11)]
-    for f in files:
-        register(binary, env, mstore, "encoder", f)
-    artifacts = sum(f.stat().st_size for f in files)
-    rss = {}
-    for n in (1, 10):
-        m = Switchyard(binary, f"switchyard-mem-{n}",
-                       switchyard_config(WORK / f"mem-{n}.toml", mstore, [("encoder", list(range(1, n + 1)))]), env)
-        if not wait_ready(m, ["encoder"], 180):
-            c.die(f"{m.name}: {m.failed}")
-        for v in range(1, n + 1):
-            st, _, body = http("POST", f"{m.url}/v2/models/encoder/versions/{v}/infer", json_body("encoder"),
-                               {"Content-Type": "application/json"}, timeout=60)
-            if st != 200:
-                c.die(f"{m.name}: version {v} answered {st}: {body[:300]!r}")
-        time.sleep(1.0)
-        rss[n] = tree_rss_kib(m.pid) * 1024
-        m.stop()
-    ctx["memory"] = {"artifacts": artifacts, "rss": rss[10], "rss1": rss[1], "limit": 1.5 * artifacts + 64e6}
+    # ---- Memory: 10 versions of the encoder (host RSS; skipped on a GPU)
+    ctx["device"] = DEVICE
+    if DEVICE != "cpu":
+        ctx["gpu"] = c.sh("nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader")
+        ctx["memory"] = None
+    else:
+        memory_phase(binary, env, ctx)
 
     # ---- Targets
     T = ctx["targets"]
@@ -379,14 +432,16 @@ def main():
                 f"{frac[0]} {frac[3]:.3f}; {pct(frac[4])} — Switchyard "
                 f"{sy_frac[3] if sy_frac else float('nan'):.3f}; {pct(sy_frac[4]) if sy_frac else '–'}", None)
     if s8 and b8:
-        ctx["p99_note"] = (f"p99 on this machine is mostly scheduling stalls (other processes' time slices on 2 "
-                           f"cores): at c={hi} bare hyper's p99 was {c.fmt_us(b8['p99_us'])} against its p50 of "
+        where = ("on this machine is mostly scheduling stalls (other processes' time slices on the shared cores)"
+                 if c.server_cpus() is None else "includes the scheduling of the pinned servers' threads")
+        ctx["p99_note"] = (f"p99 {where}: at c={hi} bare hyper's p99 was {c.fmt_us(b8['p99_us'])} against its p50 of "
                            f"{c.fmt_us(b8['p50_us'])}; Switchyard's {c.fmt_us(s8['p99_us'])} against "
                            f"{c.fmt_us(s8['p50_us'])}. The p99 ratios against the peers inherit that floor.")
     mem = ctx["memory"]
-    add("memory: RSS with 10 encoder versions ≤ 1.5 × artifacts + 64 MB",
-        f"{mem['rss'] / 1e6:.0f} MB ≤ {mem['limit'] / 1e6:.0f} MB (artifacts {mem['artifacts'] / 1e6:.0f} MB)",
-        mem["rss"] <= mem["limit"])
+    if mem:
+        add("memory: RSS with 10 encoder versions ≤ 1.5 × artifacts + 64 MB",
+            f"{mem['rss'] / 1e6:.0f} MB ≤ {mem['limit'] / 1e6:.0f} MB (artifacts {mem['artifacts'] / 1e6:.0f} MB)",
+            mem["rss"] <= mem["limit"])
 
     # ---- perf profile of Switchyard on the tiny model, when a tiny target was missed (or asked for)
     if args.perf == "1" or (args.perf == "auto" and tiny_missed):

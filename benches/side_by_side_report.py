@@ -126,10 +126,17 @@ def report(args, mach, bin_desc, ort, res, ctx, started, finished):
                              f"{mach['wrk']}; perf_analyzer from tritonclient 2.51.0"))
     w(f"Each point: a {args.warmup} s warm-up then a {args.duration} s measured run. At each concurrency the servers "
       "ran in an order rotated from level to level. One run, no repetitions: treat single-point differences "
-      "of 10–20% as noise. The load generator runs on the same 2 cores as the server under test.")
+      "of 10–20% as noise. " + ("The load generator runs on the same cores as the server under test."
+                                 if c.server_cpus() is None else
+                                 "The load generator runs on cores of its own (see placement above)."))
     w("")
     w("## Setup")
     w("")
+    if ctx.get("device", "cpu") != "cpu":
+        w(f"- **device: `{ctx['device']}`** ({ctx.get('gpu', 'GPU not described')}): Switchyard's models run with "
+          f"`[model.engine] device = \"{ctx['device']}\"` (CUDA execution provider) and inproc with "
+          f"`--device {ctx['device']}`; ONNX Runtime is the onnxruntime-gpu build. No peers (they run on CPU) and "
+          "no memory phase (host RSS says nothing about GPU memory).")
     for name, m in MODELS.items():
         w(f"- **{name}**: {m['what']}")
     w("- **inproc** (`benches/rust/inproc`): threads × own `Session` (graph optimisation level 3, 1 intra-op and "

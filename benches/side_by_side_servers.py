@@ -25,6 +25,12 @@ RUST = c.BENCHES / "rust"
 PEERS_DIR = c.BENCHES / "peers"
 TEST_VENV_PY = c.ROOT / ".cache" / "venv" / "bin" / "python"
 
+# Where the models run: "cpu", or "cuda:N" for a GPU run (a `--features cuda` Switchyard, an
+# onnxruntime-gpu library and an inproc built with `--features cuda`; see benches/README.md).
+DEVICE = c.env_default("BENCH_DEVICE", "cpu")
+if DEVICE != "cpu" and not re.fullmatch(r"cuda:\d+", DEVICE):
+    c.die(f"BENCH_DEVICE={DEVICE!r} must be cpu or cuda:N")
+
 ALL_PEERS = ["mlserver", "kserve", "triton"]
 BATCH_DELAY_US = 500
 BATCH_MAX = 16
@@ -165,7 +171,7 @@ class Proc:
         self.stdout_path = work / f"{name}.stdout"
         self.stderr_path = work / f"{name}.stderr"
         self._out, self._err = open(self.stdout_path, "w"), open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
+        self.proc = subprocess.Popen(c.pinned(cmd), stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
                                      env=env, cwd=cwd, start_new_session=True)
         self.pid = self.proc.pid
         c.RUNNING.add(self.proc)
@@ -214,7 +220,7 @@ def wait_ready(srv, models, timeout):
     return True
 
 
-def switchyard_config(path, store, models, engine=None, lineage=True):
+def switchyard_config(path, store, models, engine=None, lineage=True, device=None):
     text = f"""[server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
@@ -225,6 +231,10 @@ path = "{store}"
 [lineage]
 enabled = {"true" if lineage else "false"}
 """
+    engine = dict(engine or {})
+    device = device or DEVICE
+    if device != "cpu":
+        engine["device"] = json.dumps(device)
     for name, versions in models:
         text += f"\n[[model]]\nname = \"{name}\"\nversions = {json.dumps(versions)}\n"
         if engine:
@@ -460,8 +470,8 @@ def pa_point(res, pa, srv, model, conc, args):
 def inproc(binary_dir, ort, model_file, threads, batch, args, int_max=1000):
     cmd = [str(binary_dir / "inproc"), "--model", str(model_file), "--ort", ort, "--threads", str(threads),
            "--batch", str(batch), "--duration", str(args.duration), "--warmup", str(args.warmup),
-           "--intra-op", "1", "--int-max", str(int_max)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + args.warmup + 120)
+           "--intra-op", "1", "--int-max", str(int_max), "--device", DEVICE]
+    proc = subprocess.run(c.pinned(cmd), capture_output=True, text=True, timeout=args.duration + args.warmup + 120)
     if proc.returncode != 0:
         c.die(f"inproc failed:\n{proc.stderr}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])

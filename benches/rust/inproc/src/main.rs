@@ -11,8 +11,11 @@
 //!
 //! ```text
 //! inproc --model F.onnx [--ort libonnxruntime.so] [--threads 1] [--batch 1] [--duration 5]
-//!        [--warmup 1] [--intra-op 1] [--int-max 1000] [--label NAME]
+//!        [--warmup 1] [--intra-op 1] [--int-max 1000] [--label NAME] [--device cpu|cuda:N]
 //! ```
+//! `--device cuda:N` runs on a GPU through the CUDA execution provider, like Switchyard's
+//! `device = "cuda:N"`: it needs this tool built with `--features cuda` and the onnxruntime-gpu
+//! library; a CUDA provider that fails to register is an error, never a silent CPU fallback.
 //! The library is `--ort`, else `ORT_DYLIB_PATH`; a missing one is a clear error, not a panic.
 
 use std::path::{Path, PathBuf};
@@ -34,10 +37,12 @@ struct Args {
     intra_op: usize,
     int_max: i64,
     label: String,
+    /// `None` for the CPU, else the CUDA device ordinal.
+    cuda: Option<i32>,
 }
 
 const USAGE: &str = "usage: inproc --model F.onnx [--ort LIB] [--threads N] [--batch B] [--duration S] \
-                     [--warmup S] [--intra-op N] [--int-max N] [--label NAME]";
+                     [--warmup S] [--intra-op N] [--int-max N] [--label NAME] [--device cpu|cuda:N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
@@ -50,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         intra_op: 1,
         int_max: 1000,
         label: String::new(),
+        cuda: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +74,11 @@ fn parse_args() -> Result<Args, String> {
             "--intra-op" => a.intra_op = value.parse().map_err(|e| bad(&e))?,
             "--int-max" => a.int_max = value.parse().map_err(|e| bad(&e))?,
             "--label" => a.label = value,
+            "--device" if value == "cpu" => a.cuda = None,
+            "--device" => {
+                let n = value.strip_prefix("cuda:").and_then(|n| n.parse::<i32>().ok()).filter(|n| *n >= 0);
+                a.cuda = Some(n.ok_or_else(|| format!("--device {value}: must be cpu or cuda:N"))?);
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -95,18 +106,46 @@ fn library(a: &Args) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-fn session(env: &ort::environment::Environment, model: &Path, intra_op: usize) -> Result<Session, String> {
+fn session(
+    env: &ort::environment::Environment,
+    model: &Path,
+    intra_op: usize,
+    cuda: Option<i32>,
+) -> Result<Session, String> {
     let e = |e: ort::Error<ort::session::builder::SessionBuilder>| e.to_string();
-    Session::builder(env)
+    let builder = Session::builder(env)
         .map_err(|e| e.to_string())?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(e)?
         .with_intra_threads(intra_op)
         .map_err(e)?
         .with_inter_threads(1)
-        .map_err(e)?
-        .commit_from_file(model)
-        .map_err(|e| format!("cannot load {}: {e}", model.display()))
+        .map_err(e)?;
+    on_device(builder, cuda)?.commit_from_file(model).map_err(|e| format!("cannot load {}: {e}", model.display()))
+}
+
+#[cfg(feature = "cuda")]
+fn on_device(
+    builder: ort::session::builder::SessionBuilder,
+    cuda: Option<i32>,
+) -> Result<ort::session::builder::SessionBuilder, String> {
+    match cuda {
+        None => Ok(builder),
+        Some(id) => builder
+            .with_execution_providers([ort::ep::CUDA::default().with_device_id(id).build().error_on_failure()])
+            .map_err(|e| format!("cannot use cuda:{id}: {e}")),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn on_device(
+    builder: ort::session::builder::SessionBuilder,
+    cuda: Option<i32>,
+) -> Result<ort::session::builder::SessionBuilder, String> {
+    match cuda {
+        None => Ok(builder),
+        Some(id) => Err(format!("--device cuda:{id} needs inproc built with `--features cuda`")),
+    }
 }
 
 /// One value per model input, from the session's signature.
@@ -209,12 +248,12 @@ fn run(a: Args) -> Result<(), String> {
     let mut handles = Vec::new();
     for t in 0..a.threads {
         let (env, ready, go) = (Arc::clone(&env), Arc::clone(&ready), Arc::clone(&go));
-        let (model, intra, batch, int_max) = (a.model.clone(), a.intra_op, a.batch, a.int_max);
+        let (model, intra, batch, int_max, cuda) = (a.model.clone(), a.intra_op, a.batch, a.int_max, a.cuda);
         handles.push(
             std::thread::Builder::new()
                 .name(format!("inproc-{t}"))
                 .spawn(move || -> Result<ThreadResult, String> {
-                    let prepared = session(&env, &model, intra).and_then(|mut s| {
+                    let prepared = session(&env, &model, intra, cuda).and_then(|mut s| {
                         let inputs = make_inputs(&s, batch, int_max)?;
                         let t0 = Instant::now();
                         call(&mut s, &inputs)?;
