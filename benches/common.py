@@ -802,8 +802,11 @@ def machine():
                 break
     except OSError:
         pass
-    status = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "model-store", "Cargo.toml",
-                             "Cargo.lock"], cwd=ROOT, capture_output=True, text=True).stdout
+    try:
+        status = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "model-store", "Cargo.toml",
+                                 "Cargo.lock"], cwd=ROOT, capture_output=True, text=True).stdout
+    except OSError:  # no git where the bench runs (a copy of the tree on another machine)
+        status = ""
     dirty = [line[3:] for line in status.splitlines() if line.strip()]
     mem = "?"
     for line in Path("/proc/meminfo").read_text().splitlines():
