@@ -813,7 +813,7 @@ def machine():
         if line.startswith("MemTotal:"):
             mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     return {
-        "nproc": sh("nproc"),
+        "nproc": str(os.cpu_count()),  # the machine's, not this process's (pinned) share
         "cpu": cpu,
         "mem": mem,
         "kernel": sh("uname", "-sr"),

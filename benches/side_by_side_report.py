@@ -152,7 +152,7 @@ def report(args, mach, bin_desc, ort, res, ctx, started, finished):
       "costs, and **switchyard inline** (the same with `[model.engine] execution = \"inline\"` and "
       f"`instances = {ctx['bare_threads']}`, one session per server thread: the request's thread runs the model, "
       "no hand-off to a worker thread) — no target is judged on either")
-    for peer in ALL_PEERS:
+    for peer in args.peers:
         w(f"- **{peer}**: " + ctx["peer_desc"].get(peer, "not run"))
     w("- load: wrk (`-t min(2,c) -c c --latency`, a fixed JSON body per model) for every server; "
       "perf_analyzer 2.51 (`--concurrency-range c:c`, binary tensors, `--input-data zero`, "
@@ -307,7 +307,7 @@ def report(args, mach, bin_desc, ort, res, ctx, started, finished):
                 w("")
     w("## Plot")
     w("")
-    w("`side_by_side.svg` beside this file: throughput against p99 per server (wrk, JSON), one panel per model.")
+    w(f"`{ctx['svg_name']}` beside this file: throughput against p99 per server (wrk, JSON), one panel per model.")
     w("")
     w(f"Run time: {ctx['runtime']:.0f} s in all (measuring {ctx['measure_time']:.0f} s).")
     w("")
