@@ -255,3 +255,57 @@ execution = "inline"
     assert!(!threads.iter().any(|t| t.starts_with("sy-")), "worker threads with inline execution: {threads:?}");
     assert_eq!(gw.terminate().code(), Some(0));
 }
+
+/// `execution = "auto"` (the default) times each version's warm runs when it loads: a model of
+/// microseconds runs inline, one session per server thread; a slow one on worker threads; a
+/// batching one on workers whatever its speed; an explicit choice is kept. Every one answers.
+#[test]
+fn auto_execution_runs_fast_models_inline_and_slow_or_batching_ones_on_workers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    for (model, fixture) in [("fast", "mlp_v1"), ("batching", "mlp_v1"), ("chosen", "mlp_v1"), ("slow", "slow")] {
+        crate::support::register(&store, model, fixture, Some(fixture));
+    }
+    let config = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+worker_threads = 3
+[store]
+path = "{store}"
+[[model]]
+name = "fast"
+versions = [1]
+[[model]]
+name = "batching"
+versions = [1]
+[model.engine]
+max_batch = 4
+[[model]]
+name = "chosen"
+versions = [1]
+[model.engine]
+execution = "workers"
+[[model]]
+name = "slow"
+versions = [1]
+"#;
+    let gw = Gateway::start(dir.path(), &store, config);
+    let ran = |model: &str| {
+        let state = get(gw.admin, &format!("/admin/models/{model}")).json();
+        let v = &state["versions"][0];
+        (v["execution_configured"].clone(), v["execution"].clone(), v["instances"].clone())
+    };
+    assert_eq!(ran("fast"), (json!("auto"), json!("inline"), json!(3)), "one session per server thread");
+    assert_eq!(ran("batching"), (json!("auto"), json!("workers"), json!(1)));
+    assert_eq!(ran("chosen"), (json!("workers"), json!("workers"), json!(1)));
+    assert_eq!(ran("slow"), (json!("auto"), json!("workers"), json!(1)));
+    let mlp = expected("mlp_v1");
+    for model in ["fast", "batching", "chosen"] {
+        let case = &mlp["cases"][0];
+        let got = infer_case(&gw, &format!("/v2/models/{model}/infer"), case);
+        assert_output_matches(&got["outputs"][0], &case["outputs"][0], model);
+    }
+    // The inline model answers many clients at once from its three sessions.
+    each_client_gets_its_own_answers(&gw, "/v2/models/fast/infer", &mlp);
+}

@@ -337,6 +337,10 @@ fn validate(
     if models.is_empty() && problems.is_empty() {
         problems.push("no [[model]] tables: name at least one model to serve".to_owned());
     }
+    // What tokio's runtime will run with (`cli::serve` builds it from the same setting).
+    let server_threads = server_config
+        .worker_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
     let mut seen = BTreeSet::new();
     let models = models
         .into_iter()
@@ -346,7 +350,7 @@ fn validate(
                 Some(n) => format!("model '{n}'"),
                 None => format!("[[model]] #{}", i + 1),
             };
-            let model = validate_model(raw, &label, problems)?;
+            let model = validate_model(raw, &label, server_threads, problems)?;
             if !seen.insert(model.name.clone()) {
                 problems.push(format!("{label} is defined more than once"));
             }
@@ -496,13 +500,13 @@ fn validate_promotion(
 
 fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfig {
     let d = LineageConfig::default();
-    let on_full = either(
+    let on_full = one_of(
         raw.on_full.as_deref(),
         [("block", OnFull::Block), ("drop", OnFull::Drop)],
         "[lineage] on_full",
         problems,
     );
-    let durability = either(
+    let durability = one_of(
         raw.durability.as_deref(),
         [("full", LineageDurability::Full), ("normal", LineageDurability::Normal)],
         "[lineage] durability",
@@ -551,21 +555,24 @@ fn selector(value: &toml::Value, label: &str, problems: &mut Vec<String>) -> Opt
 /// The value of a key spelled one of two ways, the first also the default when the key is
 /// absent. Any other spelling is a problem (`{what} = "x" must be "a" or "b"`) and gives the
 /// default, so validation goes on.
-fn either<T: Copy>(
+fn one_of<T: Copy, const N: usize>(
     value: Option<&str>,
-    [(a, first), (b, second)]: [(&str, T); 2],
+    choices: [(&str, T); N],
     what: &str,
     problems: &mut Vec<String>,
 ) -> T {
-    match value {
-        None => first,
-        Some(v) if v == a => first,
-        Some(v) if v == b => second,
-        Some(other) => {
-            problems.push(format!("{what} = {other:?} must be {a:?} or {b:?}"));
-            first
-        }
+    let default = choices[0].1;
+    let Some(v) = value else { return default };
+    if let Some(&(_, choice)) = choices.iter().find(|(name, _)| *name == v) {
+        return choice;
     }
+    let names: Vec<String> = choices.iter().map(|(name, _)| format!("{name:?}")).collect();
+    let listed = match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    };
+    problems.push(format!("{what} = {v:?} must be {listed}"));
+    default
 }
 
 fn bounded(
@@ -582,7 +589,14 @@ fn bounded(
     v
 }
 
-fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Option<ModelConfig> {
+/// `server_threads`: the threads serving requests (`[server] worker_threads`, else the cores),
+/// which an inline version gets one session each of unless `instances` says otherwise.
+fn validate_model(
+    raw: RawModel,
+    label: &str,
+    server_threads: usize,
+    problems: &mut Vec<String>,
+) -> Option<ModelConfig> {
     let before = problems.len();
     let name = raw.name.clone().unwrap_or_default();
     let name_ok = !name.is_empty()
@@ -630,15 +644,17 @@ fn validate_model(raw: RawModel, label: &str, problems: &mut Vec<String>) -> Opt
             }
         },
     };
-    let execution = either(
+    let execution = one_of(
         e.execution.as_deref(),
-        [("workers", Execution::Workers), ("inline", Execution::Inline)],
+        [("auto", Execution::Auto), ("workers", Execution::Workers), ("inline", Execution::Inline)],
         &format!("{label}: engine.execution"),
         problems,
     );
+    let instances = bounded(e.instances, 1, 1..=64, &format!("{label}: engine.instances"), problems) as usize;
     let engine = EngineSettings {
         device,
-        instances: bounded(e.instances, 1, 1..=64, &format!("{label}: engine.instances"), problems) as usize,
+        instances,
+        inline_instances: if e.instances.is_some() { instances } else { server_threads.clamp(1, 64) },
         execution,
         intra_op_threads: bounded(
             e.intra_op_threads,

@@ -150,9 +150,18 @@ fn routing_is_validated_and_its_versions_loaded() {
 }
 
 #[test]
-fn execution_is_workers_by_default_inline_when_asked_and_inline_cannot_batch() {
+fn execution_is_auto_by_default_and_inline_cannot_batch() {
     let c = Config::from_toml_str("good", GOOD).expect("valid");
+    assert_eq!(c.models[0].engine.execution, Execution::Auto);
+    let head = "[store]\npath='s'\n[server]\nworker_threads = 3\n[[model]]\nname='m'\nversions=[1]\n[model.engine]\n";
+    // Auto going inline gets one session per server thread, unless `instances` says otherwise.
+    let c = Config::from_toml_str("auto", head).expect("valid");
+    assert_eq!((c.models[0].engine.instances, c.models[0].engine.inline_instances), (1, 3));
+    let c = Config::from_toml_str("auto", &format!("{head}instances = 2\n")).expect("valid");
+    assert_eq!((c.models[0].engine.instances, c.models[0].engine.inline_instances), (2, 2));
+    let c = Config::from_toml_str("workers", &format!("{head}execution = \"workers\"\n")).expect("valid");
     assert_eq!(c.models[0].engine.execution, Execution::Workers);
+
     let inline = "[store]\npath='s'\n[[model]]\nname='m'\nversions=[1]\n[model.engine]\nexecution = \"inline\"\n";
     let c = Config::from_toml_str("inline", inline).expect("valid");
     assert_eq!(c.models[0].engine.execution, Execution::Inline);
@@ -162,7 +171,7 @@ fn execution_is_workers_by_default_inline_when_asked_and_inline_cannot_batch() {
     assert!(text.contains("model 'm': engine.execution = \"inline\" runs one request per call"), "{text}");
     assert!(text.contains("(max_batch = 8)"), "{text}");
     let text = Config::from_toml_str("bad", &inline.replace("inline", "threads")).unwrap_err().to_string();
-    assert!(text.contains("engine.execution = \"threads\" must be \"workers\" or \"inline\""), "{text}");
+    assert!(text.contains("engine.execution = \"threads\" must be \"auto\", \"workers\" or \"inline\""), "{text}");
 }
 
 #[test]

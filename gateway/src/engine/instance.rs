@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::inline::InlinePool;
 use super::worker::{Job, Worker, WorkerConfig};
-use super::{Device, EngineSettings, Execution, InstanceStats, Runtime, convert};
+use super::{Device, EngineSettings, Execution, INLINE_BELOW, InstanceStats, Runtime, convert};
 use crate::tensor::{DataType, Tensor, TensorData, element_count};
 
 /// One loaded, warmed model version.
@@ -24,7 +24,12 @@ pub struct ModelInstance {
     /// Hex sha256 of the artifact the sessions were built from (verified before loading).
     pub sha256: Arc<str>,
     pub signature: Signature,
+    /// As configured (`execution` may be `Auto`).
     pub settings: EngineSettings,
+    /// How this version runs: `settings.execution` with `Auto` decided at load.
+    pub execution: Execution,
+    /// Sessions loaded (`settings.instances`, or `inline_instances` when `Auto` chose inline).
+    pub instances: usize,
     /// True when every input and output has a dynamic first dimension, so requests can be
     /// stacked along it.
     pub batchable: bool,
@@ -132,7 +137,9 @@ fn with_device(
 }
 
 impl ModelInstance {
-    /// Loads a version: `settings.instances` sessions, each warmed with one zero-filled run,
+    /// Loads a version: its sessions (`settings.instances`; with `Execution::Auto`, first one
+    /// session whose timed warm runs decide between inline and worker threads, then the rest),
+    /// each warmed with one zero-filled run,
     /// then one worker thread per session. Blocking (tens of milliseconds per session): call it
     /// from a blocking context, never on an async worker.
     pub fn load(
@@ -143,22 +150,44 @@ impl ModelInstance {
         bytes: &[u8],
         settings: EngineSettings,
     ) -> Result<ModelInstance, LoadError> {
-        let mut sessions = Vec::with_capacity(settings.instances);
-        let mut signature = None;
-        for _ in 0..settings.instances.max(1) {
+        let mut first = build_session(runtime, bytes, &settings)?;
+        let signature = convert::signature_of(&first).map_err(LoadError::Signature)?;
+        let warm = warm_up(&mut first, &signature)?;
+        let batchable = signature.inputs.iter().chain(&signature.outputs).all(|s| s.shape.first() == Some(&-1));
+        let execution = match settings.execution {
+            // A batching version needs its worker threads to batch.
+            Execution::Auto if settings.max_batch > 1 && batchable => Execution::Workers,
+            Execution::Auto => {
+                let typical = time_runs(&mut first, warm)?;
+                let chosen = if typical < INLINE_BELOW { Execution::Inline } else { Execution::Workers };
+                tracing::info!(
+                    model,
+                    version,
+                    warm_run_us = typical.as_micros() as u64,
+                    execution = chosen.as_str(),
+                    "execution chosen from the model's warm runs"
+                );
+                chosen
+            }
+            chosen => chosen,
+        };
+        let instances = match (settings.execution, execution) {
+            (Execution::Auto, Execution::Inline) => settings.inline_instances,
+            _ => settings.instances,
+        }
+        .max(1);
+        let mut sessions = Vec::with_capacity(instances);
+        sessions.push(first);
+        while sessions.len() < instances {
             let mut session = build_session(runtime, bytes, &settings)?;
-            let sig = convert::signature_of(&session).map_err(LoadError::Signature)?;
-            warm_up(&mut session, &sig)?;
-            signature = Some(sig);
+            warm_up(&mut session, &signature)?;
             sessions.push(session);
         }
-        let signature = signature.expect("at least one session was built");
-        let batchable = signature.inputs.iter().chain(&signature.outputs).all(|s| s.shape.first() == Some(&-1));
         let stats = Arc::new(InstanceStats::default());
         let batch_size =
             metrics::histogram!("switchyard_batch_size", "model" => model.to_owned(), "version" => version.to_string());
         let output_names: Vec<String> = signature.outputs.iter().map(|s| s.name.clone()).collect();
-        let runner = match settings.execution {
+        let runner = match execution {
             Execution::Inline => Runner::Inline(InlinePool::new(
                 sessions,
                 settings.queue_capacity,
@@ -166,7 +195,7 @@ impl ModelInstance {
                 Arc::clone(&stats),
                 batch_size,
             )),
-            Execution::Workers => {
+            Execution::Workers | Execution::Auto => {
                 let (sender, receiver) = crossbeam_channel::bounded(settings.queue_capacity.max(1));
                 let config = Arc::new(WorkerConfig {
                     model: model.to_owned(),
@@ -193,6 +222,8 @@ impl ModelInstance {
             sha256: Arc::from(sha256),
             signature,
             settings,
+            execution,
+            instances,
             batchable,
             stats,
             runner,
@@ -253,18 +284,50 @@ impl ModelInstance {
     }
 }
 
+/// Runs the warm-up inputs `WARM_RUNS` more times; returns the median run time.
+fn time_runs(session: &mut Session, warm: WarmInputs) -> Result<Duration, LoadError> {
+    let mut times = Vec::with_capacity(WARM_RUNS);
+    for _ in 0..WARM_RUNS {
+        let inputs = warm.values()?;
+        let start = Instant::now();
+        session.run(inputs).map(drop).map_err(|e| LoadError::WarmUp(e.to_string()))?;
+        times.push(start.elapsed());
+    }
+    times.sort_unstable();
+    Ok(times[WARM_RUNS / 2])
+}
+
+/// Timed runs `Execution::Auto` judges a model by (after the first, untimed warm-up run).
+const WARM_RUNS: usize = 9;
+
+/// The zero-filled inputs of a warm-up run, kept to time more runs with.
+struct WarmInputs(Vec<Tensor>);
+
+impl WarmInputs {
+    fn values(&self) -> Result<Vec<(String, ort::value::DynValue)>, LoadError> {
+        self.0
+            .iter()
+            .map(|t| {
+                let value = convert::to_ort(t.clone()).map_err(|e| LoadError::WarmUp(e.to_string()))?;
+                Ok((t.name.clone(), value))
+            })
+            .collect()
+    }
+}
+
 /// One run with zero-filled inputs (dynamic dimensions set to 1) so the first real request does
 /// not pay for ORT's lazy initialisation, and a model that cannot run is refused at load time.
-fn warm_up(session: &mut Session, signature: &Signature) -> Result<(), LoadError> {
+/// Returns the inputs it ran with.
+fn warm_up(session: &mut Session, signature: &Signature) -> Result<WarmInputs, LoadError> {
     let mut inputs = Vec::with_capacity(signature.inputs.len());
     for spec in &signature.inputs {
         let shape: Vec<i64> = spec.shape.iter().map(|&d| if d < 0 { 1 } else { d }).collect();
         let datatype = DataType::from_v2(&spec.datatype).expect("signature_of only yields v2 datatypes");
         let len = element_count(&shape)
             .ok_or_else(|| LoadError::WarmUp(format!("input '{}' shape is too large", spec.name)))?;
-        let tensor = Tensor { name: spec.name.clone(), shape, data: TensorData::zeros(datatype, len) };
-        let value = convert::to_ort(tensor).map_err(|e| LoadError::WarmUp(e.to_string()))?;
-        inputs.push((spec.name.clone(), value));
+        inputs.push(Tensor { name: spec.name.clone(), shape, data: TensorData::zeros(datatype, len) });
     }
-    session.run(inputs).map(drop).map_err(|e| LoadError::WarmUp(e.to_string()))
+    let warm = WarmInputs(inputs);
+    session.run(warm.values()?).map(drop).map_err(|e| LoadError::WarmUp(e.to_string()))?;
+    Ok(warm)
 }

@@ -38,9 +38,13 @@ impl std::fmt::Display for Device {
 /// Which threads run a version's sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Execution {
+    /// Chosen by the version itself when it loads: `Inline` when a warm run of its model takes
+    /// less than [`INLINE_BELOW`] and it does not batch (`max_batch = 1`), `Workers` otherwise.
+    /// The default: a model's cost is only known once it runs, on the machine that serves it.
+    #[default]
+    Auto,
     /// One worker thread per session takes requests from the version's queue (and can batch
     /// them). The request's thread only enqueues and awaits the answer.
-    #[default]
     Workers,
     /// The request's own thread runs the model on a session it borrows: no hand-off between
     /// threads, but that thread serves nothing else meanwhile. For small, fast models; no
@@ -51,11 +55,18 @@ pub enum Execution {
 impl Execution {
     pub fn as_str(self) -> &'static str {
         match self {
+            Execution::Auto => "auto",
             Execution::Workers => "workers",
             Execution::Inline => "inline",
         }
     }
 }
+
+/// `Execution::Auto` runs a version inline when the median of its warm runs is below this: a
+/// request thread held this long serves nothing else meanwhile, about what decoding a large
+/// JSON body costs it anyway, while the hand-off to a worker thread costs a model of tens of
+/// microseconds a third of its throughput (`benches/results/side_by_side_16core.md`).
+pub const INLINE_BELOW: Duration = Duration::from_micros(100);
 
 /// How one version is run; validated from the `[model.engine]` config table.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +75,10 @@ pub struct EngineSettings {
     /// Sessions (and, with `Execution::Workers`, worker threads) for the version; each serves
     /// one call at a time.
     pub instances: usize,
-    /// Which threads run the sessions.
+    /// Sessions when `Execution::Auto` chooses inline: `instances` when the config sets it, else
+    /// one per server thread (fewer, and requests on different threads wait for each other).
+    pub inline_instances: usize,
+    /// Which threads run the sessions (`Auto`: decided when the version loads).
     pub execution: Execution,
     /// ONNX Runtime intra-op threads per session.
     pub intra_op_threads: usize,
@@ -81,7 +95,8 @@ impl Default for EngineSettings {
         EngineSettings {
             device: Device::Cpu,
             instances: 1,
-            execution: Execution::Workers,
+            inline_instances: 1,
+            execution: Execution::Auto,
             intra_op_threads: 1,
             max_batch: 1,
             batch_delay: Duration::ZERO,

@@ -56,8 +56,8 @@ pub fn model_config(model: &ServedModel, shown: &LoadedVersion) -> Value {
     };
     let versions: Vec<u32> = model.ready_versions().map(|l| l.instance.version).collect();
     let kind = match inst.settings.device {
-        Device::Cpu => json!({ "count": inst.settings.instances, "kind": "KIND_CPU" }),
-        Device::Cuda(n) => json!({ "count": inst.settings.instances, "kind": "KIND_GPU", "gpus": [n] }),
+        Device::Cpu => json!({ "count": inst.instances, "kind": "KIND_CPU" }),
+        Device::Cuda(n) => json!({ "count": inst.instances, "kind": "KIND_GPU", "gpus": [n] }),
     };
     let mut config = json!({
         "name": model.name,
