@@ -9,8 +9,9 @@ Servers, all on 127.0.0.1:
               response for that request (captured at start): the HTTP limit
   switchyard  the real `switchyard serve`, lineage on, every other setting at its default
               (on the tiny model also "switchyard lineage off": the same with [lineage] enabled =
-              false, to show what the lineage record costs, and "switchyard inline": the same with
-              [model.engine] execution = "inline" and one session per server thread; no target is
+              false, to show what the lineage record costs, and "switchyard workers": the same with
+              [model.engine] execution = "workers" (the default "auto" runs the tiny model inline,
+              one session per server thread: this shows what the hand-off would cost); no target is
               judged on either)
   mlserver    MLServer 1.7.1 with a 30-line ONNX Runtime runtime (benches/peers/)
   kserve      KServe 0.21's Python model server with the same (benches/peers/)
@@ -229,14 +230,14 @@ def main():
     sy_nolin.label = "switchyard lineage off"
     if not wait_ready(sy_nolin, ["mlp"], 120):
         c.die(f"switchyard lineage off: {sy_nolin.failed}")
-    inline_store = WORK / "store-inline"
-    register(binary, env, inline_store, "mlp", MODELS["mlp"]["file"])
-    sy_inline = Switchyard(binary, "switchyard-inline",
-                           switchyard_config(WORK / "switchyard-inline.toml", inline_store, [("mlp", [1])],
-                                             engine={"execution": '"inline"', "instances": ctx["bare_threads"]}), env)
-    sy_inline.label = "switchyard inline"
-    if not wait_ready(sy_inline, ["mlp"], 120):
-        c.die(f"switchyard inline: {sy_inline.failed}")
+    workers_store = WORK / "store-workers"
+    register(binary, env, workers_store, "mlp", MODELS["mlp"]["file"])
+    sy_workers = Switchyard(binary, "switchyard-workers",
+                            switchyard_config(WORK / "switchyard-workers.toml", workers_store, [("mlp", [1])],
+                                              engine={"execution": '"workers"'}), env)
+    sy_workers.label = "switchyard workers"
+    if not wait_ready(sy_workers, ["mlp"], 120):
+        c.die(f"switchyard workers: {sy_workers.failed}")
     peer_models = {"mlp": MODELS["mlp"]["file"], "encoder": MODELS["encoder"]["file"]}
     peers = []
     for peer in args.peers:
@@ -289,7 +290,7 @@ def main():
     c.log("== mlp (tiny)")
     r = inproc(bindir, ort, MODELS["mlp"]["file"], 1, 1, args)
     ctx["inproc"]["mlp"] = [("1 thread, batch 1", r)]
-    tiny_servers = [sy, bare, sy_nolin, sy_inline] + live
+    tiny_servers = [sy, bare, sy_nolin, sy_workers] + live
     ctx["ratio_ref"]["mlp"] = "switchyard"
     for i, conc in enumerate(args.conc):
         for srv in rotated(tiny_servers, i):
@@ -303,7 +304,7 @@ def main():
                     pa_point(res, pa, srv, "mlp", conc, args)
     bare.stop()
     sy_nolin.stop()
-    sy_inline.stop()
+    sy_workers.stop()
 
     # ---- Medium model
     c.log("== encoder (medium)")
@@ -384,10 +385,10 @@ def main():
         q = s8["rps"] / b8["rps"]
         add(f"tiny, c={hi}: Switchyard req/s ≥ 0.8 × bare hyper", f"{s8['rps']:.0f} / {b8['rps']:.0f} = {q:.2f}", q >= 0.8)
         tiny_missed |= q < 0.8
-    i8 = wrk("mlp", "switchyard inline", hi)
+    i8 = wrk("mlp", "switchyard workers", hi)
     if i8 and b8:
         q = i8["rps"] / b8["rps"]
-        add(f"(not a target) tiny, c={hi}: Switchyard with `execution = \"inline\"` req/s ÷ bare hyper",
+        add(f"(not a target) tiny, c={hi}: Switchyard with `execution = \"workers\"` req/s ÷ bare hyper",
             f"{i8['rps']:.0f} / {b8['rps']:.0f} = {q:.2f}", None)
     s1, b1 = wrk("mlp", "switchyard", 1), wrk("mlp", "bare", 1)
     if s1 and b1:
@@ -395,10 +396,10 @@ def main():
         add("tiny, c=1: Switchyard p50 ≤ 1.5 × bare hyper",
             f"{c.fmt_us(s1['p50_us'])} / {c.fmt_us(b1['p50_us'])} = {q:.2f}", q <= 1.5)
         tiny_missed |= q > 1.5
-    i1 = wrk("mlp", "switchyard inline", 1)
+    i1 = wrk("mlp", "switchyard workers", 1)
     if i1 and b1:
         q = i1["p50_us"] / b1["p50_us"]
-        add("(not a target) tiny, c=1: Switchyard with `execution = \"inline\"` p50 ÷ bare hyper",
+        add("(not a target) tiny, c=1: Switchyard with `execution = \"workers\"` p50 ÷ bare hyper",
             f"{c.fmt_us(i1['p50_us'])} / {c.fmt_us(b1['p50_us'])} = {q:.2f}", None)
     for frac in fractions:
         if frac[0] == "switchyard":
@@ -477,7 +478,7 @@ def main():
     text = report(args, mach, bin_desc, ort, res, ctx, started, finished)
     lim = {m: [(f"in-process {lbl.split(',')[1].strip()}", r["rows_per_s"]) for lbl, r in ctx["inproc"].get(m, [])]
            for m in MODELS}
-    svg = svg_plot(res, [("mlp", ["switchyard", "switchyard lineage off", "switchyard inline", "bare"] + ALL_PEERS, "mlp (tiny)", lim["mlp"]),
+    svg = svg_plot(res, [("mlp", ["switchyard", "switchyard lineage off", "switchyard workers", "bare"] + ALL_PEERS, "mlp (tiny)", lim["mlp"]),
                          ("encoder", ["switchyard"] + ALL_PEERS, "encoder (medium)", lim["encoder"]),
                          ("wide", ["switchyard batch off", "switchyard batch on"], "wide (batchable)", lim["wide"])],
                    f"Switchyard side by side — {mach['cpu']}, {mach['nproc']} cores, {started:%Y-%m-%d}")

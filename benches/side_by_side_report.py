@@ -14,7 +14,7 @@ from side_by_side_servers import ALL_PEERS, BATCH_MAX, MODELS  # noqa: E402
 
 
 COLORS = {"switchyard": "#d62728", "bare": "#7f7f7f", "mlserver": "#1f77b4", "kserve": "#2ca02c",
-          "triton": "#9467bd", "switchyard lineage off": "#e377c2", "switchyard inline": "#bcbd22", "switchyard batch off": "#ff7f0e", "switchyard batch on": "#8b0000",
+          "triton": "#9467bd", "switchyard lineage off": "#e377c2", "switchyard workers": "#bcbd22", "switchyard batch off": "#ff7f0e", "switchyard batch on": "#8b0000",
           "inproc": "#000000"}
 
 
@@ -147,11 +147,12 @@ def report(args, mach, bin_desc, ort, res, ctx, started, finished):
       f"each request body whole and answers Switchyard's own captured response ({ctx.get('bare_bytes', '?')} bytes "
       "of JSON for mlp, plus its `x-model-*` / `x-request-id` headers)")
     w("- **switchyard**: `[lineage] enabled = true` (the default), one `[[model]]` per model with `versions = [1]`, "
-      "nothing else set (so `worker_threads`, `instances`, `max_batch`, … at their defaults); on the tiny model also "
-      "**switchyard lineage off** (the same with `[lineage] enabled = false`), to show what the lineage record "
-      "costs, and **switchyard inline** (the same with `[model.engine] execution = \"inline\"` and "
-      f"`instances = {ctx['bare_threads']}`, one session per server thread: the request's thread runs the model, "
-      "no hand-off to a worker thread) — no target is judged on either")
+      "nothing else set (so `worker_threads`, `instances`, `execution = \"auto\"`, `max_batch`, … at their "
+      "defaults: `auto` runs the tiny model inline, one session per server thread, and the encoder on a worker "
+      "thread); on the tiny model also **switchyard lineage off** (the same with `[lineage] enabled = false`), to "
+      "show what the lineage record costs, and **switchyard workers** (the same with `[model.engine] execution = "
+      "\"workers\"`: one worker thread runs the model, the request's thread hands it over) — no target is "
+      "judged on either")
     for peer in args.peers:
         w(f"- **{peer}**: " + ctx["peer_desc"].get(peer, "not run"))
     w("- load: wrk (`-t min(2,c) -c c --latency`, a fixed JSON body per model) for every server; "
