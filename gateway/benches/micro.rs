@@ -18,8 +18,8 @@ use gateway::request_id::RequestId;
 use gateway::router::{Decision, Reason, Route, RoutingTable};
 use gateway::tensor::{Tensor, TensorData};
 use gateway::v2::decode::decode_request;
-use gateway::v2::encode::{EncodedOutput, ResponseHead, encode_response};
-use serde_json::{Map, Value, json};
+use gateway::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
+use serde_json::{Value, json};
 
 fn routing(c: &mut Criterion) {
     let table = RoutingTable { challengers: vec![(2, 2000), (3, 500)], ..RoutingTable::single(1) };
@@ -59,18 +59,42 @@ fn encode(c: &mut Criterion) {
         shape: vec![1, 10],
         data: TensorData::Fp32((0..10).map(|i| i as f32 * 0.1).collect()),
     };
-    let mut parameters = Map::new();
-    parameters.insert("model_version".into(), "1".into());
-    parameters.insert("route".into(), "champion".into());
+    let sha = "01db76cec961d32c56b7c4fcc42ab1eae1d7f1e96691adcdef99c8d8ac2d5895";
+    let parameters = Some(ResponseParameters { model_sha256: sha, model_version: 1, route: "champion" });
     let head = ResponseHead { model_name: "mlp", model_version: 1, id: Some("r1"), parameters };
     let outputs = [EncodedOutput { tensor: &tensor, binary: false }];
-    let equivalent = json!({"model_name": "mlp", "model_version": "1", "id": "r1", "parameters": {"model_version": "1", "route": "champion"},
+    let equivalent = json!({"model_name": "mlp", "model_version": "1", "id": "r1", "parameters": {"model_sha256": sha, "model_version": "1", "route": "champion"},
         "outputs": [{"name": "output", "datatype": "FP32", "shape": [1, 10], "data": (0..10).map(|i| i as f32 * 0.1).collect::<Vec<_>>()}]});
     let mut g = c.benchmark_group("v2_encode_json_10_floats");
     g.bench_function("encode_response", |b| {
         b.iter(|| black_box(encode_response(black_box(&head), black_box(&outputs))))
     });
     g.bench_function("baseline_serde_value", |b| b.iter(|| black_box(serde_json::to_vec(black_box(&equivalent)))));
+    g.finish();
+}
+
+/// The response's `parameters` as built per request: typed (`ResponseParameters`) against the
+/// `serde_json::Map` of `Value`s it replaced (three String keys, the version formatted, the hash
+/// copied), each serialised.
+fn response_parameters(c: &mut Criterion) {
+    let sha = "01db76cec961d32c56b7c4fcc42ab1eae1d7f1e96691adcdef99c8d8ac2d5895";
+    let (version, route) = (3_u32, "champion");
+    let mut g = c.benchmark_group("v2_response_parameters");
+    g.bench_function("typed", |b| {
+        b.iter(|| {
+            let p = ResponseParameters { model_sha256: black_box(sha), model_version: black_box(version), route };
+            black_box(serde_json::to_vec(&p))
+        })
+    });
+    g.bench_function("baseline_map", |b| {
+        b.iter(|| {
+            let mut p = serde_json::Map::new();
+            p.insert("model_version".into(), black_box(version).to_string().into());
+            p.insert("model_sha256".into(), black_box(sha).into());
+            p.insert("route".into(), route.into());
+            black_box(serde_json::to_vec(&p))
+        })
+    });
     g.finish();
 }
 
@@ -116,5 +140,5 @@ fn lineage(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, routing, decode, encode, lineage);
+criterion_group!(benches, routing, decode, encode, response_parameters, lineage);
 criterion_main!(benches);

@@ -95,6 +95,26 @@ pub struct LoadedVersion {
     pub shadow_agree: AtomicU64,
     /// Its request figures, resolved once.
     pub metrics: VersionMetrics,
+    /// The header values naming it in every answer, built once.
+    pub headers: VersionHeaders,
+}
+
+/// `x-model-version` and `x-model-sha256` of a loaded version's answers: cloning a
+/// `HeaderValue` shares its bytes, where building one per request validates and copies them.
+#[derive(Debug)]
+pub struct VersionHeaders {
+    pub version: http::HeaderValue,
+    pub sha256: http::HeaderValue,
+}
+
+impl VersionHeaders {
+    fn of(instance: &ModelInstance) -> VersionHeaders {
+        VersionHeaders {
+            version: http::HeaderValue::from(instance.version),
+            // Lowercase hex: always a valid header value.
+            sha256: http::HeaderValue::from_str(&instance.sha256).unwrap_or(http::HeaderValue::from_static("")),
+        }
+    }
 }
 
 impl ServedModel {
@@ -402,6 +422,7 @@ async fn load_version(
             .map_err(|e| e.to_string())?;
     Ok(LoadedVersion {
         metrics: VersionMetrics::new(&model.name, record.version),
+        headers: VersionHeaders::of(&instance),
         instance,
         stage: record.stage,
         window: ArcSwap::from_pointee(Window::new(window)),

@@ -20,7 +20,7 @@ use crate::request_id::RequestId;
 use crate::router::{Decision, Reason, Route};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
 use crate::v2::decode::decode_request;
-use crate::v2::encode::{EncodedOutput, ResponseHead, encode_response};
+use crate::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
 use crate::v2::metadata;
 
 /// Header carrying the request id: the client's when valid, else generated.
@@ -408,12 +408,13 @@ where
             })
             .collect(),
     };
-    let mut parameters = Map::new();
-    parameters.insert("model_version".into(), inst.version.to_string().into());
-    parameters.insert("model_sha256".into(), (*inst.sha256).into());
-    parameters.insert("route".into(), route.into());
-    let head =
-        ResponseHead { model_name: &model.name, model_version: inst.version, id: request.id.as_deref(), parameters };
+    let parameters = ResponseParameters { model_sha256: &inst.sha256, model_version: inst.version, route };
+    let head = ResponseHead {
+        model_name: &model.name,
+        model_version: inst.version,
+        id: request.id.as_deref(),
+        parameters: Some(parameters),
+    };
     let encoded = encode_response(&head, &selected);
     let mut response = Response::new(Full::new(encoded.body));
     let h = response.headers_mut();
@@ -426,11 +427,9 @@ where
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
     }
-    h.insert("x-model-version", HeaderValue::from(inst.version));
-    if let Ok(v) = HeaderValue::from_str(&inst.sha256) {
-        h.insert("x-model-sha256", v);
-    }
-    h.insert("x-model-route", HeaderValue::from_str(route).unwrap_or(HeaderValue::from_static("default")));
+    h.insert("x-model-version", loaded.headers.version.clone());
+    h.insert("x-model-sha256", loaded.headers.sha256.clone());
+    h.insert("x-model-route", HeaderValue::from_static(route));
     tracing::trace!(%request_id, model = %model.name, version = inst.version, "answered");
     Ok(response)
 }

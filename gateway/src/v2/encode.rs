@@ -4,7 +4,6 @@
 use bytes::Bytes;
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
-use serde_json::{Map, Value};
 
 use crate::tensor::{Tensor, TensorData};
 
@@ -14,8 +13,24 @@ pub struct ResponseHead<'a> {
     pub model_name: &'a str,
     pub model_version: u32,
     pub id: Option<&'a str>,
-    /// Response-level `parameters` (the version, hash and route that answered).
-    pub parameters: Map<String, Value>,
+    /// Response-level `parameters`; `None` leaves them out.
+    pub parameters: Option<ResponseParameters<'a>>,
+}
+
+/// The response's `parameters`: which version, artifact and route answered. Typed rather than a
+/// `Map` of `Value`s so that writing them allocates nothing; the same JSON (keys in `Map`'s
+/// sorted order, the version as a string like the top-level `model_version`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ResponseParameters<'a> {
+    pub model_sha256: &'a str,
+    #[serde(serialize_with = "as_text")]
+    pub model_version: u32,
+    pub route: &'a str,
+}
+
+/// A number written as a JSON string, as v2 writes versions.
+fn as_text<S: Serializer>(n: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(n)
 }
 
 /// One output and whether it goes as binary.
@@ -36,11 +51,12 @@ pub struct EncodedResponse {
 #[derive(Serialize)]
 struct Head<'a> {
     model_name: &'a str,
-    model_version: String,
+    #[serde(serialize_with = "as_text")]
+    model_version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    parameters: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<ResponseParameters<'a>>,
     outputs: Vec<OutputJson<'a>>,
 }
 
@@ -125,9 +141,9 @@ pub fn encode_response(head: &ResponseHead<'_>, outputs: &[EncodedOutput<'_>]) -
     }
     let json = Head {
         model_name: head.model_name,
-        model_version: head.model_version.to_string(),
+        model_version: head.model_version,
         id: head.id,
-        parameters: &head.parameters,
+        parameters: head.parameters,
         outputs: json_outputs,
     };
     let mut body = serde_json::to_vec(&json).expect("response JSON has only string keys and finite-or-null numbers");
@@ -177,11 +193,30 @@ pub fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
     use crate::v2::decode::decode_request;
 
     fn head() -> ResponseHead<'static> {
-        ResponseHead { model_name: "m", model_version: 2, id: Some("r1"), parameters: Map::new() }
+        ResponseHead { model_name: "m", model_version: 2, id: Some("r1"), parameters: None }
+    }
+
+    #[test]
+    fn parameters_read_as_the_map_they_replace() {
+        let t = Tensor { name: "y".into(), shape: vec![1], data: TensorData::Fp32(vec![0.5]) };
+        let sha = "01db76cec961d32c56b7c4fcc42ab1eae1d7f1e96691adcdef99c8d8ac2d5895";
+        let head = ResponseHead {
+            parameters: Some(ResponseParameters { model_sha256: sha, model_version: 12, route: "challenger" }),
+            ..head()
+        };
+        let enc = encode_response(&head, &[EncodedOutput { tensor: &t, binary: false }]);
+        let text = std::str::from_utf8(&enc.body).expect("utf-8");
+        let want = format!(r#""parameters":{{"model_sha256":"{sha}","model_version":"12","route":"challenger"}}"#);
+        assert!(text.contains(&want), "{text}");
+        assert!(text.starts_with(r#"{"model_name":"m","model_version":"2","id":"r1","#), "{text}");
+        let without = encode_response(&self::head(), &[EncodedOutput { tensor: &t, binary: false }]);
+        assert!(!std::str::from_utf8(&without.body).expect("utf-8").contains("parameters\":{\"model"));
     }
 
     #[test]
