@@ -156,8 +156,8 @@ pub struct RawEngine {
     pub device: Option<String>,
     /// Sessions per version (each on its own worker thread, unless inline).
     pub instances: Option<u64>,
-    /// `auto` (default: `inline` for a model whose warm runs take under 100 µs and that does not
-    /// batch, else `workers`), `workers` or `inline`: which threads run the sessions.
+    /// `auto` (default: `inline` for a CPU model whose warm runs take under 100 µs and that does
+    /// not batch, else `workers`), `workers` or `inline`: which threads run the sessions.
     pub execution: Option<String>,
     /// ONNX Runtime intra-op threads per session.
     pub intra_op_threads: Option<u64>,

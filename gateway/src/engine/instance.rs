@@ -157,6 +157,9 @@ impl ModelInstance {
         let execution = match settings.execution {
             // A batching version needs its worker threads to batch.
             Execution::Auto if settings.max_batch > 1 && batchable => Execution::Workers,
+            // On a GPU a large model can run in microseconds, and inline would load one copy
+            // of its weights per server thread into the GPU's memory.
+            Execution::Auto if settings.device != Device::Cpu => Execution::Workers,
             Execution::Auto => {
                 let typical = time_runs(&mut first, warm)?;
                 let chosen = if typical < INLINE_BELOW { Execution::Inline } else { Execution::Workers };

@@ -38,8 +38,10 @@ impl std::fmt::Display for Device {
 /// Which threads run a version's sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Execution {
-    /// Chosen by the version itself when it loads: `Inline` when a warm run of its model takes
-    /// less than [`INLINE_BELOW`] and it does not batch (`max_batch = 1`), `Workers` otherwise.
+    /// Chosen by the version itself when it loads: `Inline` when it runs on the CPU, a warm run
+    /// of its model takes less than [`INLINE_BELOW`] and it does not batch (`max_batch = 1`),
+    /// `Workers` otherwise (on a GPU a model's speed says nothing of its size, and inline
+    /// means one copy of it per server thread).
     /// The default: a model's cost is only known once it runs, on the machine that serves it.
     #[default]
     Auto,
