@@ -137,11 +137,11 @@ fn with_device(
 }
 
 impl ModelInstance {
-    /// Loads a version: its sessions (`settings.instances`; with `Execution::Auto`, first one
-    /// session whose timed warm runs decide between inline and worker threads, then the rest),
-    /// each warmed with one zero-filled run,
-    /// then one worker thread per session. Blocking (tens of milliseconds per session): call it
-    /// from a blocking context, never on an async worker.
+    /// Loads a version: builds its first session and warms it with one zero-filled run; with
+    /// `Execution::Auto`, times more runs of it to choose inline or worker threads; then builds
+    /// and warms the rest (`settings.instances`, or `inline_instances` when `Auto` chose inline)
+    /// and, on worker threads, starts one per session. Blocking (tens of milliseconds per
+    /// session): call it from a blocking context, never on an async worker.
     pub fn load(
         runtime: &Runtime,
         model: &str,
@@ -198,6 +198,7 @@ impl ModelInstance {
                 Arc::clone(&stats),
                 batch_size,
             )),
+            // `Auto` is decided above; it never reaches here.
             Execution::Workers | Execution::Auto => {
                 let (sender, receiver) = crossbeam_channel::bounded(settings.queue_capacity.max(1));
                 let config = Arc::new(WorkerConfig {
