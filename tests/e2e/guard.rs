@@ -192,10 +192,14 @@ fn a_failing_champion_trips_on_error_rate_and_the_failures_before_are_real_model
         let rec = &lineage(&gw, f.request_id.as_deref().expect("id"))["records"][0];
         assert_eq!((rec["version"].as_u64(), rec["error_class"].as_str()), (Some(1), Some("model_error")), "{rec}");
     }
-    // Requests answered after the first backup answer never fail, bad inputs included: the swap
-    // itself fails nothing, and v2 handles every input.
-    let late_failures = samples.iter().filter(|s| s.at > samples[switch].at && s.status != 200).count();
-    assert_eq!(late_failures, 0);
+    // The swap itself fails nothing and v2 handles every input: once the first backup answer is
+    // in, the only failures left are v1 requests already in flight when the routing changed
+    // (each checked above to be v1's own model error), at most one per client; a swap that kept
+    // routing to v1 would fail a third of the requests after it.
+    let late: Vec<&Sample> = samples.iter().filter(|s| s.at > samples[switch].at).collect();
+    let late_failures = late.iter().filter(|s| s.status != 200).count();
+    assert!(late_failures <= 3, "{late_failures} failures after the swap, of {} requests", late.len());
+    assert!(late.len() >= 50, "too few requests after the swap to tell: {}", late.len());
     let state = model_state(&gw, "scorer");
     assert_eq!(state["origin"]["detail"]["reason"], "error_rate", "{state}");
     assert!(state["origin"]["detail"]["measured"]["error_rate"].as_f64().expect("rate") > 0.2);
