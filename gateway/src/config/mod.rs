@@ -552,9 +552,9 @@ fn selector(value: &toml::Value, label: &str, problems: &mut Vec<String>) -> Opt
     }
 }
 
-/// The value of a key spelled one of two ways, the first also the default when the key is
-/// absent. Any other spelling is a problem (`{what} = "x" must be "a" or "b"`) and gives the
-/// default, so validation goes on.
+/// The value of a key spelled one of `choices`' ways, the first also the default when the key
+/// is absent. Any other spelling is a problem (`{what} = "x" must be "a", "b" or "c"`) and gives
+/// the default, so validation goes on.
 fn one_of<T: Copy, const N: usize>(
     value: Option<&str>,
     choices: [(&str, T); N],

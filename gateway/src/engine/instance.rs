@@ -24,10 +24,8 @@ pub struct ModelInstance {
     /// Hex sha256 of the artifact the sessions were built from (verified before loading).
     pub sha256: Arc<str>,
     pub signature: Signature,
-    /// As configured (`execution` may be `Auto`).
+    /// As configured (`execution` may be `Auto`; `execution()` says what it became).
     pub settings: EngineSettings,
-    /// How this version runs: `settings.execution` with `Auto` decided at load.
-    pub execution: Execution,
     /// Sessions loaded (`settings.instances`, or `inline_instances` when `Auto` chose inline).
     pub instances: usize,
     /// True when every input and output has a dynamic first dimension, so requests can be
@@ -226,7 +224,6 @@ impl ModelInstance {
             sha256: Arc::from(sha256),
             signature,
             settings,
-            execution,
             instances,
             batchable,
             stats,
@@ -265,6 +262,14 @@ impl ModelInstance {
             Err(TrySendError::Disconnected(_)) => return Err(self.stopped()),
         }
         answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// How this version runs: `settings.execution`, with `Auto` decided at load.
+    pub fn execution(&self) -> Execution {
+        match &self.runner {
+            Runner::Workers(_) => Execution::Workers,
+            Runner::Inline(_) => Execution::Inline,
+        }
     }
 
     /// Requests waiting for a session right now.
