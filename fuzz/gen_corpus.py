@@ -7,9 +7,11 @@
                              each prefixed with the mode byte of fuzz_targets/v2_decode.rs.
   fuzz/corpus/config_parse/  configs/*.toml and the config strings of
                              gateway/src/config/tests.rs, plus edge cases.
+  fuzz/corpus/json_data/     tensor data as clients write it (the "data" arrays of the v2
+                             seeds' JSON requests), and numbers at the edges of the fast reader.
 
 Deterministic; run from anywhere:  python3 fuzz/gen_corpus.py
-It rewrites both directories (removing files it did not write), so the corpus stays exactly
+It rewrites every target's directory (removing files it did not write), so the corpus stays exactly
 what this script produces. Plain Python 3, no packages needed.
 """
 
@@ -358,6 +360,32 @@ def config_seeds() -> dict[str, bytes]:
     return seeds
 
 
+def json_data_seeds(v2: dict[str, bytes]) -> dict[str, bytes]:
+    seeds = {}
+    for name, body in v2.items():
+        if body[0] != MODE_JSON:
+            continue
+        try:
+            request = json.loads(body[1:])
+        except ValueError:
+            continue
+        inputs = request.get("inputs") if isinstance(request, dict) else None
+        for i, tensor in enumerate(inputs if isinstance(inputs, list) else []):
+            if isinstance(tensor, dict) and "data" in tensor:
+                seeds[f"{name}-{i}"] = compact(tensor["data"])
+    edges = [
+        "[0.10000000149011612, 3.4028234663852886e+38, 1.1754943508222875e-38]",  # f32 values via repr
+        "[[1e22, 1e-22], [1e23, 1e-23]]",  # the last exact powers of ten, and the first not
+        "[18446744073709551615, 18446744073709551616, -9223372036854775808, -9223372036854775809]",
+        "[-0, -0.0, 0e5, 1E+2, 2.5e-3, 123456789012345678.9]",
+        "[ [ true , false ] , [ ] , [[ 7 ]] ]",
+        "[1,]", "[01]", "[1.]", "[1e]", "[\"1\", null]",
+    ]
+    for i, text in enumerate(edges):
+        seeds[f"edge-{i}"] = text.encode()
+    return seeds
+
+
 def write(target: str, seeds: dict[str, bytes]) -> None:
     out = CORPUS / target
     if out.exists():
@@ -369,5 +397,7 @@ def write(target: str, seeds: dict[str, bytes]) -> None:
 
 
 if __name__ == "__main__":
-    write("v2_decode", v2_seeds())
+    v2 = v2_seeds()
+    write("v2_decode", v2)
     write("config_parse", config_seeds())
+    write("json_data", json_data_seeds(v2))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the v2 request decoder and the config parser (the cargo-fuzz crate in fuzz/) on stable
-# Rust, each for FUZZ_SECONDS (default 60), the targets side by side. Exits non-zero if a target
-# panics, times out or runs out of memory, printing the saved input and the command that
-# reproduces it. `make test` runs it last; `make fuzz` runs it alone. Idempotent.
+# Fuzzes the v2 request decoder, the config parser and the JSON tensor data reader (the
+# cargo-fuzz crate in fuzz/) on stable Rust, each for FUZZ_SECONDS (default 60), the targets
+# side by side. Exits non-zero if a target panics, times out or runs out of memory, printing
+# the saved input and the command that reproduces it. `make test` runs it last; `make fuzz`
+# runs it alone. Idempotent.
 #
 #   scripts/fuzz.sh                      # every target, 60 s each
 #   FUZZ_SECONDS=10 scripts/fuzz.sh      # shorter
@@ -37,7 +38,7 @@ cd "$root"
 seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-1}"
 profile="${FUZZ_PROFILE:-quick}"
-all_targets=(v2_decode config_parse)
+all_targets=(v2_decode config_parse json_data)
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
@@ -93,8 +94,8 @@ fi
 # shellcheck disable=SC2206 # FUZZ_ARGS is split on spaces on purpose
 args_common+=(${FUZZ_ARGS:-})
 
-# Start every target, then wait for them all: one process each (FUZZ_JOBS more), so two targets
-# take the wall time of one on two cores.
+# Start every target, then wait for them all: one process each (FUZZ_JOBS more), so the targets
+# take the wall time of one (on two cores, each gets two thirds of a core).
 declare -A pid before
 for target in "${targets[@]}"; do
   bin="$root/fuzz/target/$triple/$profile_dir/$target"

@@ -28,7 +28,7 @@ export SWITCHYARD_BIN="$root/target/debug/switchyard"
 
 # Last: the one step that is not deterministic, so a new fuzz finding never hides a regression
 # the suites above would report, and it comes with everything else green. Builds fuzz/ (its own
-# workspace and target dir; a few minutes from cold, seconds when warm), then runs both targets
+# workspace and target dir; a few minutes from cold, seconds when warm), then runs every target
 # side by side with the committed seeds and regression inputs; fails on a crash, timeout or OOM.
-echo "== Fuzzing: v2 request decoder and config parser, ${FUZZ_SECONDS:-60} s each"
+echo "== Fuzzing: v2 request decoder, config parser and JSON tensor data reader, ${FUZZ_SECONDS:-60} s each"
 scripts/fuzz.sh

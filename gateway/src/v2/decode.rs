@@ -8,10 +8,11 @@ use std::marker::PhantomData;
 
 use half::f16;
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::json_data::{self, Leaf, Scan};
 use crate::tensor::{DataType, Tensor, TensorData, element_count};
 
 /// A decoded `POST …/infer` request.
@@ -277,7 +278,7 @@ fn decode_input(input: RawInput<'_>, binary: &mut &[u8]) -> Result<Tensor, Decod
     Ok(Tensor { name: input.name, shape: input.shape, data })
 }
 
-/// The fast path for JSON data: parses `raw` (a JSON array, nested or flat) straight into a
+/// The fast path for JSON data: reads `raw` (a JSON array, nested or flat) straight into a
 /// vector of `datatype`, with no `Value` per element. `None` when the data is not exactly
 /// `expected` elements each valid for the type (or is BYTES, which stays on the general path):
 /// the caller then decodes it again with `decode_json_data`, which finds and reports the
@@ -299,99 +300,54 @@ fn typed_json_data(datatype: DataType, expected: usize, raw: &str) -> Option<Ten
             Leaf::Float(_) | Leaf::Bool(_) => None,
         }
     }
-    // An element takes at least two bytes of text ("1,"), so the text bounds the reservation.
-    let reserve = expected.min(raw.len() / 2 + 1);
-    macro_rules! collect {
-        ($variant:ident, $convert:expr) => {{
-            let mut out = Vec::with_capacity(reserve);
-            let mut sink = |leaf: Leaf| match $convert(leaf) {
-                Some(x) if out.len() < expected => {
-                    out.push(x);
-                    true
-                }
-                _ => false,
-            };
-            let mut de = serde_json::Deserializer::from_str(raw);
-            Leaves(&mut sink).deserialize(&mut de).ok()?;
-            (out.len() == expected).then_some(TensorData::$variant(out))
-        }};
-    }
-    match datatype {
-        DataType::Bool => collect!(Bool, |leaf| match leaf {
+    Some(match datatype {
+        DataType::Bool => TensorData::Bool(collect_leaves(raw, expected, |leaf| match leaf {
             Leaf::Bool(b) => Some(b),
             _ => None,
-        }),
-        DataType::Uint8 => collect!(Uint8, int::<u8>),
-        DataType::Uint16 => collect!(Uint16, int::<u16>),
-        DataType::Uint32 => collect!(Uint32, int::<u32>),
-        DataType::Uint64 => collect!(Uint64, int::<u64>),
-        DataType::Int8 => collect!(Int8, int::<i8>),
-        DataType::Int16 => collect!(Int16, int::<i16>),
-        DataType::Int32 => collect!(Int32, int::<i32>),
-        DataType::Int64 => collect!(Int64, int::<i64>),
+        })?),
+        DataType::Uint8 => TensorData::Uint8(collect_leaves(raw, expected, int::<u8>)?),
+        DataType::Uint16 => TensorData::Uint16(collect_leaves(raw, expected, int::<u16>)?),
+        DataType::Uint32 => TensorData::Uint32(collect_leaves(raw, expected, int::<u32>)?),
+        DataType::Uint64 => TensorData::Uint64(collect_leaves(raw, expected, int::<u64>)?),
+        DataType::Int8 => TensorData::Int8(collect_leaves(raw, expected, int::<i8>)?),
+        DataType::Int16 => TensorData::Int16(collect_leaves(raw, expected, int::<i16>)?),
+        DataType::Int32 => TensorData::Int32(collect_leaves(raw, expected, int::<i32>)?),
+        DataType::Int64 => TensorData::Int64(collect_leaves(raw, expected, int::<i64>)?),
         // JSON numbers are finite; one past the type's range would reach the model as ±inf.
-        DataType::Fp16 => collect!(Fp16, |leaf| float(leaf).map(f16::from_f64).filter(|y: &f16| !y.is_infinite())),
-        DataType::Fp32 => collect!(Fp32, |leaf| float(leaf).map(|x| x as f32).filter(|y: &f32| !y.is_infinite())),
-        DataType::Fp64 => collect!(Fp64, float),
-        DataType::Bytes => None,
-    }
+        DataType::Fp16 => TensorData::Fp16(collect_leaves(raw, expected, |leaf| {
+            float(leaf).map(f16::from_f64).filter(|y| !y.is_infinite())
+        })?),
+        DataType::Fp32 => TensorData::Fp32(collect_leaves(raw, expected, |leaf| {
+            float(leaf).map(|x| x as f32).filter(|y| !y.is_infinite())
+        })?),
+        DataType::Fp64 => TensorData::Fp64(collect_leaves(raw, expected, float)?),
+        DataType::Bytes => return None,
+    })
 }
 
-/// A scalar element of JSON data, as `Leaves` hands it over.
-#[derive(Debug, Clone, Copy)]
-enum Leaf {
-    Int(i64),
-    Uint(u64),
-    Float(f64),
-    Bool(bool),
-}
-
-/// Walks JSON data (arrays nested to any depth serde_json allows) and hands each scalar to the
-/// sink in row-major order; stops with an error at the first element the sink refuses, or at
-/// anything that is not a number, a boolean or an array.
-struct Leaves<'s, F>(&'s mut F);
-
-impl<'de, F: FnMut(Leaf) -> bool> DeserializeSeed<'de> for Leaves<'_, F> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
+/// The leaves of `raw`, each converted, when there are exactly `expected` and every one
+/// converts: read by `json_data::scan`, or by serde_json where the scan leaves the text to it.
+fn collect_leaves<T>(raw: &str, expected: usize, convert: impl Fn(Leaf) -> Option<T>) -> Option<Vec<T>> {
+    // An element takes at least two bytes of text ("1,"), so the text bounds the reservation.
+    let mut out = Vec::with_capacity(expected.min(raw.len() / 2 + 1));
+    let push = |out: &mut Vec<T>, leaf| match convert(leaf) {
+        Some(x) if out.len() < expected => {
+            out.push(x);
+            true
+        }
+        _ => false,
+    };
+    match json_data::scan(raw, &mut |leaf| push(&mut out, leaf)) {
+        Scan::Done => {}
+        Scan::Refused => return None,
+        Scan::Unsupported => {
+            out.clear();
+            if !json_data::walk(raw, &mut |leaf| push(&mut out, leaf)) {
+                return None;
+            }
+        }
     }
-}
-
-impl<'de, F: FnMut(Leaf) -> bool> Visitor<'de> for Leaves<'_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("tensor data: numbers, booleans or arrays of them")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Leaves(&mut *self.0))?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, n: i64) -> Result<(), E> {
-        self.take(Leaf::Int(n))
-    }
-
-    fn visit_u64<E: de::Error>(self, n: u64) -> Result<(), E> {
-        self.take(Leaf::Uint(n))
-    }
-
-    fn visit_f64<E: de::Error>(self, x: f64) -> Result<(), E> {
-        self.take(Leaf::Float(x))
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
-        self.take(Leaf::Bool(b))
-    }
-}
-
-impl<F: FnMut(Leaf) -> bool> Leaves<'_, F> {
-    fn take<E: de::Error>(self, leaf: Leaf) -> Result<(), E> {
-        if (self.0)(leaf) { Ok(()) } else { Err(E::custom("element refused")) }
-    }
+    (out.len() == expected).then_some(out)
 }
 
 /// Flattens nested JSON arrays (serde_json already bounds nesting depth) into leaf references.

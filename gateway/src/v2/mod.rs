@@ -3,4 +3,5 @@
 
 pub mod decode;
 pub mod encode;
+pub mod json_data;
 pub mod metadata;
