@@ -19,6 +19,7 @@ use gateway::router::{Decision, Reason, Route, RoutingTable};
 use gateway::tensor::{Tensor, TensorData};
 use gateway::v2::decode::decode_request;
 use gateway::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
+use gateway::v2::json_data::{self, Leaf};
 use serde_json::{Value, json};
 
 fn routing(c: &mut Criterion) {
@@ -36,19 +37,53 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
-fn body() -> Vec<u8> {
-    let data: Vec<f32> = (0..64).map(|i| i as f32 / 7.0).collect();
-    json!({"id": "r1", "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": data}]})
+/// A v2 JSON request of one FP32 input of `n` elements, as serde_json prints `f32`s.
+fn body(n: usize) -> Vec<u8> {
+    let data: Vec<f32> = (0..n).map(|i| i as f32 / 7.0).collect();
+    json!({"id": "r1", "inputs": [{"name": "input", "shape": [1, n], "datatype": "FP32", "data": data}]})
         .to_string()
         .into_bytes()
 }
 
 fn decode(c: &mut Criterion) {
-    let body = body();
-    let mut g = c.benchmark_group("v2_decode_json_64_floats");
-    g.bench_function("decode_request", |b| b.iter(|| black_box(decode_request(black_box(&body), None))));
-    g.bench_function("baseline_serde_value", |b| {
-        b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&body))))
+    // The tiny model's input, and the wide (batchable) model's of the side-by-side bench.
+    for n in [64, 512] {
+        let body = body(n);
+        let mut g = c.benchmark_group(format!("v2_decode_json_{n}_floats"));
+        g.bench_function("decode_request", |b| b.iter(|| black_box(decode_request(black_box(&body), None))));
+        g.bench_function("baseline_serde_value", |b| {
+            b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&body))))
+        });
+        g.finish();
+    }
+    // The tensor data alone: the byte loop the decoder reads it with, against the serde_json walk
+    // it used before (and still uses for what the loop leaves to it).
+    let data: Vec<f32> = (0..512).map(|i| i as f32 / 7.0).collect();
+    let text = serde_json::to_string(&data).expect("floats serialise");
+    let mut g = c.benchmark_group("v2_json_data_512_floats");
+    let mut out: Vec<f32> = Vec::with_capacity(512);
+    let take = |out: &mut Vec<f32>, leaf| match leaf {
+        Leaf::Float(x) => {
+            out.push(x as f32);
+            true
+        }
+        _ => false,
+    };
+    g.bench_function("scan", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(json_data::scan(black_box(&text), &mut |leaf| take(&mut out, leaf)));
+        })
+    });
+    g.bench_function("baseline_serde_walk", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(json_data::walk(black_box(&text), &mut |leaf| take(&mut out, leaf)));
+        })
+    });
+    // What the decoder pays before either: serde_json finding the data's extent (`RawValue`).
+    g.bench_function("extent_raw_value", |b| {
+        b.iter(|| black_box(serde_json::from_str::<&serde_json::value::RawValue>(black_box(&text)).is_ok()))
     });
     g.finish();
 }
