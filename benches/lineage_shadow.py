@@ -189,6 +189,19 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
         w(f"| 10% shadow / no shadow | {c} | {sh_['rps'] / base['rps']:.3f} | {p50:.3f} | "
           f"{sh_['p99_us'] / base['p99_us']:.3f} | p50 within noise | {verdict} |")
     w("")
+    w("The same comparison on a CPU-time basis (not a target; what lineage costs whatever the scheduler "
+      "did): the gateway's CPU per request with lineage OFF ÷ with it ON, whole process. Where the server "
+      "is bound by its CPU, throughput would move by this ratio; where it has a core to spare (here the "
+      "I/O thread, `worker_threads = 1`, is the bottleneck and the writer runs beside it), the req/s ratio "
+      "above is what clients see.")
+    w("")
+    w("| concurrency | CPU per request OFF | ON | OFF ÷ ON |")
+    w("|---:|---:|---:|---:|")
+    for c in conns:
+        on, off = med[("lineage-on", c)], med[("lineage-off", c)]
+        w(f"| {c} | {off['cpu_us_per_req']:.0f} µs | {on['cpu_us_per_req']:.0f} µs | "
+          f"{off['cpu_us_per_req'] / on['cpu_us_per_req']:.3f} |")
+    w("")
     w("## Server-side counters")
     w("")
     w("From the admin port's `/metrics` at the end of each server's life (after its warm-up and measured "
