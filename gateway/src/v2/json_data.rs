@@ -62,7 +62,7 @@ pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
     let mut at = skip_space(bytes, 0);
     let mut depth = 0usize;
     loop {
-        // A value is expected at `at`.
+        // A value is expected at `at`; each arm leaves `at` just past it.
         let leaf = match bytes.get(at) {
             Some(b'[') => {
                 at = skip_space(bytes, at + 1);
@@ -73,21 +73,22 @@ pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
                     }
                     continue;
                 }
-                None // `[]`: a value with no leaves; `at` is on its `]`
+                at += 1;
+                None // `[]`: a value with no leaves
             }
             Some(b'-' | b'0'..=b'9') => match number(bytes, at) {
                 Some((leaf, end)) => {
-                    at = end - 1; // the last byte of the value, as for `]` above
+                    at = end;
                     Some(leaf)
                 }
                 None => return Scan::Unsupported,
             },
             Some(b't') if bytes[at..].starts_with(b"true") => {
-                at += 3;
+                at += 4;
                 Some(Leaf::Bool(true))
             }
             Some(b'f') if bytes[at..].starts_with(b"false") => {
-                at += 4;
+                at += 5;
                 Some(Leaf::Bool(false))
             }
             _ => return Scan::Unsupported,
@@ -97,8 +98,8 @@ pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
         {
             return Scan::Refused;
         }
-        // After a value (`at` on its last byte): commas and closing brackets.
-        at = skip_space(bytes, at + 1);
+        // After a value: commas and closing brackets.
+        at = skip_space(bytes, at);
         loop {
             if depth == 0 {
                 return if at == bytes.len() { Scan::Done } else { Scan::Unsupported };
