@@ -173,11 +173,12 @@ fn a_failing_champion_trips_on_error_rate_and_the_failures_before_are_real_model
     let gw = Gateway::start(dir.path(), &store, &config);
 
     // Every third request carries an input the faulty model fails on: a 33% error rate.
+    const CLIENTS: usize = 3;
     let bad = |t: usize, i: usize| (t + i).is_multiple_of(3);
     let samples = load_until(
         gw.public,
         "/v2/models/scorer/infer",
-        3,
+        CLIENTS,
         |t, i| mlp_body(if bad(t, i) { 5000.0 } else { 0.25 }),
         |s| s.iter().filter(|x| x.version == Some(2)).count() >= 60 || s.len() >= 3000,
     );
@@ -198,7 +199,7 @@ fn a_failing_champion_trips_on_error_rate_and_the_failures_before_are_real_model
     // routing to v1 would fail a third of the requests after it.
     let late: Vec<&Sample> = samples.iter().filter(|s| s.at > samples[switch].at).collect();
     let late_failures = late.iter().filter(|s| s.status != 200).count();
-    assert!(late_failures <= 3, "{late_failures} failures after the swap, of {} requests", late.len());
+    assert!(late_failures <= CLIENTS, "{late_failures} failures after the swap, of {} requests", late.len());
     assert!(late.len() >= 50, "too few requests after the swap to tell: {}", late.len());
     let state = model_state(&gw, "scorer");
     assert_eq!(state["origin"]["detail"]["reason"], "error_rate", "{state}");
