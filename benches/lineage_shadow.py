@@ -235,7 +235,7 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
         rows = []
         for t in names_seen:
             busy = [median([r["cpu_by_thread"].get(t, 0.0) for r in results[(name, c)]]) for name in CONFIGS]
-            us = [median([r.get("us_by_thread", {}).get(t, 0.0) for r in results[(name, c)]]) for name in CONFIGS]
+            us = [median([r["us_by_thread"].get(t, 0.0) for r in results[(name, c)]]) for name in CONFIGS]
             if max(busy) >= 0.005:
                 rows.append((t, busy, us))
         rows.sort(key=lambda row: -max(row[1]))
