@@ -1,7 +1,9 @@
 //! What appending lineage costs the writer thread, per batch of records, in CPU time (the
 //! fsync's wait is not counted: it is off the CPU): `LineageAppender::append` into the
 //! registry (schema 6, a row per batch), beside a baseline that stores the same records as
-//! schema 2–5 did (a row per record with three indexes, 32 rows to an `INSERT`), in one run.
+//! schema 2–5 did (a row per record with three indexes, 32 rows to an `INSERT`), in one run; and
+//! the same append with `durability = "normal"` (no fsync at commit), to show what the default's
+//! fsync costs the writer's CPU (writing the dirty pages back is CPU time too, in the kernel).
 //!
 //! `cargo bench -p model-store --bench append`. Results: `benches/results/micro.md`.
 
@@ -48,16 +50,25 @@ fn append(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let store = runtime.block_on(ModelStore::open(dir.path())).expect("store");
     let mut appender = store.registry().lineage_appender(LineageDurability::Full).expect("appender");
+    // A store of its own: the two appenders must not share a WAL.
+    let normal_dir = tempfile::tempdir().expect("temp dir");
+    let normal_store = runtime.block_on(ModelStore::open(normal_dir.path())).expect("store");
+    let mut normal = normal_store.registry().lineage_appender(LineageDurability::Normal).expect("appender");
     let mut baseline = RowPerRecord::open(&dir.path().join("schema5.db"));
 
     let mut g = c.benchmark_group("lineage_append_cpu");
     for batch in [200, 1000] {
         let id = |name| BenchmarkId::new(name, batch);
         // Each side's request ids keep ascending across criterion's samples, as a gateway's do.
-        let (mut next, mut baseline_next) = (0, 0);
+        let (mut next, mut normal_next, mut baseline_next) = (0, 0, 0);
         g.bench_function(id("row_per_batch"), |b| {
             cpu_per_append(b, batch, &mut next, |rs| {
                 black_box(appender.append(rs).expect("append"));
+            })
+        });
+        g.bench_function(id("row_per_batch_durability_normal"), |b| {
+            cpu_per_append(b, batch, &mut normal_next, |rs| {
+                black_box(normal.append(rs).expect("append"));
             })
         });
         g.bench_function(id("baseline_row_per_record"), |b| {
