@@ -189,6 +189,19 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
         w(f"| 10% shadow / no shadow | {c} | {sh_['rps'] / base['rps']:.3f} | {p50:.3f} | "
           f"{sh_['p99_us'] / base['p99_us']:.3f} | p50 within noise | {verdict} |")
     w("")
+    w("The same ON/OFF req/s ratio taken round by round (in each round the two servers ran minutes apart, "
+      "so a slow drift of the machine's load cancels out of each pair; a burst of someone else's work "
+      "does not):")
+    w("")
+    w("| concurrency | ON/OFF per round | median | rounds ≥ 0.95 |")
+    w("|---:|---|---:|---:|")
+    for c in conns:
+        off_by_round = {r["round"]: r["rps"] for r in results[("lineage-off", c)]}
+        paired = [r["rps"] / off_by_round[r["round"]] for r in results[("lineage-on", c)] if r["round"] in off_by_round]
+        if paired:
+            w(f"| {c} | {', '.join(f'{q:.3f}' for q in paired)} | {median(paired):.3f} | "
+              f"{sum(q >= 0.95 for q in paired)} of {len(paired)} |")
+    w("")
     w("The same comparison on a CPU-time basis (not a target; what lineage costs whatever the scheduler "
       "did): the gateway's CPU per request with lineage OFF ÷ with it ON, whole process. Where the server "
       "is bound by its CPU, throughput would move by this ratio; where it has a core to spare (here the "
