@@ -135,7 +135,7 @@ def report(args, mach, binary_desc, ort, results, counters, exits, started, fini
     w("")
     w("- model `mlp` (input [1,64] FP32, output [1,10]); version 1 is the champion and answers every request; "
       "`[server] worker_threads = 1`, `[model.engine] instances = 1`, every other key at its default "
-      "(lineage: capacity 65536, batch_max 1024, on_full = \"block\"; engine: max_batch 1)")
+      "(lineage: capacity 65536, batch_max 1024, flush_interval 100 ms, on_full = \"block\"; engine: max_batch 1)")
     w("- configurations: **lineage-off** (`[lineage] enabled = false`), **lineage-on** (`enabled = true`), "
       "**lineage-on+shadow** (`enabled = true` and `shadows = { 2 = 10 }`: 10% of requests mirrored to "
       "version 2 after the response is sent; the shadow runs get lineage records too)")

@@ -57,7 +57,7 @@ fn per_version_online_accuracy_matches_a_hand_count() {
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("client")).collect()
     });
-    std::thread::sleep(Duration::from_millis(500)); // the lineage writer commits within ~20 ms
+    std::thread::sleep(Duration::from_millis(500)); // the lineage writer commits within ~100 ms
     // Ground truth: a fixed rule, so some predictions are right and some wrong.
     let truth = |i: usize| (i * 7) % 10;
     let mut hand: BTreeMap<u64, (u64, u64)> = BTreeMap::new();

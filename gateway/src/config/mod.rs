@@ -40,7 +40,9 @@ pub struct LineageConfig {
     pub capacity: usize,
     /// Most records per write transaction.
     pub batch_max: usize,
-    /// How long the writer waits for more records before committing a batch that is not full.
+    /// How long the writer waits for more records before committing a batch that is not full
+    /// (default 100 ms: each commit has a fixed cost, an fsync and the partly filled B-tree pages
+    /// written again, which a longer wait spreads over more records; see docs/design.md).
     pub flush_interval: Duration,
     pub on_full: OnFull,
     /// `full` (default): every batch is fsynced at commit; `normal`: not, so the last batches
@@ -63,7 +65,7 @@ impl Default for LineageConfig {
             enabled: true,
             capacity: 65_536,
             batch_max: 1024,
-            flush_interval: Duration::from_millis(20),
+            flush_interval: Duration::from_millis(100),
             on_full: OnFull::Block,
             durability: LineageDurability::Full,
         }

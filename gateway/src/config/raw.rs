@@ -51,7 +51,7 @@ pub struct RawLineage {
     pub capacity: Option<u64>,
     /// Most records written in one transaction.
     pub batch_max: Option<u64>,
-    /// How long the writer waits for more records before committing a batch, e.g. `"20ms"`.
+    /// How long the writer waits for more records before committing a batch, e.g. `"100ms"` (the default).
     pub flush_interval: Option<String>,
     /// What a request does when the buffer is full: `"block"` (wait for room; default) or
     /// `"drop"` (drop the record, counted).
