@@ -143,12 +143,8 @@ fn number(bytes: &[u8], start: usize) -> Option<(Leaf, usize)> {
             0
         }
         Some(&d @ b'1'..=b'9') => {
-            at += 1;
-            let mut s = u64::from(d - b'0');
-            while let Some(&d @ b'0'..=b'9') = bytes.get(at) {
-                s = s.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-                at += 1;
-            }
+            let (s, end) = digits(bytes, at + 1, u64::from(d - b'0'))?;
+            at = end;
             s
         }
         _ => return None,
@@ -156,16 +152,12 @@ fn number(bytes: &[u8], start: usize) -> Option<(Leaf, usize)> {
     let mut exponent: i32 = 0;
     let mut is_float = false;
     if bytes.get(at) == Some(&b'.') {
-        at += 1;
-        let digits_from = at;
-        while let Some(&d @ b'0'..=b'9') = bytes.get(at) {
-            significand = significand.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            exponent -= 1;
-            at += 1;
-        }
-        if at == digits_from {
+        let from = at + 1;
+        (significand, at) = digits(bytes, from, significand)?;
+        if at == from {
             return None; // `1.`: not JSON
         }
+        exponent = -i32::try_from(at - from).ok()?;
         is_float = true;
     }
     if let Some(b'e' | b'E') = bytes.get(at) {
@@ -214,6 +206,16 @@ fn number(bytes: &[u8], start: usize) -> Option<(Leaf, usize)> {
         x /= pow;
     }
     Some((Leaf::Float(if positive { x } else { -x }), at))
+}
+
+/// Appends the decimal digits from `at` on to `significand`: the result and the index past the
+/// last digit, or `None` when it would pass `u64::MAX` (`scan` leaves such numbers to `walk`).
+fn digits(bytes: &[u8], mut at: usize, mut significand: u64) -> Option<(u64, usize)> {
+    while let Some(&d @ b'0'..=b'9') = bytes.get(at) {
+        significand = significand.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        at += 1;
+    }
+    Some((significand, at))
 }
 
 /// The reference: serde_json's deserializer walks `raw` and hands each leaf to `take`. False
