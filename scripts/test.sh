@@ -14,6 +14,14 @@ if [ -x scripts/setup-perf-analyzer.sh ]; then
   export PERF_ANALYZER
 fi
 
+# CI builds once from a fresh clone: incremental caches (as large as the build itself) would
+# only be written, never read. Say how much disk there is, since a build that runs out of it
+# fails in the linker with a bus error rather than a clear message.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+fi
+df -h "$root" | sed -n '2s/^/disk: /p'
+
 echo "== format and lint"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
