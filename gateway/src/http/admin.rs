@@ -58,7 +58,7 @@ where
     let post = method == Method::POST;
     match segments.as_slice() {
         ["metrics"] if get => {
-            app.metrics.run_upkeep();
+            // Rendering folds the histograms' pending samples in first (as the upkeep does).
             let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
