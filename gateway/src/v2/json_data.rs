@@ -153,7 +153,7 @@ fn number(bytes: &[u8], start: usize) -> Option<(Leaf, usize)> {
     let mut is_float = false;
     if bytes.get(at) == Some(&b'.') {
         let from = at + 1;
-        (significand, at) = digits(bytes, from, significand)?;
+        (significand, at) = fraction_digits(bytes, from, significand)?;
         if at == from {
             return None; // `1.`: not JSON
         }
@@ -210,12 +210,61 @@ fn number(bytes: &[u8], start: usize) -> Option<(Leaf, usize)> {
 
 /// Appends the decimal digits from `at` on to `significand`: the result and the index past the
 /// last digit, or `None` when it would pass `u64::MAX` (`scan` leaves such numbers to `walk`).
+/// One digit at a time: what an integer part is (one or two digits, mostly).
 fn digits(bytes: &[u8], mut at: usize, mut significand: u64) -> Option<(u64, usize)> {
     while let Some(&d @ b'0'..=b'9') = bytes.get(at) {
         significand = significand.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
         at += 1;
     }
     Some((significand, at))
+}
+
+/// As [`digits`], for a fraction: its digits are where the long runs are (a client printing an
+/// `f32` through an `f64` sends 16 or 17), so it reads a word of eight bytes at a time while
+/// eight remain (in a request body the data array is followed by more text, so only the last
+/// number of a body ends short): `digit_run` finds how many lead with digits and their value
+/// without a branch per byte. Adding a run of digits at once overflows exactly when adding them
+/// one by one would: each prefix of a number's digits is at most the whole.
+fn fraction_digits(bytes: &[u8], mut at: usize, mut significand: u64) -> Option<(u64, usize)> {
+    while let Some(&word) = bytes.get(at..).and_then(|rest| rest.first_chunk::<8>()) {
+        let (count, value) = digit_run(u64::from_le_bytes(word));
+        significand = significand.checked_mul(POW10_U64[count])?.checked_add(value)?;
+        at += count;
+        if count < 8 {
+            return Some((significand, at));
+        }
+    }
+    digits(bytes, at, significand)
+}
+
+/// 10^n for n in 0..=8.
+const POW10_U64: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// Of eight bytes read as a little-endian `u64` (the first byte lowest): how many lead with
+/// ASCII digits (0 to 8), and the value of those digits.
+fn digit_run(word: u64) -> (usize, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Digits become 0..=9 and every other byte something else.
+    let x = word ^ (0x30 * ONES);
+    // A byte's high bit ends up set unless it is at most 9: adding 0x76 sets it for 10 and above,
+    // `| x` for 0x80 and above. A byte of 0x8A or more carries into the next, but only into
+    // bytes after the first non-digit, which are not read.
+    let non_digits = (x.wrapping_add(0x76 * ONES) | x) & (0x80 * ONES);
+    let count = (non_digits.trailing_zeros() / 8) as usize;
+    if count == 0 {
+        return (0, 0);
+    }
+    // The run's digits moved to the top bytes, zeros below them: as eight digits, the same number.
+    let v = x << (8 * (8 - count));
+    // Byte i becomes 10 * digit i + digit i + 1 (at most 99, no carry), so bytes 0, 2, 4 and 6
+    // hold the four two-digit pairs p0..p3, most significant first.
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    // Two multiplications put p0·10^6 + p2·10^2 and p1·10^4 + p3 in the high halves (the low
+    // halves, p0·100 + p1 at most 9999, carry nothing into them); their sum is the value.
+    const PAIRS_0_2: u64 = 0x0000_00FF_0000_00FF;
+    let high = (v & PAIRS_0_2).wrapping_mul(100 + (1_000_000 << 32));
+    let low = ((v >> 16) & PAIRS_0_2).wrapping_mul(1 + (10_000 << 32));
+    (count, high.wrapping_add(low) >> 32)
 }
 
 /// The reference: serde_json's deserializer walks `raw` and hands each leaf to `take`. False
@@ -391,6 +440,37 @@ mod tests {
     }
 
     #[test]
+    fn digit_run_counts_and_reads_the_leading_digits() {
+        let naive = |bytes: [u8; 8]| {
+            let count = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            (count, bytes[..count].iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+        };
+        let run = |bytes: [u8; 8]| digit_run(u64::from_le_bytes(bytes));
+        assert_eq!(run(*b"01234567"), (8, 1_234_567));
+        assert_eq!(run(*b"99999999"), (8, 99_999_999));
+        assert_eq!(run(*b"015625,0"), (6, 15_625));
+        assert_eq!(run(*b"5]}]}   "), (1, 5));
+        assert_eq!(run(*b",0.03125"), (0, 0));
+        // Every byte value in every position, the others digits.
+        for at in 0..8 {
+            for b in 0..=u8::MAX {
+                let mut bytes = *b"31415926";
+                bytes[at] = b;
+                assert_eq!(run(bytes), naive(bytes), "{bytes:?}");
+            }
+        }
+        // Two non-digits in a row, including bytes that carry into the next when 0x76 is added.
+        for (x, y) in [(0xFF, 0xFF), (0x8A, b'0'), (b'/', b':'), (0xB9, 0x39), (b'0' ^ 0x80, b'9')] {
+            for at in 0..7 {
+                let mut bytes = *b"27182818";
+                bytes[at] = x;
+                bytes[at + 1] = y;
+                assert_eq!(run(bytes), naive(bytes), "{bytes:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_refused_leaf_stops_the_scan() {
         let mut seen = 0;
         let outcome = scan("[1, 2, 3]", &mut |_| {
@@ -433,10 +513,41 @@ mod tests {
             "1e0000000000000000022",
             "0.0000000000000000000001",
             "100000000000000000000000e-22",
+            // Around the eight-digits-at-a-time step and where u64 runs out.
+            "12345678",
+            "123456789",
+            "-98765432.10987654",
+            "0.12345678",
+            "0.123456789",
+            "0.1234567890123456",
+            "99999999.99999999",
+            "1234567890123456789",
+            "12345678901234567890",
+            "18446744073709551616",
+            "1844674407370955161.5",
+            "0.18446744073709551615",
+            "0.18446744073709551616",
         ];
         for raw in edge {
             check_agreement(raw);
             check_agreement(&format!("[{raw}, [{raw}]]"));
+        }
+        // Fractions of every length up to past u64, ending every way a number can, with and
+        // without eight more bytes after them.
+        let fraction_digits = "31415926535897932384626433";
+        for len in 1..=fraction_digits.len() {
+            for int in ["0", "7", "-42", "18446744073"] {
+                for end in ["", "e2", "E-7", "e+30"] {
+                    let raw = format!("{int}.{}{end}", &fraction_digits[..len]);
+                    if int == "0" && end.is_empty() && len <= 19 {
+                        // Within scan's exact range, so the check below is not vacuous.
+                        assert_eq!(scanned(&format!("[{raw}, 1]")).0, Scan::Done, "{raw}");
+                    }
+                    check_agreement(&raw);
+                    check_agreement(&format!("[{raw},{raw} ,{raw}]"));
+                    check_agreement(&format!("[[{raw}]]    "));
+                }
+            }
         }
         // Numbers as clients print them: floats from f32 and f64 through Python's repr and
         // printf-style formats, over many magnitudes.
