@@ -166,6 +166,17 @@ impl<'de, T: Deserialize<'de> + Expected> Deserialize<'de> for Object<T> {
 /// Decodes a request body. `header_length` is the raw `Inference-Header-Content-Length` value
 /// when the client sent one (binary extension); without it the whole body is JSON.
 pub fn decode_request(body: &[u8], header_length: Option<&[u8]>) -> Result<InferRequest, DecodeError> {
+    if header_length.is_none()
+        && let Some(request) = super::request_scan::scan_request(body)
+    {
+        return Ok(request);
+    }
+    decode_general(body, header_length)
+}
+
+/// Every request, by serde_json: what [`super::request_scan`] leaves to it, and the reference
+/// that reader must agree with.
+pub(super) fn decode_general(body: &[u8], header_length: Option<&[u8]>) -> Result<InferRequest, DecodeError> {
     let (json, mut binary) = match header_length {
         None => (body, &body[body.len()..]),
         Some(raw) => {
@@ -258,7 +269,7 @@ fn decode_input(input: RawInput<'_>, binary: &mut &[u8]) -> Result<Tensor, Decod
     let data = match (input.data, binary_size) {
         (Some(_), Some(_)) => return Err(DecodeError::BothData { input: input.name }),
         (None, None) => return Err(DecodeError::NoData { input: input.name }),
-        (Some(json), None) => match typed_json_data(datatype, count, json.get()) {
+        (Some(json), None) => match typed_json_data(datatype, count, &mut DataText::Raw(json.get())) {
             Some(data) => data,
             // Not as the type wants it: the general path says exactly what is wrong.
             None => {
@@ -284,7 +295,7 @@ fn decode_input(input: RawInput<'_>, binary: &mut &[u8]) -> Result<Tensor, Decod
 /// the caller then decodes it again with `decode_json_data`, which finds and reports the
 /// problem. It accepts exactly what `decode_json_data` accepts, and never holds more than
 /// `expected` elements (nor reserves more than the text could hold).
-fn typed_json_data(datatype: DataType, expected: usize, raw: &str) -> Option<TensorData> {
+pub(super) fn typed_json_data(datatype: DataType, expected: usize, raw: &mut DataText<'_>) -> Option<TensorData> {
     fn float(leaf: Leaf) -> Option<f64> {
         match leaf {
             Leaf::Int(n) => Some(n as f64),
@@ -325,11 +336,30 @@ fn typed_json_data(datatype: DataType, expected: usize, raw: &str) -> Option<Ten
     })
 }
 
-/// The leaves of `raw`, each converted, when there are exactly `expected` and every one
-/// converts: read by `json_data::scan`, or by serde_json where the scan leaves the text to it.
-fn collect_leaves<T>(raw: &str, expected: usize, convert: impl Fn(Leaf) -> Option<T>) -> Option<Vec<T>> {
+/// The text [`typed_json_data`] reads a tensor's `data` from.
+#[derive(Debug)]
+pub(super) enum DataText<'a> {
+    /// The whole value, found beforehand (a `RawValue`).
+    Raw(&'a str),
+    /// The value starting at `start` in `body`, followed by the rest of the body; once read,
+    /// `end` is the index past it and the whitespace after it. Only `json_data::scan_value`
+    /// reads it: what that leaves to serde_json is left to the caller.
+    At { body: &'a [u8], start: usize, end: usize },
+    /// Leaves read before the datatype was known.
+    Leaves(&'a [Leaf]),
+}
+
+/// The leaves of `text`, each converted, when there are exactly `expected` and every one
+/// converts: read by `json_data::scan`, or (for a whole value) by serde_json where the scan
+/// leaves the text to it.
+fn collect_leaves<T>(text: &mut DataText<'_>, expected: usize, convert: impl Fn(Leaf) -> Option<T>) -> Option<Vec<T>> {
     // An element takes at least two bytes of text ("1,"), so the text bounds the reservation.
-    let mut out = Vec::with_capacity(expected.min(raw.len() / 2 + 1));
+    let most = match text {
+        DataText::Raw(raw) => raw.len() / 2 + 1,
+        DataText::At { body, start, .. } => body.len().saturating_sub(*start) / 2 + 1,
+        DataText::Leaves(leaves) => leaves.len(),
+    };
+    let mut out = Vec::with_capacity(expected.min(most));
     let push = |out: &mut Vec<T>, leaf| match convert(leaf) {
         Some(x) if out.len() < expected => {
             out.push(x);
@@ -337,12 +367,25 @@ fn collect_leaves<T>(raw: &str, expected: usize, convert: impl Fn(Leaf) -> Optio
         }
         _ => false,
     };
-    match json_data::scan(raw, &mut |leaf| push(&mut out, leaf)) {
-        Scan::Done => {}
-        Scan::Refused => return None,
-        Scan::Unsupported => {
-            out.clear();
-            if !json_data::walk(raw, &mut |leaf| push(&mut out, leaf)) {
+    match text {
+        DataText::Raw(raw) => match json_data::scan(raw, &mut |leaf| push(&mut out, leaf)) {
+            Scan::Done => {}
+            Scan::Refused => return None,
+            Scan::Unsupported => {
+                out.clear();
+                if !json_data::walk(raw, &mut |leaf| push(&mut out, leaf)) {
+                    return None;
+                }
+            }
+        },
+        DataText::At { body, start, end } => {
+            match json_data::scan_value(body, *start, &mut |leaf| push(&mut out, leaf)) {
+                (Scan::Done, past) => *end = past,
+                _ => return None,
+            }
+        }
+        DataText::Leaves(leaves) => {
+            if !leaves.iter().all(|&leaf| push(&mut out, leaf)) {
                 return None;
             }
         }

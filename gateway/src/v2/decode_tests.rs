@@ -249,13 +249,32 @@ fn the_typed_fast_path_accepts_exactly_what_the_general_path_accepts() {
             let general: Value = serde_json::from_str(text).expect("test data is JSON");
             for expected in [0, 1, 3, 4] {
                 let slow = decode_json_data("x", &[expected as i64], datatype, expected, &general);
-                let fast = typed_json_data(datatype, expected, text);
+                let fast = typed_json_data(datatype, expected, &mut DataText::Raw(text));
                 match (&slow, &fast) {
                     (Ok(a), Some(b)) => assert_eq!(a, b, "{datatype} {text} expecting {expected}"),
                     (Err(_), None) => {}
                     // BYTES always goes the general way.
                     (Ok(_), None) if datatype == DataType::Bytes => {}
                     _ => panic!("{datatype} {text} expecting {expected}: general {slow:?}, fast {fast:?}"),
+                }
+                // Read in place, with more of a body after it: the same, or left to the caller.
+                let body = format!("{text} ,1]");
+                let mut in_place = DataText::At { body: body.as_bytes(), start: 0, end: 0 };
+                if let Some(values) = typed_json_data(datatype, expected, &mut in_place) {
+                    assert_eq!(Some(&values), fast.as_ref(), "{datatype} {text} in place");
+                    if let DataText::At { end, .. } = in_place {
+                        assert_eq!(&body[end..], ",1]", "{datatype} {text}: end of the data");
+                    }
+                }
+                // From leaves read before the datatype was known: the same as the text gives.
+                let mut leaves = Vec::new();
+                let read = json_data::scan(text, &mut |leaf| {
+                    leaves.push(leaf);
+                    true
+                });
+                if read == Scan::Done {
+                    let typed = typed_json_data(datatype, expected, &mut DataText::Leaves(&leaves));
+                    assert_eq!(typed, fast, "{datatype} {text} from leaves");
                 }
             }
         }
@@ -265,7 +284,7 @@ fn the_typed_fast_path_accepts_exactly_what_the_general_path_accepts() {
 #[test]
 fn the_fast_path_never_reserves_more_than_the_text_can_hold() {
     // A shape of a billion elements with three in the body: declined, no huge allocation.
-    assert_eq!(typed_json_data(DataType::Fp32, 1_000_000_000, "[1,2,3]"), None);
+    assert_eq!(typed_json_data(DataType::Fp32, 1_000_000_000, &mut DataText::Raw("[1,2,3]")), None);
     let e = json(r#"{"inputs":[{"name":"x","shape":[1000000000],"datatype":"FP32","data":[1,2,3]}]}"#)
         .expect_err("three is not a billion");
     assert!(e.to_string().contains("1000000000"), "{e}");

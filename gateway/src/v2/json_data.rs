@@ -59,7 +59,18 @@ const MAX_DEPTH: usize = 64;
 /// scalar) to `take` in row-major order; stops at the first leaf `take` refuses.
 pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
     let bytes = raw.as_bytes();
-    let mut at = skip_space(bytes, 0);
+    match scan_value(bytes, 0, take) {
+        (Scan::Done, end) if end == bytes.len() => Scan::Done,
+        (Scan::Done, _) => Scan::Unsupported,
+        (outcome, _) => outcome,
+    }
+}
+
+/// As [`scan`], for the JSON value that starts at `start` (after optional whitespace) and is
+/// followed by more text: how it ended and, when `Done`, the index past the value and any
+/// whitespace after it.
+pub fn scan_value(bytes: &[u8], start: usize, take: &mut impl FnMut(Leaf) -> bool) -> (Scan, usize) {
+    let mut at = skip_space(bytes, start);
     let mut depth = 0usize;
     loop {
         // A value is expected at `at`; each arm leaves `at` just past it.
@@ -69,7 +80,7 @@ pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
                 if bytes.get(at) != Some(&b']') {
                     depth += 1;
                     if depth > MAX_DEPTH {
-                        return Scan::Unsupported;
+                        return (Scan::Unsupported, at);
                     }
                     continue;
                 }
@@ -81,7 +92,7 @@ pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
                     at = end;
                     Some(leaf)
                 }
-                None => return Scan::Unsupported,
+                None => return (Scan::Unsupported, at),
             },
             Some(b't') if bytes[at..].starts_with(b"true") => {
                 at += 4;
@@ -91,18 +102,18 @@ pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
                 at += 5;
                 Some(Leaf::Bool(false))
             }
-            _ => return Scan::Unsupported,
+            _ => return (Scan::Unsupported, at),
         };
         if let Some(leaf) = leaf
             && !take(leaf)
         {
-            return Scan::Refused;
+            return (Scan::Refused, at);
         }
         // After a value: commas and closing brackets.
         at = skip_space(bytes, at);
         loop {
             if depth == 0 {
-                return if at == bytes.len() { Scan::Done } else { Scan::Unsupported };
+                return (Scan::Done, at);
             }
             match bytes.get(at) {
                 Some(b',') => {
@@ -113,13 +124,13 @@ pub fn scan(raw: &str, take: &mut impl FnMut(Leaf) -> bool) -> Scan {
                     depth -= 1;
                     at = skip_space(bytes, at + 1);
                 }
-                _ => return Scan::Unsupported,
+                _ => return (Scan::Unsupported, at),
             }
         }
     }
 }
 
-fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+pub(super) fn skip_space(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
         at += 1;
     }
@@ -128,7 +139,7 @@ fn skip_space(bytes: &[u8], mut at: usize) -> usize {
 
 /// One JSON number starting at `start`: the leaf serde_json makes of it and the index past it,
 /// or `None` when it is not a JSON number or is outside what `scan` takes (see the module).
-fn number(bytes: &[u8], start: usize) -> Option<(Leaf, usize)> {
+pub(super) fn number(bytes: &[u8], start: usize) -> Option<(Leaf, usize)> {
     let mut at = start;
     let positive = bytes[at] != b'-';
     if !positive {

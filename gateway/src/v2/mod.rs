@@ -5,3 +5,4 @@ pub mod decode;
 pub mod encode;
 pub mod json_data;
 pub mod metadata;
+pub mod request_scan;
