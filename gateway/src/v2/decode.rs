@@ -114,7 +114,7 @@ struct RawInput<'a> {
 }
 
 #[derive(Deserialize)]
-struct RawOutput {
+pub(super) struct RawOutput {
     name: String,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
@@ -124,7 +124,7 @@ struct RawOutput {
 /// fields in declaration order, so `[null, null, [...]]` would be a request and
 /// `["x", [1], "FP32", null, [1]]` an input; no v2 client means that, and the error for an array
 /// should say that an object was expected.
-struct Object<T>(T);
+pub(super) struct Object<T>(T);
 
 /// What an [`Object`] is, for the error when something else is sent.
 trait Expected {
@@ -196,8 +196,7 @@ pub(super) fn decode_general(body: &[u8], header_length: Option<&[u8]>) -> Resul
     };
     let Object(raw) =
         serde_json::from_slice::<Object<RawRequest>>(json).map_err(|e| DecodeError::Json(e.to_string()))?;
-    let parameters = raw.parameters.unwrap_or_default();
-    let binary_data_output = bool_param(&parameters, "binary_data_output")?.unwrap_or(false);
+    let (parameters, binary_data_output) = request_parameters(raw.parameters)?;
 
     // Names seen so far in a set, not by scanning: a body can hold many thousands of entries.
     let mut seen: HashSet<String> = HashSet::with_capacity(raw.inputs.len());
@@ -213,27 +212,7 @@ pub(super) fn decode_general(body: &[u8], header_length: Option<&[u8]>) -> Resul
         return Err(DecodeError::TrailingBinary(binary.len()));
     }
 
-    let outputs = match raw.outputs {
-        None => None,
-        Some(list) => {
-            let mut seen: HashSet<String> = HashSet::with_capacity(list.len());
-            let mut outputs: Vec<RequestedOutput> = Vec::with_capacity(list.len());
-            for Object(out) in list {
-                if !seen.insert(out.name.clone()) {
-                    return Err(DecodeError::DuplicateOutput(out.name));
-                }
-                let params = out.parameters.unwrap_or_default();
-                if let Some(unsupported) = params.keys().find(|k| k.as_str() == "classification") {
-                    return Err(DecodeError::UnsupportedOutputParameter {
-                        output: out.name,
-                        parameter: unsupported.clone(),
-                    });
-                }
-                outputs.push(RequestedOutput { binary_data: bool_param(&params, "binary_data")?, name: out.name });
-            }
-            Some(outputs)
-        }
-    };
+    let outputs = raw.outputs.map(requested_outputs).transpose()?;
 
     let id = match raw.id {
         None | Some(Value::Null) => None,
@@ -241,6 +220,32 @@ pub(super) fn decode_general(body: &[u8], header_length: Option<&[u8]>) -> Resul
         Some(other) => Some(other.to_string()),
     };
     Ok(InferRequest { id, inputs, outputs, binary_data_output, parameters })
+}
+
+/// A request's `parameters` (none: empty) and the `binary_data_output` they set.
+pub(super) fn request_parameters(
+    parameters: Option<Map<String, Value>>,
+) -> Result<(Map<String, Value>, bool), DecodeError> {
+    let parameters = parameters.unwrap_or_default();
+    let binary_data_output = bool_param(&parameters, "binary_data_output")?.unwrap_or(false);
+    Ok((parameters, binary_data_output))
+}
+
+/// A request's `outputs`, checked: names unique, `binary_data` a boolean, no classification.
+pub(super) fn requested_outputs(list: Vec<Object<RawOutput>>) -> Result<Vec<RequestedOutput>, DecodeError> {
+    let mut seen: HashSet<String> = HashSet::with_capacity(list.len());
+    let mut outputs: Vec<RequestedOutput> = Vec::with_capacity(list.len());
+    for Object(out) in list {
+        if !seen.insert(out.name.clone()) {
+            return Err(DecodeError::DuplicateOutput(out.name));
+        }
+        let params = out.parameters.unwrap_or_default();
+        if let Some(unsupported) = params.keys().find(|k| k.as_str() == "classification") {
+            return Err(DecodeError::UnsupportedOutputParameter { output: out.name, parameter: unsupported.clone() });
+        }
+        outputs.push(RequestedOutput { binary_data: bool_param(&params, "binary_data")?, name: out.name });
+    }
+    Ok(outputs)
 }
 
 fn bool_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, DecodeError> {

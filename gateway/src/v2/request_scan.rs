@@ -1,6 +1,7 @@
 //! The common JSON request, read in one pass: `{"id": …, "inputs": [{"name", "shape",
-//! "datatype", "data"}, …]}`, with the tensor data read straight into typed vectors where it
-//! stands in the body.
+//! "datatype", "data"}, …], "outputs": […], "parameters": {…}}`, with the tensor data read
+//! straight into typed vectors where it stands in the body (`outputs` and `parameters`, small,
+//! are read by serde_json where they stand).
 //!
 //! The general decoder (`decode::decode_request`, serde_json) first finds each `data` value's
 //! extent as a `RawValue`, because `datatype` may come after it, and only then reads its
@@ -8,8 +9,8 @@
 //! examples, tritonclient, KServe's clients), so here the numbers are read once, as they are
 //! met. Where `data` comes first (a client serialising a sorted map: serde_json's `Value`, Go's
 //! `map`), its leaves are kept as they are read and typed once `datatype` is known, still one
-//! pass over the text. Anything else — another key (`parameters`, `outputs`), a duplicate, an
-//! escape in a string, a value of the wrong kind, data the fast reader leaves to serde_json, a
+//! pass over the text. Anything else — another key (an input's `parameters`, which only binary
+//! and shared-memory inputs carry), a duplicate, an escape in a string, a value of the wrong kind, data the fast reader leaves to serde_json, a
 //! request the general decoder would refuse — makes
 //! [`scan_request`] return `None`, and the general decoder reads the body from the start. So
 //! this reader decides nothing: whatever it returns, the general decoder returns too
@@ -17,9 +18,12 @@
 
 use std::collections::HashSet;
 
-use serde_json::Map;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use super::decode::{DataText, InferRequest, decode_general, typed_json_data};
+use super::decode::{
+    DataText, InferRequest, Object, RawOutput, decode_general, request_parameters, requested_outputs, typed_json_data,
+};
 use super::json_data::{self, Leaf, Scan, number, skip_space};
 use crate::tensor::{DataType, Tensor, element_count};
 
@@ -29,6 +33,8 @@ pub fn scan_request(json: &[u8]) -> Option<InferRequest> {
     let mut at = expect(json, skip_space(json, 0), b'{')?;
     let mut id = None;
     let mut inputs = None;
+    let mut outputs: Option<Vec<Object<RawOutput>>> = None;
+    let mut parameters: Option<Map<String, Value>> = None;
     loop {
         let (key, after) = string(json, at)?;
         at = expect(json, after, b':')?;
@@ -43,6 +49,16 @@ pub fn scan_request(json: &[u8]) -> Option<InferRequest> {
                 inputs = Some(list);
                 at = after;
             }
+            "outputs" if outputs.is_none() => {
+                let (list, after) = serde_value(json, at)?;
+                outputs = Some(list);
+                at = after;
+            }
+            "parameters" if parameters.is_none() => {
+                let (map, after) = serde_value(json, at)?;
+                parameters = Some(map);
+                at = after;
+            }
             _ => return None,
         }
         match json.get(at) {
@@ -54,7 +70,59 @@ pub fn scan_request(json: &[u8]) -> Option<InferRequest> {
     if skip_space(json, at + 1) != json.len() {
         return None;
     }
-    Some(InferRequest { id, inputs: inputs?, outputs: None, binary_data_output: false, parameters: Map::new() })
+    let (parameters, binary_data_output) = request_parameters(parameters).ok()?;
+    let outputs = match outputs {
+        None => None,
+        Some(list) => Some(requested_outputs(list).ok()?),
+    };
+    Some(InferRequest { id, inputs: inputs?, outputs, binary_data_output, parameters })
+}
+
+/// The JSON value at `at` (an object or an array), read by serde_json, and the index past it and
+/// its whitespace.
+fn serde_value<'de, T: Deserialize<'de>>(json: &'de [u8], at: usize) -> Option<(T, usize)> {
+    if !matches!(json.get(at), Some(b'{' | b'[')) {
+        return None;
+    }
+    let mut values = serde_json::Deserializer::from_slice(&json[at..]).into_iter::<T>();
+    let value = values.next()?.ok()?;
+    let end = at + values.byte_offset();
+    // serde_json refuses nesting past 128 levels. Read here, the value starts at the first level;
+    // in the general decoder, inside the request object, at the second. Nothing near that deep is
+    // a request, so leave deep ones to the general decoder rather than count exactly.
+    if nesting(&json[at..end]) > MAX_NESTING {
+        return None;
+    }
+    Some((value, skip_space(json, end)))
+}
+
+/// Deeper `parameters` or `outputs` go to the general decoder (see [`serde_value`]).
+const MAX_NESTING: usize = 64;
+
+/// How deep arrays and objects nest in `text`, valid JSON.
+fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The most leaves kept for a `data` met before its datatype (16 bytes each); a larger one is
@@ -224,6 +292,18 @@ mod tests {
         assert_eq!(request.inputs[0].data, TensorData::Fp32(vec![1.0, 2.5, -0.3]));
         assert_eq!(request.inputs[1].data, TensorData::Int64(vec![7, -8]));
         check_agreement(body);
+        // As tritonclient sends it: outputs or parameters after the inputs.
+        let body = br#"{"id":"7","inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[0.5]}],"parameters":{"binary_data_output":true,"timeout":500}}"#;
+        let request = scan_request(body).expect("tritonclient's request");
+        assert!(request.binary_data_output);
+        assert_eq!(request.parameters.get("timeout"), Some(&serde_json::json!(500)));
+        check_agreement(body);
+        let body = br#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","data":[0.5]}],"outputs":[{"name":"y","parameters":{"binary_data":false}},{"name":"z"}]}"#;
+        let request = scan_request(body).expect("tritonclient's request");
+        let outputs = request.outputs.as_deref().expect("outputs");
+        assert_eq!((outputs[0].name.as_str(), outputs[0].binary_data), ("y", Some(false)));
+        assert_eq!((outputs[1].name.as_str(), outputs[1].binary_data), ("z", None));
+        check_agreement(body);
         // No id, no inputs.
         assert!(scan_request(br#"{"inputs":[]}"#).is_some_and(|r| r.id.is_none() && r.inputs.is_empty()));
     }
@@ -254,9 +334,15 @@ mod tests {
     fn everything_else_is_left_to_the_general_decoder() {
         let data = r#""name":"a","shape":[2],"datatype":"FP32","data":[1,2]"#;
         let left = [
-            // Other keys.
-            format!(r#"{{"inputs":[{{{data}}}],"outputs":[{{"name":"y"}}]}}"#),
-            format!(r#"{{"parameters":{{}},"inputs":[{{{data}}}]}}"#),
+            // Other keys; outputs and parameters the general decoder refuses, or that are null.
+            format!(r#"{{"inputs":[{{{data}}}],"model":"m"}}"#),
+            format!(r#"{{"inputs":[{{{data}}}],"outputs":[{{"name":"y"}},{{"name":"y"}}]}}"#),
+            format!(r#"{{"inputs":[{{{data}}}],"outputs":[{{"name":"y","parameters":{{"classification":2}}}}]}}"#),
+            format!(r#"{{"inputs":[{{{data}}}],"outputs":[{{"name":"y","parameters":{{"binary_data":1}}}}]}}"#),
+            format!(r#"{{"parameters":{{"binary_data_output":"yes"}},"inputs":[{{{data}}}]}}"#),
+            format!(r#"{{"parameters":null,"inputs":[{{{data}}}]}}"#),
+            format!(r#"{{"outputs":null,"inputs":[{{{data}}}]}}"#),
+            format!(r#"{{"inputs":[{{{data}}}],"parameters":{{"deep":{}1{}}}}}"#, "[".repeat(64), "]".repeat(64)),
             format!(r#"{{"inputs":[{{{data},"parameters":{{"binary_data_size":8}}}}]}}"#),
             // Duplicates: keys and input names.
             format!(r#"{{"inputs":[{{{data}}}],"inputs":[]}}"#),
@@ -284,6 +370,18 @@ mod tests {
         ];
         for body in &left {
             assert!(scan_request(body.as_bytes()).is_none(), "took {body}");
+            check_agreement(body.as_bytes());
+        }
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings() {
+        assert_eq!(nesting(br#"{}"#), 1);
+        assert_eq!(nesting(br#"{"a":[1,{"b":[]}],"c":{}}"#), 4);
+        assert_eq!(nesting(br#"{"a":"[[[{{\"[","b":["]"]}"#), 2);
+        // Around serde_json's limit: the general decoder refuses what sits one level deeper.
+        for depth in [62, 63, 64, 125, 126, 127, 128] {
+            let body = format!(r#"{{"inputs":[],"parameters":{{"p":{}0{}}}}}"#, "[".repeat(depth), "]".repeat(depth));
             check_agreement(body.as_bytes());
         }
     }
