@@ -10,10 +10,10 @@
 //! met. Where `data` comes first (a client serialising a sorted map: serde_json's `Value`, Go's
 //! `map`), its leaves are kept as they are read and typed once `datatype` is known, still one
 //! pass over the text. Anything else — another key (an input's `parameters`, which only binary
-//! and shared-memory inputs carry), a duplicate, an escape in a string, a value of the wrong kind, data the fast reader leaves to serde_json, a
-//! request the general decoder would refuse — makes
-//! [`scan_request`] return `None`, and the general decoder reads the body from the start. So
-//! this reader decides nothing: whatever it returns, the general decoder returns too
+//! and shared-memory inputs carry), a duplicate, an escape in a string, a value of the wrong
+//! kind, data the fast reader leaves to serde_json, a request the general decoder would refuse
+//! — makes [`scan_request`] return `None`, and the general decoder reads the body from the
+//! start. So this reader decides nothing: whatever it returns, the general decoder returns too
 //! ([`check_agreement`], held by unit tests and the `v2_decode` fuzz target).
 
 use std::collections::HashSet;
