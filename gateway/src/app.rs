@@ -141,7 +141,7 @@ const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// upkeep folds them into the buckets. A scrape does that, but a gateway nobody scrapes would
 /// grow without bound (measured: about 1.2 MB/s at 15,000 req/s on the tiny model), and a scrape
 /// after a long gap would fold millions of samples on a request-serving thread. So a thread of
-/// its own, `switchyard-metrics`, runs the upkeep every [`METRICS_UPKEEP_INTERVAL`]: what the
+/// its own, `switchyard-metrics`, runs the upkeep every `METRICS_UPKEEP_INTERVAL`: what the
 /// recorder holds stays at about a second of traffic, and the folding never runs on a tokio
 /// worker. It lives as long as the recorder, i.e. the process.
 pub fn metrics_handle() -> PrometheusHandle {

@@ -76,7 +76,7 @@ pub enum How {
 pub struct Comparison {
     /// Largest absolute difference over every floating-point output element (0 when none).
     pub max_abs_diff: f64,
-    /// Rows whose argmax agrees / rows compared, over outputs shaped [batch, n > 1].
+    /// Rows whose argmax agrees / rows compared, over outputs shaped `[batch, n > 1]`.
     pub argmax_agree: u64,
     pub argmax_rows: u64,
 }
