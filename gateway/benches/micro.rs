@@ -37,10 +37,15 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
+/// The tensor data every decode bench reads: `n` floats with a mix of short and long decimals.
+fn floats(n: usize) -> Vec<f32> {
+    (0..n).map(|i| i as f32 / 7.0).collect()
+}
+
 /// A v2 JSON request of one FP32 input of `n` elements, as serde_json prints `f32`s. A `Value`
 /// prints its keys sorted, so `data` comes before `datatype` (as from Go's maps too).
 fn body(n: usize) -> Vec<u8> {
-    let data: Vec<f32> = (0..n).map(|i| i as f32 / 7.0).collect();
+    let data = floats(n);
     json!({"id": "r1", "inputs": [{"name": "input", "shape": [1, n], "datatype": "FP32", "data": data}]})
         .to_string()
         .into_bytes()
@@ -49,7 +54,7 @@ fn body(n: usize) -> Vec<u8> {
 /// The same request with its keys in the order tritonclient writes them (`datatype` before
 /// `data`).
 fn body_in_client_order(n: usize) -> Vec<u8> {
-    let data: Vec<f32> = (0..n).map(|i| i as f32 / 7.0).collect();
+    let data = floats(n);
     let data =
         serde_json::to_string(&data.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).expect("floats serialise");
     format!(r#"{{"id":"r1","inputs":[{{"name":"input","shape":[1,{n}],"datatype":"FP32","data":{data}}}]}}"#)
@@ -73,7 +78,7 @@ fn decode(c: &mut Criterion) {
     }
     // The tensor data alone: the byte loop the decoder reads it with, against the serde_json walk
     // it used before (and still uses for what the loop leaves to it).
-    let data: Vec<f32> = (0..512).map(|i| i as f32 / 7.0).collect();
+    let data = floats(512);
     let text = serde_json::to_string(&data).expect("floats serialise");
     let mut g = c.benchmark_group("v2_json_data_512_floats");
     let mut out: Vec<f32> = Vec::with_capacity(512);

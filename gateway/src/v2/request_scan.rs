@@ -30,44 +30,18 @@ use crate::tensor::{DataType, Tensor, element_count};
 /// The request in `json` (a whole body, JSON only) when it has the common shape and is valid;
 /// `None` leaves it to the general decoder.
 pub fn scan_request(json: &[u8]) -> Option<InferRequest> {
-    let mut at = expect(json, skip_space(json, 0), b'{')?;
     let mut id = None;
     let mut inputs = None;
     let mut outputs: Option<Vec<Object<RawOutput>>> = None;
     let mut parameters: Option<Map<String, Value>> = None;
-    loop {
-        let (key, after) = string(json, at)?;
-        at = expect(json, after, b':')?;
-        match key {
-            "id" if id.is_none() => {
-                let (value, after) = string(json, at)?;
-                id = Some(value.to_owned());
-                at = after;
-            }
-            "inputs" if inputs.is_none() => {
-                let (list, after) = input_list(json, at)?;
-                inputs = Some(list);
-                at = after;
-            }
-            "outputs" if outputs.is_none() => {
-                let (list, after) = serde_value(json, at)?;
-                outputs = Some(list);
-                at = after;
-            }
-            "parameters" if parameters.is_none() => {
-                let (map, after) = serde_value(json, at)?;
-                parameters = Some(map);
-                at = after;
-            }
-            _ => return None,
-        }
-        match json.get(at) {
-            Some(b',') => at = skip_space(json, at + 1),
-            Some(b'}') => break,
-            _ => return None,
-        }
-    }
-    if skip_space(json, at + 1) != json.len() {
+    let end = object(json, skip_space(json, 0), |key, at| match key {
+        "id" => once(&mut id, || string(json, at).map(|(value, after)| (value.to_owned(), after))),
+        "inputs" => once(&mut inputs, || input_list(json, at)),
+        "outputs" => once(&mut outputs, || serde_value(json, at)),
+        "parameters" => once(&mut parameters, || serde_value(json, at)),
+        _ => None,
+    })?;
+    if end != json.len() {
         return None;
     }
     let (parameters, binary_data_output) = request_parameters(parameters).ok()?;
@@ -131,98 +105,68 @@ const MAX_EARLY_LEAVES: usize = 1 << 20;
 
 /// `[input, …]` at `at`: the tensors and the index past the list and its whitespace.
 fn input_list(json: &[u8], at: usize) -> Option<(Vec<Tensor>, usize)> {
-    let mut at = expect(json, at, b'[')?;
     let mut inputs: Vec<Tensor> = Vec::new();
     let mut names: HashSet<&str> = HashSet::new();
-    if json.get(at) == Some(&b']') {
-        return Some((inputs, skip_space(json, at + 1)));
-    }
-    loop {
+    let end = list(json, at, |at| {
         let (tensor, name, after) = input(json, at)?;
         if !names.insert(name) {
             return None;
         }
         inputs.push(tensor);
-        match json.get(after) {
-            Some(b',') => at = skip_space(json, after + 1),
-            Some(b']') => return Some((inputs, skip_space(json, after + 1))),
-            _ => return None,
-        }
-    }
+        Some(after)
+    })?;
+    Some((inputs, end))
 }
 
 /// One input object at `at`: its tensor, its name as it stands in the body, and the index past
 /// the object and its whitespace.
 fn input(json: &[u8], at: usize) -> Option<(Tensor, &str, usize)> {
-    let mut at = expect(json, at, b'{')?;
     let mut name = None;
     let mut shape: Option<Vec<i64>> = None;
     let mut datatype = None;
     let mut data = None;
     // `data` read before `datatype` or `shape`: its leaves, typed at the end.
     let mut early: Option<Vec<Leaf>> = None;
-    loop {
-        let (key, after) = string(json, at)?;
-        at = expect(json, after, b':')?;
-        match key {
-            "name" if name.is_none() => {
-                let (value, after) = string(json, at)?;
-                name = Some(value);
-                at = after;
+    let end = object(json, at, |key, at| match key {
+        "name" => once(&mut name, || string(json, at)),
+        "shape" => once(&mut shape, || dims(json, at)),
+        "datatype" => once(&mut datatype, || {
+            let (value, after) = string(json, at)?;
+            Some((DataType::from_v2(value)?, after))
+        }),
+        "data" if data.is_none() && early.is_none() => match (datatype, shape.as_deref()) {
+            (Some(datatype), Some(shape)) => {
+                let mut text = DataText::At { body: json, start: at, end: at };
+                data = Some(typed_json_data(datatype, element_count(shape)?, &mut text)?);
+                let DataText::At { end, .. } = text else { return None };
+                Some(end)
             }
-            "shape" if shape.is_none() => {
-                let (dims, after) = dims(json, at)?;
-                shape = Some(dims);
-                at = after;
+            _ => {
+                let mut leaves = Vec::new();
+                let mut keep = |leaf| {
+                    leaves.push(leaf);
+                    leaves.len() <= MAX_EARLY_LEAVES
+                };
+                let (Scan::Done, end) = json_data::scan_value(json, at, &mut keep) else { return None };
+                early = Some(leaves);
+                Some(end)
             }
-            "datatype" if datatype.is_none() => {
-                let (value, after) = string(json, at)?;
-                datatype = Some(DataType::from_v2(value)?);
-                at = after;
-            }
-            "data" if data.is_none() && early.is_none() => match (datatype, shape.as_deref()) {
-                (Some(datatype), Some(shape)) => {
-                    let mut text = DataText::At { body: json, start: at, end: at };
-                    data = Some(typed_json_data(datatype, element_count(shape)?, &mut text)?);
-                    let DataText::At { end, .. } = text else { return None };
-                    at = end;
-                }
-                _ => {
-                    let mut leaves = Vec::new();
-                    let mut keep = |leaf| {
-                        leaves.push(leaf);
-                        leaves.len() <= MAX_EARLY_LEAVES
-                    };
-                    let (Scan::Done, end) = json_data::scan_value(json, at, &mut keep) else { return None };
-                    early = Some(leaves);
-                    at = end;
-                }
-            },
-            _ => return None,
-        }
-        match json.get(at) {
-            Some(b',') => at = skip_space(json, at + 1),
-            Some(b'}') => break,
-            _ => return None,
-        }
-    }
+        },
+        _ => None,
+    })?;
     let (name, shape, datatype) = (name?, shape?, datatype?);
     if let Some(leaves) = early {
         data = Some(typed_json_data(datatype, element_count(&shape)?, &mut DataText::Leaves(&leaves))?);
     }
     let tensor = Tensor { name: name.to_owned(), shape, data: data? };
-    Some((tensor, name, skip_space(json, at + 1)))
+    Some((tensor, name, end))
 }
 
 /// `[d, …]` at `at`: a shape's dimensions (integers that fit `i64`) and the index past it and
 /// its whitespace.
 fn dims(json: &[u8], at: usize) -> Option<(Vec<i64>, usize)> {
-    let mut at = expect(json, at, b'[')?;
     let mut dims = Vec::new();
-    if json.get(at) == Some(&b']') {
-        return Some((dims, skip_space(json, at + 1)));
-    }
-    loop {
+    let end = list(json, at, |at| {
         if !matches!(json.get(at), Some(b'-' | b'0'..=b'9')) {
             return None;
         }
@@ -232,10 +176,52 @@ fn dims(json: &[u8], at: usize) -> Option<(Vec<i64>, usize)> {
             Leaf::Int(n) => n,
             Leaf::Float(_) | Leaf::Bool(_) => return None,
         });
-        at = skip_space(json, after);
+        Some(skip_space(json, after))
+    })?;
+    Some((dims, end))
+}
+
+/// Fills `slot` with what `read` reads, and returns the index past it; `None` if `read` fails or
+/// `slot` is already filled (a key given twice is left to the general decoder, which refuses it).
+fn once<T>(slot: &mut Option<T>, read: impl FnOnce() -> Option<(T, usize)>) -> Option<usize> {
+    if slot.is_some() {
+        return None;
+    }
+    let (value, after) = read()?;
+    *slot = Some(value);
+    Some(after)
+}
+
+/// The object at `at`: hands each member's key and the index of its value to `member`, which
+/// reads the value and returns the index past it and its whitespace. The index past the object
+/// and its whitespace; `None` when `member` refuses one or the text is not an object (`{}`
+/// included: no request or input is empty).
+fn object<'a>(json: &'a [u8], at: usize, mut member: impl FnMut(&'a str, usize) -> Option<usize>) -> Option<usize> {
+    let mut at = expect(json, at, b'{')?;
+    loop {
+        let (key, after) = string(json, at)?;
+        at = member(key, expect(json, after, b':')?)?;
         match json.get(at) {
             Some(b',') => at = skip_space(json, at + 1),
-            Some(b']') => return Some((dims, skip_space(json, at + 1))),
+            Some(b'}') => return Some(skip_space(json, at + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// The array at `at`: hands the index of each element to `element`, which reads it and returns
+/// the index past it and its whitespace. The index past the array and its whitespace; `None`
+/// when `element` refuses one or the text is not an array.
+fn list(json: &[u8], at: usize, mut element: impl FnMut(usize) -> Option<usize>) -> Option<usize> {
+    let mut at = expect(json, at, b'[')?;
+    if json.get(at) == Some(&b']') {
+        return Some(skip_space(json, at + 1));
+    }
+    loop {
+        at = element(at)?;
+        match json.get(at) {
+            Some(b',') => at = skip_space(json, at + 1),
+            Some(b']') => return Some(skip_space(json, at + 1)),
             _ => return None,
         }
     }
