@@ -6,7 +6,7 @@
                              variants, and binary-tensor requests (JSON header + raw bytes),
                              each prefixed with the mode byte of fuzz_targets/v2_decode.rs.
   fuzz/corpus/config_parse/  configs/*.toml and the config strings of
-                             gateway/src/config/tests.rs, plus edge cases.
+                             settings/src/tests.rs, plus edge cases.
   fuzz/corpus/json_data/     tensor data as clients write it (the "data" arrays of the v2
                              seeds' JSON requests), and numbers at the edges of the fast reader.
 
@@ -256,7 +256,7 @@ def v2_seeds() -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------------
 # config_parse: the whole input is the TOML text.
 
-# The strings of gateway/src/config/tests.rs (copied; keep in step when tests change).
+# The strings of settings/src/tests.rs (copied; keep in step when tests change).
 TESTS_GOOD = """
 [server]
 listen = "127.0.0.1:0"

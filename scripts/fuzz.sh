@@ -29,8 +29,8 @@
 # the failure message names (or: cargo fuzz run -s none <target> <file>), and keep it as a
 # regression input under fuzz/regressions/<target>/ (replayed on every run).
 #
-# The gateway links ONNX Runtime with load-dynamic: the decoder and the config parser never
-# load it, so no ORT_DYLIB_PATH is needed (and it is unset here to keep it that way).
+# The targets link the `protocol` and `settings` crates only (no ONNX Runtime, tokio, hyper or
+# sqlx), so no ORT_DYLIB_PATH is needed (and it is unset here to keep it that way).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

@@ -1,4 +1,4 @@
-//! Fuzzes the fast reader of JSON tensor data, `gateway::v2::json_data::scan`, against the
+//! Fuzzes the fast reader of JSON tensor data, `protocol::v2::json_data::scan`, against the
 //! reference it stands in for, serde_json's deserializer (`json_data::walk`): whenever `scan`
 //! takes a text whole, serde_json must take it too and hand over the same elements, bit for bit
 //! (`json_data::check_agreement` panics otherwise). Input: the text (inputs that are not UTF-8
@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use gateway::v2::json_data::check_agreement;
+use protocol::v2::json_data::check_agreement;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

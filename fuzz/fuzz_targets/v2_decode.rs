@@ -1,8 +1,8 @@
-//! Fuzzes the KServe v2 request decoder, `gateway::v2::decode::decode_request`, on both its
+//! Fuzzes the KServe v2 request decoder, `protocol::v2::decode::decode_request`, on both its
 //! paths: a plain JSON body, and the binary tensor extension (a JSON header of
 //! `Inference-Header-Content-Length` bytes followed by raw tensor bytes). It must never panic,
 //! whatever it accepts must be self-consistent, and on JSON bodies the one-pass reader of the
-//! common request (`gateway::v2::request_scan`) must agree with the general decoder.
+//! common request (`protocol::v2::request_scan`) must agree with the general decoder.
 //!
 //! Input format: the first byte picks the mode (its low two bits; the other bits are ignored),
 //! the rest is the mode's payload:
@@ -21,8 +21,8 @@
 
 #![no_main]
 
-use gateway::tensor::element_count;
-use gateway::v2::decode::decode_request;
+use protocol::tensor::element_count;
+use protocol::v2::decode::decode_request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             check(payload, None);
             // The one-pass reader of the common request returns nothing the general decoder
             // would not.
-            gateway::v2::request_scan::check_agreement(payload);
+            protocol::v2::request_scan::check_agreement(payload);
         }
         1 => {
             let Some((len, body)) = payload.split_first_chunk::<2>() else { return };

@@ -14,12 +14,12 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gateway::lineage::{How, Prediction, Run};
-use gateway::request_id::RequestId;
-use gateway::router::{Decision, Reason, Route, RoutingTable};
-use gateway::tensor::{Tensor, TensorData};
-use gateway::v2::decode::decode_request;
-use gateway::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
-use gateway::v2::json_data::{self, Leaf};
+use policy::router::{Decision, Reason, Route, RoutingTable};
+use protocol::request_id::RequestId;
+use protocol::tensor::{Tensor, TensorData};
+use protocol::v2::decode::decode_request;
+use protocol::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
+use protocol::v2::json_data::{self, Leaf};
 use serde_json::{Value, json};
 
 fn routing(c: &mut Criterion) {

@@ -9,10 +9,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use model_store::ModelStore;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
 use crate::control::Control;
 use crate::lineage::LineageSink;
 use crate::serving::ServingState;
+use settings::Config;
 
 /// Shared by every request handler.
 #[derive(Debug)]
@@ -92,7 +92,7 @@ pub fn export_routing(state: &ServingState, previous: Option<&ServingState>) {
             .values()
             .flat_map(|m| {
                 let r = &m.routing;
-                let ratio = |bp: u32| f64::from(bp) / f64::from(crate::router::TOTAL_BP);
+                let ratio = |bp: u32| f64::from(bp) / f64::from(policy::router::TOTAL_BP);
                 let name = m.name.clone();
                 std::iter::once((name.clone(), r.champion, "champion", ratio(r.champion_weight())))
                     .chain(r.challengers.iter().map(|&(v, w)| (name.clone(), v, "challenger", ratio(w))))

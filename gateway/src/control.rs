@@ -14,13 +14,14 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::app::App;
-use crate::config::Config;
 use crate::engine::Runtime;
-use crate::guard::Verdict;
 use crate::http::error::ApiError;
-use crate::promotion;
-use crate::router::{Route, TOTAL_BP};
-use crate::serving::{OverrideState, RoutingOrigin, ServedModel, ServingState, VersionSlot};
+use crate::serving::{RoutingOrigin, ServedModel, ServingState, VersionSlot};
+use policy::guard::Verdict;
+use policy::promotion;
+use policy::router::OverrideState;
+use policy::router::{Route, TOTAL_BP};
+use settings::Config;
 
 /// What the control plane needs besides the app: the config it serves and where it came from.
 #[derive(Debug)]
@@ -286,7 +287,10 @@ impl App {
                 candidate.shadow_agree.load(std::sync::atomic::Ordering::Relaxed),
                 candidate.shadow_rows.load(std::sync::atomic::Ordering::Relaxed),
             ),
-            online: registry.feedback_summary(model, version, None).await.map_err(unavailable)?,
+            online: {
+                let summary = registry.feedback_summary(model, version, None).await.map_err(unavailable)?;
+                promotion::OnlineQuality { judged: summary.judged, accuracy: summary.accuracy }
+            },
         };
         Ok(promotion::evaluate(policy, &evidence))
     }

@@ -24,10 +24,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{LineageConfig, OnFull};
-use crate::request_id::RequestId;
-use crate::router::{Decision, Reason, Route};
-use crate::tensor::Tensor;
+use policy::router::{Decision, Reason, Route};
+use protocol::request_id::RequestId;
+use protocol::tensor::Tensor;
+use settings::{LineageConfig, OnFull};
 
 /// First and largest pause between attempts to write a batch the database refused.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
@@ -192,8 +192,12 @@ pub struct LineageWriter {
 /// appender blocks; on this thread that holds up nothing but the next batch.
 /// Records sent to the returned sink are written to `registry` until `LineageWriter::drain`.
 pub fn start(registry: &Registry, config: &LineageConfig) -> anyhow::Result<(LineageSink, LineageWriter)> {
-    let appender =
-        registry.lineage_appender(config.durability).context("cannot open the registry for lineage writes")?;
+    let appender = registry
+        .lineage_appender(match config.durability {
+            settings::LineageDurability::Full => model_store::LineageDurability::Full,
+            settings::LineageDurability::Normal => model_store::LineageDurability::Normal,
+        })
+        .context("cannot open the registry for lineage writes")?;
     let (tx, rx) = mpsc::channel(config.capacity);
     let status = Arc::new(WriterStatus { healthy: AtomicBool::new(true), ..WriterStatus::default() });
     status.capacity.store(config.capacity as u64, Ordering::Relaxed);
@@ -412,7 +416,7 @@ pub fn micros(d: Duration) -> u64 {
 /// backup (e.g. "after guard trip of version 1 (p99 212.4 ms > 50 ms over 40 requests)").
 pub fn reason_text(decision: &Decision, fell_back: Option<u32>, note: Option<&str>) -> String {
     let base = match decision.reason {
-        Reason::WeightBucket(b) => format!("weight bucket {b} of {}", crate::router::TOTAL_BP),
+        Reason::WeightBucket(b) => format!("weight bucket {b} of {}", policy::router::TOTAL_BP),
         Reason::StickyKey(h) => format!("sticky key {h:016x}"),
         Reason::PinnedByPath => "pinned by path".to_owned(),
     };
@@ -450,7 +454,7 @@ pub fn inputs_sha256(inputs: &[Tensor]) -> [u8; 32] {
         let shape: Vec<u8> = t.shape.iter().flat_map(|d| d.to_le_bytes()).collect();
         part(&shape);
         buf.clear();
-        crate::v2::encode::append_binary(&t.data, &mut buf);
+        protocol::v2::encode::append_binary(&t.data, &mut buf);
         part(&buf);
     }
     hasher.finalize().into()
@@ -460,7 +464,7 @@ pub fn inputs_sha256(inputs: &[Tensor]) -> [u8; 32] {
 /// label when it is a vector of scores `[1, n > 1]`, or its value when it holds one number.
 /// `None` for batches and other outputs.
 pub fn prediction_summary(outputs: &[Tensor]) -> Option<Prediction> {
-    use crate::tensor::{TensorData, argmax};
+    use protocol::tensor::{TensorData, argmax};
     let first = outputs.first()?;
     match &first.data {
         TensorData::Int64(v) if v.len() == 1 => return Some(Prediction::Label(v[0])),
@@ -477,7 +481,7 @@ pub fn prediction_summary(outputs: &[Tensor]) -> Option<Prediction> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::TensorData;
+    use protocol::tensor::TensorData;
 
     fn t(name: &str, data: Vec<f32>) -> Tensor {
         Tensor { name: name.into(), shape: vec![1, data.len() as i64], data: TensorData::Fp32(data) }

@@ -13,11 +13,12 @@ use model_store::{EventSpec, ModelStore, Stage, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, GuardConfig, ModelConfig, VersionSelector};
 use crate::engine::{ModelInstance, Runtime};
-use crate::guard::Window;
-use crate::router::RoutingTable;
 use crate::telemetry::VersionMetrics;
+use policy::guard::Window;
+pub use policy::router::OverrideState;
+use policy::router::RoutingTable;
+use settings::{Config, GuardConfig, ModelConfig, VersionSelector};
 
 /// Window kept for versions of models without a guard (shown in the admin API).
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
@@ -47,7 +48,7 @@ pub struct ServedModel {
     pub ejected: BTreeSet<u32>,
     pub guard: Option<GuardConfig>,
     /// Promotion gates, if configured.
-    pub promotion: Option<crate::promotion::PromotionPolicy>,
+    pub promotion: Option<policy::promotion::PromotionPolicy>,
     /// Largest batch advertised to clients (`max_batch_size` in the model config).
     pub max_batch: usize,
     pub versions: BTreeMap<u32, VersionSlot>,
@@ -65,15 +66,6 @@ pub enum RoutingOrigin {
     GuardTrip { event_id: i64, at: String, detail: serde_json::Value },
     /// An operator promoted, rolled back or set weights.
     Operator { action: String, actor: String, event_id: i64, at: String, detail: serde_json::Value },
-}
-
-/// What a routing override stores: everything needed to serve the same after a restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OverrideState {
-    pub routing: RoutingTable,
-    pub previous_champion: Option<u32>,
-    #[serde(default)]
-    pub ejected: BTreeSet<u32>,
 }
 
 /// A configured version: serving, or refused at load with the reason.
@@ -377,7 +369,7 @@ fn routing_table(model: &ModelConfig, resolved: &BTreeMap<VersionSelector, u32>)
     let n = |sel: &VersionSelector| resolved[sel];
     let table = RoutingTable {
         champion: n(&r.champion),
-        champion_route: crate::router::Route::Champion,
+        champion_route: policy::router::Route::Champion,
         challengers: r.challengers.iter().map(|(s, w)| (n(s), *w)).collect(),
         shadows: r.shadows.iter().map(|(s, w)| (n(s), *w)).collect(),
         backup: r.backup.iter().map(n).collect(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use http::StatusCode;
 use metrics::{Counter, Gauge, Histogram};
 
-use crate::router::Route;
+use policy::router::Route;
 
 /// Routes a primary run takes, in the order of `VersionMetrics::routes`. Shadow runs are
 /// counted by `http::shadow`.

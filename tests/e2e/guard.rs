@@ -1,4 +1,4 @@
-//! The guard on real faults: the `slow` fixture (~20 ms a call) breaches a p99 threshold under
+//! The guard on real faults: the `slow` fixture (7 to 20 ms a call, by CPU) breaches a p99 threshold under
 //! concurrent load, the `faulty` fixture fails for real on some inputs. Traffic must move to the
 //! backup (or away from a challenger) without one failed request caused by the move, the trip
 //! must be recorded and survive a restart, and an operator reset must bring the config back.
@@ -60,7 +60,7 @@ fn lineage(gw: &Gateway, request_id: &str) -> Value {
 
 fn slow_store(dir: &Path) -> std::path::PathBuf {
     let store = dir.join("store");
-    register(&store, "ranker", "slow", None); // v1: ~20 ms a call
+    register(&store, "ranker", "slow", None); // v1: 7 to 20 ms a call, by CPU
     register(&store, "ranker", "mlp_v1", Some("mlp_v1")); // v2: same answers, microseconds
     store
 }
@@ -69,10 +69,12 @@ fn slow_store(dir: &Path) -> std::path::PathBuf {
 fn a_slow_champion_trips_to_the_warm_backup_without_a_failed_request_and_stays_tripped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = slow_store(dir.path());
-    let config = guarded("ranker", "champion = 1\nbackup = [2]", "p99_ms = 50");
+    // 20 ms: four clients queue on one session, so even where a call takes 7 ms (a fast CPU)
+    // p99 is about 28 ms; the backup answers in well under a millisecond.
+    let config = guarded("ranker", "champion = 1\nbackup = [2]", "p99_ms = 20");
     let gw = Gateway::start(dir.path(), &store, &config);
 
-    // Four clients against one ~20 ms session: queueing puts p99 well above 50 ms.
+    // Four clients against one slow session: queueing puts p99 well above 20 ms.
     let samples = load_until(
         gw.public,
         "/v2/models/ranker/infer",
@@ -103,9 +105,9 @@ fn a_slow_champion_trips_to_the_warm_backup_without_a_failed_request_and_stays_t
     let detail = &state["origin"]["detail"];
     assert_eq!((detail["from"].as_u64(), detail["to"].as_u64()), (Some(1), Some(2)));
     assert_eq!(detail["reason"], "p99");
-    assert!(detail["measured"]["p99_ms"].as_f64().expect("p99") > 50.0, "{detail}");
+    assert!(detail["measured"]["p99_ms"].as_f64().expect("p99") > 20.0, "{detail}");
     assert!(detail["measured"]["requests"].as_u64().expect("requests") >= 20);
-    assert_eq!(detail["thresholds"]["p99_ms"], 50.0);
+    assert_eq!(detail["thresholds"]["p99_ms"], 20.0);
     assert!(state["origin"]["event_id"].as_i64().expect("event id") > 0);
     assert_eq!(
         metric_value(
@@ -298,7 +300,7 @@ fn with_no_healthy_backup_the_guard_says_so_loudly_and_keeps_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = slow_store(dir.path());
     // The only backup is the breaching champion itself: there is nowhere healthy to go.
-    let config = guarded("ranker", "champion = 1\nbackup = [1]", "p99_ms = 50");
+    let config = guarded("ranker", "champion = 1\nbackup = [1]", "p99_ms = 20");
     let gw = Gateway::start(dir.path(), &store, &config);
     let samples = load_until(
         gw.public,

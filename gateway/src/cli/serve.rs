@@ -10,13 +10,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::config::Config;
 use crate::control::{self, Control};
 use crate::engine::Runtime;
 use crate::guard;
 use crate::http::{admin, public, server};
 use crate::lineage;
 use crate::serving::ServingState;
+use settings::Config;
 
 /// How long in-flight requests (then shadow runs, then lineage writes) get to finish after SIGTERM.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);

@@ -4,7 +4,7 @@ use model_store::{Signature, TensorSpec};
 use ort::session::Session;
 use ort::value::{DynValue, Outlet, Tensor as OrtTensor, TensorElementType, ValueType};
 
-use crate::tensor::{DataType, Tensor, TensorData};
+use protocol::tensor::{DataType, Tensor, TensorData};
 
 /// Maps an ONNX element type to its v2 datatype; `None` for types v2 cannot carry (bf16, complex, …).
 pub fn datatype_of(ty: TensorElementType) -> Option<DataType> {

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::worker::run_session;
 use super::{InferError, InferOutcome, InstanceStats};
-use crate::tensor::Tensor;
+use protocol::tensor::Tensor;
 
 pub(super) struct InlinePool {
     /// Sessions not in use. Taken with a permit held, so never empty when taken.

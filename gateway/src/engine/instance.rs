@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::inline::InlinePool;
 use super::worker::{Job, Worker, WorkerConfig};
 use super::{Device, EngineSettings, Execution, INLINE_BELOW, InstanceStats, Runtime, convert};
-use crate::tensor::{DataType, Tensor, TensorData, element_count};
+use protocol::tensor::{DataType, Tensor, TensorData, element_count};
 
 /// One loaded, warmed model version.
 #[derive(Debug)]

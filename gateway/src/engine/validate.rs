@@ -3,7 +3,7 @@
 
 use model_store::Signature;
 
-use crate::tensor::{Tensor, TensorData};
+use protocol::tensor::{Tensor, TensorData};
 
 /// An input that does not fit the version's signature (HTTP 400).
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -78,7 +78,7 @@ mod tests {
     }
 
     fn x(shape: Vec<i64>) -> Tensor {
-        let n = crate::tensor::element_count(&shape).expect("valid");
+        let n = protocol::tensor::element_count(&shape).expect("valid");
         Tensor { name: "x".into(), shape, data: TensorData::Fp32(vec![0.0; n]) }
     }
 

@@ -9,7 +9,7 @@ use ort::session::Session;
 use tokio::sync::oneshot;
 
 use super::{InferError, InferOutcome, InstanceStats, convert};
-use crate::tensor::{Tensor, TensorData};
+use protocol::tensor::{Tensor, TensorData};
 
 /// One queued request.
 pub(super) struct Job {

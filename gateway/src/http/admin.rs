@@ -273,7 +273,7 @@ fn model_state(model: &ServedModel) -> Value {
     })
 }
 
-fn routing_json(r: &crate::router::RoutingTable) -> Value {
+fn routing_json(r: &policy::router::RoutingTable) -> Value {
     let pct = |bp: u32| f64::from(bp) / 100.0;
     json!({
         "champion": r.champion,

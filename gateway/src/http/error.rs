@@ -5,7 +5,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::engine::{InferError, InputError};
-use crate::v2::decode::DecodeError;
+use protocol::v2::decode::DecodeError;
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]

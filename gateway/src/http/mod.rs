@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod error;
 pub mod feedback;
+pub mod metadata;
 pub mod public;
 pub mod server;
 mod shadow;

@@ -15,13 +15,13 @@ use super::json_response;
 use super::shadow;
 use crate::app::App;
 use crate::engine::validate_inputs;
+use crate::http::metadata;
 use crate::lineage::{How, Prediction, Run, inputs_sha256, prediction_summary};
-use crate::request_id::RequestId;
-use crate::router::{Decision, Reason, Route};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
-use crate::v2::decode::decode_request;
-use crate::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
-use crate::v2::metadata;
+use policy::router::{Decision, Reason, Route};
+use protocol::request_id::RequestId;
+use protocol::v2::decode::decode_request;
+use protocol::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
 
 /// Header carrying the request id: the client's when valid, else generated.
 pub const REQUEST_ID: &str = "x-request-id";

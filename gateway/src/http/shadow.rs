@@ -9,9 +9,9 @@ use super::error::ApiError;
 use crate::app::App;
 use crate::engine::InferError;
 use crate::lineage::{Comparison, How, Run};
-use crate::request_id::RequestId;
 use crate::serving::LoadedVersion;
-use crate::tensor::{Tensor, argmax};
+use protocol::request_id::RequestId;
+use protocol::tensor::{Tensor, argmax};
 
 /// The primary run a shadow copy is compared with.
 #[derive(Debug)]
@@ -126,7 +126,7 @@ pub fn compare(primary: &[Tensor], shadow: &[Tensor]) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::TensorData;
+    use protocol::tensor::TensorData;
 
     fn t(data: Vec<f32>, shape: Vec<i64>) -> Tensor {
         Tensor { name: "y".into(), shape, data: TensorData::Fp32(data) }

@@ -1,6 +1,10 @@
-//! Gateway configuration: one TOML file, overridable by `SWITCHYARD__SECTION__KEY` environment
-//! variables, validated into a `Config` that lists every problem rather than the first.
+//! Switchyard's configuration: one TOML file, overridable by `SWITCHYARD__SECTION__KEY`
+//! environment variables, validated into a `Config` that lists every problem rather than the
+//! first. A crate of its own, below every layer that reads it: it knows nothing of tokio, ONNX
+//! Runtime or the registry, so the config fuzz target links it alone.
 
+pub mod engine;
+pub mod promotion;
 mod raw;
 
 use std::collections::BTreeSet;
@@ -12,7 +16,6 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings, Execution};
-use model_store::LineageDurability;
 pub use raw::{
     RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting, RawRuntime, RawServer,
     RawStore,
@@ -48,6 +51,17 @@ pub struct LineageConfig {
     /// `full` (default): every batch is fsynced at commit; `normal`: not, so the last batches
     /// before a power loss may be lost (never to a crash of the process).
     pub durability: LineageDurability,
+}
+
+/// How far a committed lineage batch is guaranteed to survive (the registry maps it onto its
+/// database's setting: SQLite's `synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineageDurability {
+    /// Every commit is fsynced: a committed batch survives a power loss. The default.
+    #[default]
+    Full,
+    /// Commits are not fsynced: a committed batch survives the process dying, not the machine.
+    Normal,
 }
 
 /// What a request does when the lineage buffer is full.

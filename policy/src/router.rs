@@ -2,6 +2,7 @@
 //! challengers, sticky keys) and picks the shadows that get a mirrored copy. Rebuilt whole on
 //! reload or guard action, never mutated in place.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,18 @@ pub struct RoutingTable {
     pub backup: Vec<u32>,
     /// Lower-case header whose value pins a caller to one version while weights stand.
     pub sticky_header: Option<String>,
+}
+
+/// A model's routing as an override stores it (a guard trip, an operator action): the table and
+/// what the guard and rollback remember, everything needed to serve the same after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideState {
+    pub routing: RoutingTable,
+    /// The champion before the last change of champion, for rollback.
+    pub previous_champion: Option<u32>,
+    /// Versions the guard moved traffic away from; never picked as a backup until reset.
+    #[serde(default)]
+    pub ejected: BTreeSet<u32>,
 }
 
 fn champion_route() -> Route {

@@ -8,24 +8,18 @@
 //! - A breaching challenger is ejected: weight 0, its share goes to the champion.
 //! - A breaching shadow is reported; shadows never change routing.
 //!
-//! `judge` and `evaluate` are pure (state and clock in, verdict out); `run` is the task that
-//! applies verdicts on each model's `interval`, honouring its `cooldown`.
+//! `judge` and `evaluate` are pure: a model's routing and its versions' window figures in,
+//! verdict out. The task that evaluates on each model's `interval` and hands verdicts to the
+//! control plane lives in the gateway (`gateway::control::guard`).
 
 mod window;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use settings::GuardConfig;
 
 pub use window::{Window, WindowStats};
 
-use crate::app::App;
-use crate::config::GuardConfig;
-use crate::router::Route;
-use crate::serving::{OverrideState, ServedModel};
+use crate::router::{OverrideState, Route};
 
 /// Which threshold a version breached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,16 +93,22 @@ fn reason_text(reason: Breached, stats: &WindowStats, g: &GuardConfig) -> String
     }
 }
 
-/// Judges `model` at `now`. At most one verdict per evaluation: the champion first, then the
-/// challengers, then the shadows.
-pub fn evaluate(model: &ServedModel, now: Instant) -> Option<Verdict> {
-    let g = model.guard.as_ref()?;
-    let stats_of = |v: u32| model.ready(v).map(|l| l.window.load().stats(now));
+/// Judges one model with guard `g`, serving `state`. `stats_of(v)` is version `v`'s window
+/// figures now, `None` when `v` is not loaded (it is then never picked as a backup). At most one
+/// verdict per evaluation: the champion first, then the challengers, then the shadows.
+pub fn evaluate(
+    model: &str,
+    g: &GuardConfig,
+    state: &OverrideState,
+    stats_of: impl Fn(u32) -> Option<WindowStats>,
+) -> Option<Verdict> {
+    let stats_of = &stats_of;
+    let loaded = |v: u32| stats_of(v).is_some();
     let breach = |v: u32| stats_of(v).and_then(|s| judge(&s, g).map(|b| (b, s)));
-    let r = &model.routing;
+    let r = &state.routing;
     let detail = |from: u32, to: Option<u32>, role: &str, reason: Breached, s: &WindowStats| {
         json!({
-            "model": model.name, "from": from, "to": to, "role": role, "reason": reason.as_str(),
+            "model": model, "from": from, "to": to, "role": role, "reason": reason.as_str(),
             "reason_text": reason_text(reason, s, g), "measured": figures(s), "thresholds": thresholds(g),
         })
     };
@@ -119,10 +119,10 @@ pub fn evaluate(model: &ServedModel, now: Instant) -> Option<Verdict> {
             .backup
             .iter()
             .copied()
-            .filter(|&b| b != r.champion && !model.ejected.contains(&b))
-            .find(|&b| model.ready(b).is_some() && breach(b).is_none());
+            .filter(|&b| b != r.champion && !state.ejected.contains(&b))
+            .find(|&b| loaded(b) && breach(b).is_none());
         if let Some(to) = healthy {
-            let next = replace_champion(model, to);
+            let next = replace_champion(state, to);
             return Some(Verdict::Trip {
                 from: r.champion,
                 to,
@@ -134,10 +134,10 @@ pub fn evaluate(model: &ServedModel, now: Instant) -> Option<Verdict> {
         // None healthy: the least bad of the champion and its loaded backups keeps serving.
         let badness = |v: u32| stats_of(v).map(|s| (s.error_rate(), s.p99_ms));
         let keep = std::iter::once(r.champion)
-            .chain(r.backup.iter().copied().filter(|&b| model.ready(b).is_some() && !model.ejected.contains(&b)))
+            .chain(r.backup.iter().copied().filter(|&b| loaded(b) && !state.ejected.contains(&b)))
             .min_by(|&a, &b| badness(a).partial_cmp(&badness(b)).unwrap_or(std::cmp::Ordering::Equal))
             .unwrap_or(r.champion);
-        let next = (keep != r.champion).then(|| replace_champion(model, keep));
+        let next = (keep != r.champion).then(|| replace_champion(state, keep));
         let mut d = detail(r.champion, Some(keep), "champion", reason, &s);
         d["no_healthy_backup"] = json!(true);
         return Some(Verdict::NoHealthyBackup { champion: r.champion, keep, reason, next, detail: d });
@@ -147,7 +147,7 @@ pub fn evaluate(model: &ServedModel, now: Instant) -> Option<Verdict> {
             continue;
         }
         if let Some((reason, s)) = breach(v) {
-            let mut next = model.override_state();
+            let mut next = state.clone();
             next.routing.challengers.retain(|(c, _)| *c != v);
             next.ejected.insert(v);
             return Some(Verdict::Trip {
@@ -168,8 +168,8 @@ pub fn evaluate(model: &ServedModel, now: Instant) -> Option<Verdict> {
 }
 
 /// The model's routing with `to` in the champion's place (answering as `backup`).
-fn replace_champion(model: &ServedModel, to: u32) -> OverrideState {
-    let mut next = model.override_state();
+fn replace_champion(state: &OverrideState, to: u32) -> OverrideState {
+    let mut next = state.clone();
     let from = next.routing.champion;
     next.routing.champion = to;
     next.routing.champion_route = Route::Backup;
@@ -177,65 +177,6 @@ fn replace_champion(model: &ServedModel, to: u32) -> OverrideState {
     next.ejected.insert(from);
     next.previous_champion = Some(from);
     next
-}
-
-/// Shortest pause between evaluation rounds, and longest (so config reloads are picked up).
-const MIN_TICK: Duration = Duration::from_millis(10);
-const MAX_TICK: Duration = Duration::from_secs(1);
-
-/// Evaluates every guarded model on its interval until `stop` turns true.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let mut last_eval: HashMap<String, Instant> = HashMap::new();
-    let mut last_trip: HashMap<String, Instant> = HashMap::new();
-    let mut last_report: HashMap<(String, u32), Instant> = HashMap::new();
-    loop {
-        let state = app.serving.load_full();
-        let tick = state
-            .models
-            .values()
-            .filter_map(|m| m.guard.as_ref().map(|g| g.interval))
-            .min()
-            .unwrap_or(MAX_TICK)
-            .clamp(MIN_TICK, MAX_TICK);
-        tokio::select! {
-            () = tokio::time::sleep(tick) => {}
-            _ = stop.changed() => return,
-        }
-        let now = Instant::now();
-        for model in state.models.values() {
-            let Some(g) = &model.guard else { continue };
-            if last_eval.get(&model.name).is_some_and(|t| now.duration_since(*t) < g.interval) {
-                continue;
-            }
-            last_eval.insert(model.name.clone(), now);
-            let cooling = last_trip.get(&model.name).is_some_and(|t| now.duration_since(*t) < g.cooldown);
-            let verdict = evaluate(model, now);
-            if !matches!(verdict, Some(Verdict::NoHealthyBackup { .. })) {
-                app.clear_alarm(&model.name);
-            }
-            let Some(verdict) = verdict else { continue };
-            match verdict {
-                Verdict::ShadowBreach { version, reason, detail } => {
-                    let key = (model.name.clone(), version);
-                    if last_report.get(&key).is_some_and(|t| now.duration_since(*t) < g.cooldown.max(g.window)) {
-                        continue;
-                    }
-                    last_report.insert(key, now);
-                    metrics::counter!("switchyard_guard_trips_total", "model" => model.name.clone(),
-                        "from" => version.to_string(), "to" => "none", "reason" => reason.as_str())
-                    .increment(1);
-                    tracing::warn!(model = %model.name, version, %detail, "guard: shadow breaches its thresholds (routing unchanged: shadows take no live traffic)");
-                    app.record_guard_event(&model.name, version, "guard_shadow_breach", detail).await;
-                }
-                _ if cooling => {}
-                verdict => {
-                    if app.apply_verdict(model, verdict).await {
-                        last_trip.insert(model.name.clone(), now);
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

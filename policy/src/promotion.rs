@@ -6,27 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use model_store::FeedbackSummary;
 use serde::Serialize;
+pub use settings::promotion::PromotionPolicy;
 
 use crate::guard::WindowStats;
-
-/// `[model.promotion]`, validated.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PromotionPolicy {
-    /// Offline metric → least gain over the champion (higher is better), e.g. `auc = 0.005`.
-    pub min_gain: BTreeMap<String, f64>,
-    /// Offline metric → largest |candidate − champion|, e.g. `calibration_error = 0.02`.
-    pub max_drift: BTreeMap<String, f64>,
-    pub max_p99_ms: Option<f64>,
-    pub max_error_rate: Option<f64>,
-    /// Share of shadow-compared rows whose argmax agreed with the primary's.
-    pub min_shadow_agreement: Option<f64>,
-    /// Accuracy from labelled feedback, all time.
-    pub min_online_accuracy: Option<f64>,
-    /// Requests the candidate must have served (or shadowed) in its window.
-    pub min_requests: Option<u64>,
-}
 
 /// Everything known about a candidate and the champion it would replace.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +19,16 @@ pub struct Evidence {
     pub window: WindowStats,
     /// (rows whose argmax agreed, rows compared) while the candidate ran as a shadow.
     pub shadow: (u64, u64),
-    pub online: FeedbackSummary,
+    pub online: OnlineQuality,
+}
+
+/// What labelled feedback says of the candidate, all time (the registry's feedback summary).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OnlineQuality {
+    /// Items judged right or wrong.
+    pub judged: u64,
+    /// Share judged right, when anything was judged.
+    pub accuracy: Option<f64>,
 }
 
 /// One gate's verdict.
@@ -187,7 +179,7 @@ mod tests {
         let good = Evidence {
             window: WindowStats { requests: 500, errors: 2, p99_ms: 12.0 },
             shadow: (95, 100),
-            online: FeedbackSummary { judged: 200, correct: 170, accuracy: Some(0.85), ..FeedbackSummary::default() },
+            online: OnlineQuality { judged: 200, accuracy: Some(0.85) },
             ..Evidence::default()
         };
         let gates = evaluate(&policy, &good);

@@ -1,0 +1,72 @@
+//! The guard task: evaluates every guarded model on its `interval` (the judgement itself is
+//! `policy::guard`) and hands verdicts to the control plane, honouring each model's `cooldown`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use policy::guard::{Verdict, evaluate};
+use tokio::sync::watch;
+
+use crate::app::App;
+
+/// Shortest pause between evaluation rounds, and longest (so config reloads are picked up).
+const MIN_TICK: Duration = Duration::from_millis(10);
+const MAX_TICK: Duration = Duration::from_secs(1);
+
+/// Evaluates every guarded model on its interval until `stop` turns true.
+pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut last_eval: HashMap<String, Instant> = HashMap::new();
+    let mut last_trip: HashMap<String, Instant> = HashMap::new();
+    let mut last_report: HashMap<(String, u32), Instant> = HashMap::new();
+    loop {
+        let state = app.serving.load_full();
+        let tick = state
+            .models
+            .values()
+            .filter_map(|m| m.guard.as_ref().map(|g| g.interval))
+            .min()
+            .unwrap_or(MAX_TICK)
+            .clamp(MIN_TICK, MAX_TICK);
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+        let now = Instant::now();
+        for model in state.models.values() {
+            let Some(g) = &model.guard else { continue };
+            if last_eval.get(&model.name).is_some_and(|t| now.duration_since(*t) < g.interval) {
+                continue;
+            }
+            last_eval.insert(model.name.clone(), now);
+            let cooling = last_trip.get(&model.name).is_some_and(|t| now.duration_since(*t) < g.cooldown);
+            let verdict = evaluate(&model.name, g, &model.override_state(), |v| {
+                model.ready(v).map(|l| l.window.load().stats(now))
+            });
+            if !matches!(verdict, Some(Verdict::NoHealthyBackup { .. })) {
+                app.clear_alarm(&model.name);
+            }
+            let Some(verdict) = verdict else { continue };
+            match verdict {
+                Verdict::ShadowBreach { version, reason, detail } => {
+                    let key = (model.name.clone(), version);
+                    if last_report.get(&key).is_some_and(|t| now.duration_since(*t) < g.cooldown.max(g.window)) {
+                        continue;
+                    }
+                    last_report.insert(key, now);
+                    metrics::counter!("switchyard_guard_trips_total", "model" => model.name.clone(),
+                        "from" => version.to_string(), "to" => "none", "reason" => reason.as_str())
+                    .increment(1);
+                    tracing::warn!(model = %model.name, version, %detail, "guard: shadow breaches its thresholds (routing unchanged: shadows take no live traffic)");
+                    app.record_guard_event(&model.name, version, "guard_shadow_breach", detail).await;
+                }
+                _ if cooling => {}
+                verdict => {
+                    if app.apply_verdict(model, verdict).await {
+                        last_trip.insert(model.name.clone(), now);
+                    }
+                }
+            }
+        }
+    }
+}
