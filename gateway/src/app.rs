@@ -1,24 +1,24 @@
-//! The running gateway's shared state: the serving snapshot, the store, the metrics handle and
-//! the HTTP limits. Built once at start-up; tests build one without any socket.
+//! What the front ends share: the control plane (which owns the serving snapshot), the store,
+//! the metrics handle, the lineage sink and the request limits. Built once at start-up; tests
+//! build one without any socket.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use model_store::ModelStore;
+use settings::Config;
 use tokio_util::task::TaskTracker;
 
 use crate::control::Control;
 use crate::lineage::LineageSink;
-use crate::serving::ServingState;
-use settings::Config;
+use crate::telemetry;
 
 /// Shared by every request handler.
 #[derive(Debug)]
 pub struct App {
-    /// What serves requests now. A request loads it once and keeps that snapshot throughout.
-    pub serving: ArcSwap<ServingState>,
+    /// Owns what is served and every change of it; requests read its snapshot.
+    pub control: Arc<Control>,
     pub store: Arc<ModelStore>,
     pub metrics: PrometheusHandle,
     /// Request bodies above this size get 413.
@@ -31,258 +31,21 @@ pub struct App {
     pub lineage: Option<LineageSink>,
     /// Shadow runs in flight: shutdown waits for them so their records are written too.
     pub shadow_tasks: TaskTracker,
-    /// The served config and the lock every change of serving state takes (see `control`).
-    pub control: Control,
-    /// Models whose champion breaches with no healthy backup: the evaluation that said so.
-    pub alarms: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl App {
-    /// Wraps a built serving state. `lineage` comes from `lineage::start` (or is `None`).
-    pub fn new(
-        control: Control,
-        config: &Config,
-        store: Arc<ModelStore>,
-        serving: ServingState,
-        lineage: Option<LineageSink>,
-    ) -> App {
-        export_routing(&serving, None);
+    /// The front ends' view of a running control plane. `lineage` comes from `lineage::start`
+    /// (or is `None`).
+    pub fn new(control: Arc<Control>, config: &Config, lineage: Option<LineageSink>) -> App {
         App {
+            store: Arc::clone(control.store()),
             control,
-            serving: ArcSwap::from_pointee(serving),
-            store,
-            metrics: metrics_handle(),
+            metrics: telemetry::metrics_handle(),
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: config.server.request_timeout,
             admin_token: config.server.admin_token.clone(),
             lineage,
             shadow_tasks: TaskTracker::new(),
-            alarms: std::sync::Mutex::default(),
-        }
-    }
-
-    /// Makes `next` the serving state: one atomic store. Requests in flight keep the snapshot
-    /// they loaded; the routing gauges follow the new state.
-    pub fn install(&self, next: ServingState) {
-        let previous = self.serving.swap(Arc::new(next));
-        let now = self.serving.load();
-        export_routing(&now, Some(&previous));
-        // Versions no longer served: their info series go to 0. Their sessions stop once the
-        // requests holding them finish (the last `Arc` drops).
-        for (name, model) in &previous.models {
-            for loaded in model.ready_versions() {
-                let kept = now.models.get(name).and_then(|m| m.ready(loaded.instance.version));
-                if kept.is_none_or(|k| !Arc::ptr_eq(k, loaded)) {
-                    metrics::gauge!("switchyard_model_info", "model" => name.clone(),
-                        "version" => loaded.instance.version.to_string(), "sha256" => loaded.instance.sha256.clone(),
-                        "stage" => loaded.stage.to_string())
-                    .set(0.0);
-                }
-            }
-        }
-    }
-}
-
-/// Sets `switchyard_routing_weight_ratio{model,version,route}` for every version the routing of
-/// `state` names (champion and challengers: share of requests; shadows: share mirrored; backups:
-/// 0), and zeroes the series of `previous` that `state` no longer has.
-pub fn export_routing(state: &ServingState, previous: Option<&ServingState>) {
-    let series = |s: &ServingState| -> Vec<(String, u32, &'static str, f64)> {
-        s.models
-            .values()
-            .flat_map(|m| {
-                let r = &m.routing;
-                let ratio = |bp: u32| f64::from(bp) / f64::from(policy::router::TOTAL_BP);
-                let name = m.name.clone();
-                std::iter::once((name.clone(), r.champion, "champion", ratio(r.champion_weight())))
-                    .chain(r.challengers.iter().map(|&(v, w)| (name.clone(), v, "challenger", ratio(w))))
-                    .chain(r.shadows.iter().map(|&(v, w)| (name.clone(), v, "shadow", ratio(w))))
-                    .chain(r.backup.iter().map(|&v| (name.clone(), v, "backup", 0.0)))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    let now = series(state);
-    if let Some(prev) = previous {
-        for (model, version, route, _) in series(prev) {
-            if !now.iter().any(|(m, v, r, _)| *m == model && *v == version && *r == route) {
-                metrics::gauge!("switchyard_routing_weight_ratio",
-                    "model" => model, "version" => version.to_string(), "route" => route)
-                .set(0.0);
-            }
-        }
-    }
-    for (model, version, route, ratio) in now {
-        metrics::gauge!("switchyard_routing_weight_ratio", "model" => model, "version" => version.to_string(), "route" => route)
-            .set(ratio);
-    }
-}
-
-/// Latency buckets in seconds: 50 µs to 10 s, dense where inference lives (sub-millisecond to
-/// tens of milliseconds) so p99 read from the histogram is close to the true value.
-const LATENCY_BUCKETS: [f64; 22] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// Shadow-vs-primary output differences: from float noise to a different model.
-const DIFF_BUCKETS: [f64; 10] = [1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0];
-
-const BATCH_BUCKETS: [f64; 12] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
-
-/// How often the recorder's histogram samples are folded into their buckets (see
-/// [`metrics_handle`]).
-const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Installs the process-wide Prometheus recorder once and returns its handle. Histograms, not
-/// summaries, so percentiles aggregate across replicas.
-///
-/// The recorder keeps every histogram sample (8 bytes, plus its share of a block) until an
-/// upkeep folds them into the buckets. A scrape does that, but a gateway nobody scrapes would
-/// grow without bound (measured: about 1.2 MB/s at 15,000 req/s on the tiny model), and a scrape
-/// after a long gap would fold millions of samples on a request-serving thread. So a thread of
-/// its own, `switchyard-metrics`, runs the upkeep every `METRICS_UPKEEP_INTERVAL`: what the
-/// recorder holds stays at about a second of traffic, and the folding never runs on a tokio
-/// worker. It lives as long as the recorder, i.e. the process.
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &LATENCY_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full("switchyard_batch_size".to_owned()), &BATCH_BUCKETS)
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full("switchyard_shadow_max_abs_diff".to_owned()), &DIFF_BUCKETS)
-                })
-                .expect("bucket lists are non-empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (embedding); then ours only renders.
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("a metrics recorder was already installed; /metrics shows only its own");
-            }
-            describe_metrics();
-            let upkeep = handle.clone();
-            spawn_every("switchyard-metrics", METRICS_UPKEEP_INTERVAL, move || upkeep.run_upkeep());
-            handle
-        })
-        .clone()
-}
-
-/// Runs `f` every `interval` on a detached thread named `name`, for the rest of the process. A
-/// thread that cannot be started is logged, not fatal: the work it would do also happens on
-/// demand (for the metrics upkeep, at every scrape).
-#[expect(clippy::disallowed_methods, reason = "a thread of its own that does nothing but wait between runs")]
-fn spawn_every(name: &str, interval: Duration, f: impl Fn() + Send + 'static) {
-    let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
-        loop {
-            std::thread::sleep(interval);
-            f();
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::error!(thread = name, error = %e, "could not start a background thread");
-    }
-}
-
-fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("switchyard_requests_total", "Inference requests answered, by model, version, route and status.");
-    describe_histogram!(
-        "switchyard_request_duration_seconds",
-        Unit::Seconds,
-        "Time from receiving an inference request to its response, by model, version and route."
-    );
-    describe_histogram!("switchyard_queue_duration_seconds", Unit::Seconds, "Time requests waited for a session.");
-    describe_histogram!("switchyard_compute_duration_seconds", Unit::Seconds, "Time of the ONNX Runtime call.");
-    describe_histogram!("switchyard_batch_size", "Rows per ONNX Runtime call.");
-    describe_gauge!("switchyard_queue_depth", "Requests waiting for a session, per version.");
-    describe_counter!(
-        "switchyard_shadow_requests_total",
-        "Mirrored requests by shadow version and result (ok, error, dropped)."
-    );
-    describe_histogram!(
-        "switchyard_shadow_max_abs_diff",
-        "Largest absolute difference between shadow and primary outputs."
-    );
-    describe_counter!(
-        "switchyard_shadow_argmax_rows_total",
-        "Rows compared between shadow and primary, by argmax agreement."
-    );
-    describe_gauge!("switchyard_model_info", "1 for each loaded version, labelled with its sha256 and stage.");
-    describe_gauge!(
-        "switchyard_routing_weight_ratio",
-        "Share of a model's requests routed (champion, challenger) or mirrored (shadow) to a version; backups 0."
-    );
-    describe_counter!("switchyard_lineage_records_written_total", "Lineage records committed to the registry.");
-    describe_counter!(
-        "switchyard_lineage_records_dropped_total",
-        "Lineage records lost, by reason: full (buffer full, policy drop), closed (after shutdown), write_failed (store failing past the shutdown deadline), invalid (refused by the store)."
-    );
-    describe_counter!(
-        "switchyard_lineage_blocked_total",
-        "Requests that waited for room in a full lineage buffer (policy block)."
-    );
-    describe_gauge!("switchyard_lineage_queue_depth", "Lineage records waiting to be written.");
-    describe_counter!("switchyard_lineage_write_errors_total", "Failed attempts to write a lineage batch.");
-    describe_gauge!("switchyard_lineage_store_healthy", "0 while lineage writes are failing, else 1.");
-    describe_counter!(
-        "switchyard_guard_trips_total",
-        "Guard verdicts by model, the version judged (from), where its traffic went (to; none for shadows) and the threshold breached."
-    );
-    describe_gauge!(
-        "switchyard_guard_no_healthy_backup",
-        "1 while a model's champion breaches its guard and no backup is healthy."
-    );
-    describe_counter!(
-        "switchyard_feedback_total",
-        "Feedback items by model, version, kind (label, value, outcome) and result (stored, duplicate)."
-    );
-    describe_gauge!(
-        "switchyard_online_accuracy_ratio",
-        "Share of labelled feedback the version predicted right, all time or over the last hour (window)."
-    );
-    describe_gauge!(
-        "switchyard_online_mae",
-        "Mean absolute error of the version's predictions against value feedback."
-    );
-    describe_gauge!(
-        "switchyard_online_rmse",
-        "Root mean squared error of the version's predictions against value feedback."
-    );
-    describe_counter!("switchyard_config_reloads_total", "Config reloads by result: ok, error, unreadable.");
-    describe_counter!(
-        "switchyard_routing_persist_errors_total",
-        "Routing changes applied but not persisted to the registry."
-    );
-    describe_histogram!(
-        "switchyard_lineage_batch_write_duration_seconds",
-        Unit::Seconds,
-        "Time to commit one batch of lineage records."
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
-
-    #[test]
-    #[expect(clippy::disallowed_methods, reason = "a test thread polling a counter")]
-    fn spawn_every_keeps_running_its_work() {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&runs);
-        spawn_every("test-every", Duration::from_millis(5), move || {
-            counter.fetch_add(1, Ordering::Relaxed);
-        });
-        // Not a timing test: the deadline only stops a broken loop from hanging the suite.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while runs.load(Ordering::Relaxed) < 3 {
-            assert!(Instant::now() < deadline, "ran {} times in 30 s", runs.load(Ordering::Relaxed));
-            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -13,7 +13,6 @@ pub mod app;
 pub mod cli;
 pub mod control;
 pub mod engine;
-pub mod guard;
 pub mod http;
 pub mod lineage;
 pub mod serving;

@@ -9,11 +9,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use model_store::{EventSpec, ModelStore, Stage, StoreError};
+use model_store::{Event, EventSpec, ModelStore, Stage, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::engine::{ModelInstance, Runtime};
+use crate::engine::{Loader, ModelInstance};
 use crate::telemetry::VersionMetrics;
 use policy::guard::Window;
 pub use policy::router::OverrideState;
@@ -22,6 +22,26 @@ use settings::{Config, GuardConfig, ModelConfig, VersionSelector};
 
 /// Window kept for versions of models without a guard (shown in the admin API).
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
+
+/// A serving state built but not yet installed, with the changes to running versions that only
+/// installing it may make: a refused reload drops it and nothing that serves has changed.
+#[derive(Debug)]
+pub struct Staged {
+    pub state: ServingState,
+    /// Reused versions whose guard window length changed: (version, new length). Their windows
+    /// are replaced by `commit`, never while building.
+    resized: Vec<(Arc<LoadedVersion>, Duration)>,
+}
+
+impl Staged {
+    /// The state, with the changes to running versions it needs applied; install it next.
+    pub fn commit(self) -> ServingState {
+        for (loaded, length) in self.resized {
+            loaded.window.store(Arc::new(Window::new(length)));
+        }
+        self.state
+    }
+}
 
 /// Everything the request path needs, as one snapshot.
 #[derive(Debug, Default, Clone)]
@@ -177,17 +197,21 @@ impl ServingState {
     /// version whose artifact is corrupt or that ONNX Runtime refuses becomes `Failed` and the
     /// rest serve. Stored routing overrides are applied when the model's configured routing is
     /// what it was when they were made, and cleared (with an event) when it changed.
+    ///
+    /// Nothing of `previous` changes here: what must change in a reused version (its guard
+    /// window) waits in the `Staged` until it is committed.
     pub async fn build(
         config: &Config,
         store: &ModelStore,
-        runtime: &'static Runtime,
+        loader: Loader,
         previous: Option<&ServingState>,
-    ) -> Result<ServingState, Vec<String>> {
+    ) -> Result<Staged, Vec<String>> {
         let mut problems = Vec::new();
         let mut models = BTreeMap::new();
+        let mut resized = Vec::new();
         for model in &config.models {
             let previous = previous.and_then(|p| p.models.get(&model.name));
-            match load_model(model, store, runtime, previous).await {
+            match load_model(model, store, loader, previous, &mut resized).await {
                 Ok(served) => {
                     models.insert(model.name.clone(), served);
                 }
@@ -200,7 +224,7 @@ impl ServingState {
         for served in models.values_mut() {
             *served = apply_override(served, store).await;
         }
-        Ok(ServingState { models })
+        Ok(Staged { state: ServingState { models }, resized })
     }
 
     /// This state with `model` replaced.
@@ -244,7 +268,7 @@ async fn apply_override(served: &ServedModel, store: &ModelStore) -> ServedModel
     }
     let event = EventSpec {
         version: None,
-        kind: "routing_override_cleared",
+        kind: Event::ROUTING_OVERRIDE_CLEARED,
         detail: serde_json::json!({
             "reason": "the model's routing in the config changed since the override was made",
             "override_event_id": stored.event_id,
@@ -269,8 +293,9 @@ fn routing_is_loadable(table: &RoutingTable, served: &ServedModel) -> bool {
 async fn load_model(
     model: &ModelConfig,
     store: &ModelStore,
-    runtime: &'static Runtime,
+    loader: Loader,
     previous: Option<&ServedModel>,
+    resized: &mut Vec<(Arc<LoadedVersion>, Duration)>,
 ) -> Result<ServedModel, Vec<String>> {
     let registry = store.registry();
     let mut problems = Vec::new();
@@ -306,12 +331,12 @@ async fn load_model(
     for record in records {
         if let Some(reused) = reusable(previous, &record, model) {
             if reused.window.load().length() != Window::length_for(window_len) {
-                reused.window.store(Arc::new(Window::new(window_len)));
+                resized.push((Arc::clone(&reused), window_len));
             }
             versions.insert(record.version, VersionSlot::Ready(reused));
             continue;
         }
-        let slot = match load_version(&record, model, store, runtime, window_len).await {
+        let slot = match load_version(&record, model, store, loader, window_len).await {
             Ok(loaded) => {
                 tracing::info!(model = %model.name, version = record.version, sha256 = %record.sha256, device = %model.engine.device, "version loaded");
                 metrics::gauge!("switchyard_model_info",
@@ -400,18 +425,17 @@ async fn load_version(
     record: &model_store::VersionRecord,
     model: &ModelConfig,
     store: &ModelStore,
-    runtime: &'static Runtime,
+    loader: Loader,
     window: Duration,
 ) -> Result<LoadedVersion, String> {
     // The hash is checked here, on every load: a corrupt file is refused, never served.
     let bytes = store.load_artifact(record).await.map_err(|e| e.to_string())?;
     let (name, version, sha256, settings) =
         (model.name.clone(), record.version, record.sha256.clone(), model.engine.clone());
-    let instance =
-        tokio::task::spawn_blocking(move || ModelInstance::load(runtime, &name, version, &sha256, &bytes, settings))
-            .await
-            .map_err(|e| format!("loader task failed: {e}"))?
-            .map_err(|e| e.to_string())?;
+    let instance = tokio::task::spawn_blocking(move || loader.load(&name, version, &sha256, &bytes, settings))
+        .await
+        .map_err(|e| format!("loader task failed: {e}"))?
+        .map_err(|e| e.to_string())?;
     Ok(LoadedVersion {
         metrics: VersionMetrics::new(&model.name, record.version),
         headers: VersionHeaders::of(&instance),

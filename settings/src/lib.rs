@@ -93,10 +93,14 @@ pub struct ServerConfig {
     pub admin_listen: SocketAddr,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
-    /// Tokio worker threads; `None` = chosen from the core count.
+    /// Tokio worker threads; `None` = tokio's default, one per core.
     pub worker_threads: Option<usize>,
     /// Deadline of an inference request from arrival; a request's v2 `timeout` may shorten it.
     pub request_timeout: Duration,
+    /// After SIGTERM, how long requests in flight and shadow runs get to finish, all together;
+    /// the lineage writer then commits what it holds (within what is left, at least
+    /// `LINEAGE_DRAIN_FLOOR`). One deadline for the whole shutdown.
+    pub drain_timeout: Duration,
     /// Open connections per port.
     pub max_connections: usize,
     /// Largest request head in bytes.
@@ -104,6 +108,30 @@ pub struct ServerConfig {
     /// Bearer token the admin port requires; `None` leaves it open (it binds loopback by default).
     pub admin_token: Option<String>,
 }
+
+impl Default for ServerConfig {
+    /// The defaults, written once: the validator, the docs and the example config take them
+    /// from here (a test checks the example config against them).
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
+            admin_listen: DEFAULT_ADMIN_LISTEN.parse().expect("the default address parses"),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
+            worker_threads: None,
+            request_timeout: Duration::from_secs(30),
+            // Inside Kubernetes' default grace period of 30 s, with room for the lineage flush.
+            drain_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_header_bytes: 64 << 10,
+            admin_token: None,
+        }
+    }
+}
+
+/// The least time the lineage writer gets at shutdown to commit what it holds, even when the
+/// drain used all of `drain_timeout` (a stuck request): an exit then takes at most
+/// `drain_timeout` plus this.
+pub const LINEAGE_DRAIN_FLOOR: Duration = Duration::from_millis(500);
 
 /// Environment variable read for the admin token when the config has none.
 pub const ADMIN_TOKEN_ENV: &str = "SWITCHYARD_ADMIN_TOKEN";
@@ -307,6 +335,7 @@ fn validate(
     problems: &mut Vec<String>,
 ) -> Config {
     let server = server.unwrap_or_default();
+    let d = ServerConfig::default();
     let max_body = server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     if !(1024..=(4u64 << 30)).contains(&max_body) {
         problems.push(format!("[server] max_body_bytes = {max_body} must be between 1024 and 4294967296"));
@@ -324,16 +353,28 @@ fn validate(
         worker_threads,
         request_timeout: duration(
             server.request_timeout.as_deref(),
-            Duration::from_secs(30),
+            d.request_timeout,
             Duration::from_millis(1)..=Duration::from_secs(3600),
             "[server] request_timeout",
             problems,
         ),
-        max_connections: bounded(server.max_connections, 10_000, 1..=1_000_000, "[server] max_connections", problems)
-            as usize,
+        drain_timeout: duration(
+            server.drain_timeout.as_deref(),
+            d.drain_timeout,
+            Duration::ZERO..=Duration::from_secs(3600),
+            "[server] drain_timeout",
+            problems,
+        ),
+        max_connections: bounded(
+            server.max_connections,
+            d.max_connections as u64,
+            1..=1_000_000,
+            "[server] max_connections",
+            problems,
+        ) as usize,
         max_header_bytes: bounded(
             server.max_header_bytes,
-            64 << 10,
+            d.max_header_bytes as u64,
             8192..=(16 << 20),
             "[server] max_header_bytes",
             problems,

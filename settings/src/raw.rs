@@ -13,10 +13,13 @@ pub struct RawServer {
     pub admin_listen: Option<String>,
     /// Largest request body accepted, in bytes (413 above it).
     pub max_body_bytes: Option<u64>,
-    /// Tokio worker threads for HTTP; default: 1 on machines of 2 cores or fewer, else cores - 1.
+    /// Tokio worker threads for HTTP; default: tokio's, one per core.
     pub worker_threads: Option<u64>,
     /// Deadline of an inference request from arrival, e.g. `"30s"`; 504 past it.
     pub request_timeout: Option<String>,
+    /// After SIGTERM, how long in-flight requests and shadow runs get to finish, all together,
+    /// e.g. `"10s"` (the default); then lineage is flushed and the process exits.
+    pub drain_timeout: Option<String>,
     /// Open connections per port; more wait in the kernel's backlog.
     pub max_connections: Option<u64>,
     /// Largest request head (request line and headers) in bytes; 431 above it.

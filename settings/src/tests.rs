@@ -242,3 +242,24 @@ fn huge_challenger_lists_are_problems_not_overflows() {
     assert!(err.contains("add up to 50000%"), "{err}");
     assert!(err.contains("routing.challengers names 500 versions; at most 64"), "{err}");
 }
+
+/// The example config writes out the defaults it shows; they must be the defaults the code
+/// applies (written once, in `ServerConfig::default` and `LineageConfig::default`).
+#[test]
+fn the_example_config_shows_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/example.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let config = Config::from_toml_str("example.toml", &text).expect("valid");
+    let d = ServerConfig::default();
+    assert_eq!(config.server.listen, d.listen);
+    assert_eq!(config.server.admin_listen, d.admin_listen);
+    assert_eq!(config.server.max_body_bytes, d.max_body_bytes);
+    assert_eq!(config.server.request_timeout, d.request_timeout);
+    assert_eq!(config.server.drain_timeout, d.drain_timeout);
+    assert_eq!(config.lineage, LineageConfig::default());
+    // And a config that sets nothing gets exactly those defaults.
+    let bare = Config::from_toml_str("bare.toml", "[store]\npath = \"s\"\n[[model]]\nname = \"m\"\nversions = [1]\n")
+        .expect("valid");
+    assert_eq!(bare.server, d);
+    assert_eq!(bare.lineage, LineageConfig::default());
+}

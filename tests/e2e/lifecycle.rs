@@ -104,3 +104,74 @@ fn a_request_sent_just_after_sigterm_on_an_open_connection_is_answered() {
     // The one SIGTERM above ends the process (a second one would exit at once, with 130).
     assert_eq!(gw.wait_exit().code(), Some(0));
 }
+
+/// Waits up to `limit` for the process to exit after a signal; returns the status and how long
+/// it took.
+fn exit_within(gw: &mut Gateway, limit: Duration) -> (std::process::ExitStatus, Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = gw.child.try_wait().expect("try_wait") {
+            return (status, started.elapsed());
+        }
+        assert!(started.elapsed() < limit, "no exit within {limit:?} of SIGTERM");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn sigterm(gw: &Gateway) {
+    let pid = gw.child.id().to_string();
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+}
+
+#[test]
+fn an_idle_gateway_exits_within_two_seconds_of_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let mut gw = Gateway::start(dir.path(), &store, FULL_CONFIG);
+    sigterm(&gw);
+    let (status, took) = exit_within(&mut gw, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+/// One deadline for the whole shutdown (`[server] drain_timeout`): a request that never
+/// finishes (its body never arrives) holds the drain only that long, and the records of the
+/// requests answered before are still written.
+#[test]
+fn a_stuck_request_holds_shutdown_only_until_the_drain_timeout_and_lineage_is_written() {
+    use std::io::Write;
+    const DRAIN: Duration = Duration::from_secs(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let config = FULL_CONFIG.replace("[server]\n", "[server]\ndrain_timeout = \"2s\"\n");
+    let mut gw = Gateway::start(dir.path(), &store, &config);
+    let ids: Vec<String> = (0..20).map(|i| format!("drain-{i}")).collect();
+    for id in &ids {
+        let r = crate::support::request(
+            gw.public,
+            "POST",
+            "/v2/models/mlp/infer",
+            &[("content-type", "application/json"), ("x-request-id", id)],
+            crate::support::mlp_body(0.5).as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    }
+    // Headers promise 1000 bytes of body; 10 arrive. The request stays in flight until the
+    // request timeout (30 s), far past the drain deadline.
+    let mut stuck = std::net::TcpStream::connect(gw.public).expect("connect");
+    stuck
+        .write_all(b"POST /v2/models/mlp/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{\"inputs\":")
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    sigterm(&gw);
+    let (status, took) = exit_within(&mut gw, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "a drain cut short by its deadline is still a clean stop");
+    assert!(took >= DRAIN - Duration::from_millis(200), "did not wait for the stuck request: {took:?}");
+    assert!(took < DRAIN + Duration::from_secs(1), "took {took:?} with drain_timeout 2 s");
+    drop(stuck);
+    let store_arg = store.to_str().expect("utf8");
+    for id in &ids {
+        let chain = crate::support::cli_json(&["lineage", "show", "--json", "--store", store_arg, id]);
+        assert_eq!(chain["records"][0]["request_id"], id.as_str(), "{chain}");
+    }
+}

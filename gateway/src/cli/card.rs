@@ -23,7 +23,7 @@ pub enum CardFormat {
 
 /// Event kinds that record the guard moving traffic off a version (or finding no healthy backup
 /// for it); they are recorded against the version that breached.
-const GUARD_TRIP_KINDS: [&str; 2] = ["guard_trip", "guard_no_healthy_backup"];
+const GUARD_TRIP_KINDS: [&str; 2] = [Event::GUARD_TRIP, Event::GUARD_NO_HEALTHY_BACKUP];
 
 /// Everything a card shows, read from the store.
 #[derive(Debug)]
@@ -287,7 +287,7 @@ impl Card {
                 text.push_str(&format!("; as {role}"));
             }
             if let Some(to) = d.get("to").filter(|to| !to.is_null()) {
-                let verb = if e.kind == "guard_trip" { "traffic moved to" } else { "kept serving" };
+                let verb = if e.kind == Event::GUARD_TRIP { "traffic moved to" } else { "kept serving" };
                 text.push_str(&format!("; {verb} version {to}"));
             }
             md.line(text);

@@ -1,25 +1,19 @@
 //! `switchyard serve` and `switchyard config check`: start-up, listeners, signals, shutdown.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-
 use anyhow::Context;
 use model_store::ModelStore;
+use settings::{Config, LINEAGE_DRAIN_FLOOR};
+use std::path::Path;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
 use crate::control::{self, Control};
-use crate::engine::Runtime;
-use crate::guard;
+use crate::engine::{Loader, Runtime};
 use crate::http::{admin, public, server};
 use crate::lineage;
 use crate::serving::ServingState;
-use settings::Config;
-
-/// How long in-flight requests (then shadow runs, then lineage writes) get to finish after SIGTERM.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// `switchyard config check FILE`.
 pub fn check(file: &Path, resolve: bool, json: bool) -> anyhow::Result<i32> {
@@ -88,7 +82,7 @@ pub fn serve(config_path: &Path) -> anyhow::Result<i32> {
 
 async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Result<i32> {
     // Before anything records a metric (loading versions sets their info gauges).
-    crate::app::metrics_handle();
+    crate::telemetry::metrics_handle();
     let runtime = Runtime::load(config.onnxruntime.as_deref())?;
     tracing::info!(library = %runtime.library().display(), "ONNX Runtime loaded");
     let store = Arc::new(
@@ -96,8 +90,9 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
             .await
             .with_context(|| format!("cannot open the model store at {}", config.store_path.display()))?,
     );
-    let serving = match ServingState::build(&config, &store, runtime, None).await {
-        Ok(s) => s,
+    let loader = Loader::Onnx(runtime);
+    let serving = match ServingState::build(&config, &store, loader, None).await {
+        Ok(staged) => staged.commit(),
         Err(problems) => {
             eprintln!("error: the config names versions the store cannot provide:");
             for p in problems {
@@ -112,8 +107,9 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     } else {
         (None, None)
     };
-    let control = Control::new(runtime, Some(config_path.to_path_buf()), config.clone(), Some(digest));
-    let app = Arc::new(App::new(control, &config, store, serving, lineage));
+    let control =
+        Arc::new(Control::new(loader, store, serving, config.clone(), Some(config_path.to_path_buf()), Some(digest)));
+    let app = Arc::new(App::new(Arc::clone(&control), &config, lineage));
 
     let public_listener = TcpListener::bind(config.server.listen)
         .await
@@ -124,7 +120,10 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     let public_addr = public_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
+    // Shutdown has one deadline, set when the signal arrives: the listeners drain until it,
+    // shadow runs get what is left, the lineage writer what is left after that.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let drain = config.server.drain_timeout;
     let limits = server::Limits {
         max_connections: config.server.max_connections,
         max_header_bytes: config.server.max_header_bytes,
@@ -134,7 +133,7 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         public_listener,
         move |req| public::handle(Arc::clone(&public_app), req),
         stop_rx.clone(),
-        DRAIN_DEADLINE,
+        drain,
         limits,
     ));
     let admin_app = Arc::clone(&app);
@@ -142,20 +141,20 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         admin_listener,
         move |req| admin::handle(Arc::clone(&admin_app), req),
         stop_rx.clone(),
-        DRAIN_DEADLINE,
+        drain,
         limits,
     ));
-    let guard = tokio::spawn(guard::run(Arc::clone(&app), stop_rx.clone()));
-    let watcher = tokio::spawn(control::watch_config(Arc::clone(&app), stop_rx.clone()));
+    let guard = tokio::spawn(control::guard::run(Arc::clone(&control), stop_rx.clone()));
+    let watcher = tokio::spawn(control::watch_config(Arc::clone(&control), stop_rx.clone()));
     // Signal handlers exist before anyone can learn our ports: a SIGTERM sent the moment the
     // line below is read must already mean "drain and exit 0".
     let mut signals = Signals::install()?;
     let mut hangup =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let reload_app = Arc::clone(&app);
+    let reload_control = Arc::clone(&control);
     let reloader = tokio::spawn(async move {
         while hangup.recv().await.is_some() {
-            let _ = reload_app.reload("sighup").await;
+            let _ = reload_control.reload("sighup").await;
         }
     });
     // One line on stdout that scripts and tests read to find the ports (useful with port 0).
@@ -163,7 +162,8 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     tracing::info!(%public_addr, %admin_addr, "serving");
 
     signals.recv().await;
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let deadline = tokio::time::Instant::now() + drain;
+    tracing::info!(?drain, "shutting down: no new connections; finishing in-flight requests");
     let _ = stop_tx.send(true);
     // A second signal means "now".
     tokio::spawn(async move {
@@ -176,11 +176,14 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     // Every request has answered, so every primary record is in the channel. Shadow runs still
     // going add theirs; then the writer drains the channel.
     app.shadow_tasks.close();
-    if tokio::time::timeout(DRAIN_DEADLINE, app.shadow_tasks.wait()).await.is_err() {
+    if tokio::time::timeout_at(deadline, app.shadow_tasks.wait()).await.is_err() {
         tracing::warn!("shadow runs still going after the drain deadline; their records are dropped");
     }
     if let Some(writer) = writer {
-        writer.drain(DRAIN_DEADLINE).await;
+        // What is left of the deadline, and never less than the floor: records of requests
+        // that were answered are written even when a stuck request used the whole drain.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        writer.drain(left.max(LINEAGE_DRAIN_FLOOR)).await;
     }
     tracing::info!("stopped");
     Ok(0)

@@ -41,6 +41,10 @@ enum Runner {
     Workers(Sender<Job>),
     /// Sessions the caller's thread runs itself.
     Inline(InlinePool),
+    /// The test double of the layers above: answers on the caller's thread from a function,
+    /// with no ONNX Runtime (see `engine::testing`).
+    #[cfg(test)]
+    Scripted(super::testing::Script),
 }
 
 impl std::fmt::Debug for Runner {
@@ -48,6 +52,8 @@ impl std::fmt::Debug for Runner {
         match self {
             Runner::Workers(sender) => f.debug_struct("Workers").field("queued", &sender.len()).finish(),
             Runner::Inline(pool) => f.debug_struct("Inline").field("waiting", &pool.waiting()).finish(),
+            #[cfg(test)]
+            Runner::Scripted(_) => f.write_str("Scripted"),
         }
     }
 }
@@ -239,6 +245,8 @@ impl ModelInstance {
         let result = match &self.runner {
             Runner::Workers(sender) => self.enqueue(sender, inputs, enqueued).await,
             Runner::Inline(pool) => pool.run(inputs, enqueued, || self.queue_full()).await,
+            #[cfg(test)]
+            Runner::Scripted(script) => script.run(inputs),
         };
         match &result {
             Ok(o) => self.stats.record_success(enqueued.elapsed(), o.queue, o.compute),
@@ -269,6 +277,8 @@ impl ModelInstance {
         match &self.runner {
             Runner::Workers(_) => Execution::Workers,
             Runner::Inline(_) => Execution::Inline,
+            #[cfg(test)]
+            Runner::Scripted(_) => Execution::Inline,
         }
     }
 
@@ -277,6 +287,31 @@ impl ModelInstance {
         match &self.runner {
             Runner::Workers(sender) => sender.len(),
             Runner::Inline(pool) => pool.waiting(),
+            #[cfg(test)]
+            Runner::Scripted(_) => 0,
+        }
+    }
+
+    /// A version answered by `script` instead of ONNX Runtime: the engine test double.
+    #[cfg(test)]
+    pub(crate) fn scripted(
+        model: &str,
+        version: u32,
+        sha256: &str,
+        signature: Signature,
+        settings: EngineSettings,
+        script: super::testing::Script,
+    ) -> ModelInstance {
+        ModelInstance {
+            model: Arc::from(model),
+            version,
+            sha256: Arc::from(sha256),
+            signature,
+            instances: 1,
+            batchable: true,
+            settings,
+            stats: Arc::new(InstanceStats::default()),
+            runner: Runner::Scripted(script),
         }
     }
 

@@ -9,6 +9,8 @@ mod inline;
 mod instance;
 pub mod runtime;
 mod stats;
+#[cfg(test)]
+pub(crate) mod testing;
 mod validate;
 mod worker;
 
@@ -18,3 +20,33 @@ pub use stats::{InstanceStats, StatsSnapshot};
 pub use validate::{InputError, validate_inputs};
 // The settings a version runs with are configuration (the `settings` crate); the engine reads them.
 pub use settings::engine::{Device, EngineSettings, Execution, INLINE_BELOW};
+
+/// What turns a registered artifact into a running version. The serving layer loads through it,
+/// so the layers above the engine can be tested with a double instead of ONNX Runtime.
+#[derive(Debug, Clone, Copy)]
+pub enum Loader {
+    /// ONNX Runtime sessions (the only loader outside tests).
+    Onnx(&'static Runtime),
+    /// `testing::Script`s chosen by the artifact's bytes (see `engine::testing`).
+    #[cfg(test)]
+    Scripted,
+}
+
+impl Loader {
+    /// Loads one version from its verified artifact bytes. Blocking (ONNX Runtime builds and warms
+    /// sessions): call it from a blocking context.
+    pub fn load(
+        self,
+        model: &str,
+        version: u32,
+        sha256: &str,
+        bytes: &[u8],
+        settings: EngineSettings,
+    ) -> Result<ModelInstance, LoadError> {
+        match self {
+            Loader::Onnx(runtime) => ModelInstance::load(runtime, model, version, sha256, bytes, settings),
+            #[cfg(test)]
+            Loader::Scripted => testing::load(model, version, sha256, bytes, settings),
+        }
+    }
+}

@@ -65,14 +65,14 @@ where
             Ok(r)
         }
         ["admin", "models"] if get => {
-            let state = app.serving.load_full();
+            let state = app.control.snapshot();
             Ok(json_response(StatusCode::OK, &Value::Array(state.models.values().map(model_state).collect())))
         }
         ["admin", "models", name] if get => {
-            let state = app.serving.load_full();
+            let state = app.control.snapshot();
             let model = state.models.get(*name).ok_or_else(|| unknown_model(name))?;
             let mut body = model_state(model);
-            body["guard_alarm"] = app.alarm(name).unwrap_or(Value::Null);
+            body["guard_alarm"] = app.control.alarm(name).unwrap_or(Value::Null);
             Ok(json_response(StatusCode::OK, &body))
         }
         ["admin", "models", name, action @ ("promote" | "rollback" | "weights" | "reset")] if post => {
@@ -90,12 +90,12 @@ where
                         Some(Value::Bool(b)) => *b,
                         Some(_) => return Err(ApiError::BadRequest("force must be true or false".to_owned())),
                     };
-                    app.promote(&name, version, &actor, force).await?
+                    app.control.promote(&name, version, &actor, force).await?
                 }
-                "rollback" => app.rollback(&name, &actor).await?,
-                "weights" => app.set_weights(&name, weights_of(&body)?, &actor).await?,
+                "rollback" => app.control.rollback(&name, &actor).await?,
+                "weights" => app.control.set_weights(&name, weights_of(&body)?, &actor).await?,
                 _ => {
-                    let (changed, model) = app.reset(&name, &actor).await?;
+                    let (changed, model) = app.control.reset(&name, &actor).await?;
                     return Ok(json_response(
                         StatusCode::OK,
                         &json!({ "changed": changed, "model": model_state(&model) }),
@@ -107,7 +107,7 @@ where
         ["admin", "reload"] if post => {
             let body = json_body(req).await?;
             let actor = actor(&body)?;
-            match app.reload(&format!("admin:{actor}")).await {
+            match app.control.reload(&format!("admin:{actor}")).await {
                 Ok(report) => Ok(json_response(StatusCode::OK, &serde_json::to_value(report).unwrap_or(Value::Null))),
                 Err(refused) => Ok(json_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -118,7 +118,7 @@ where
         ["admin", "models", name, "gates", version] if get => {
             let version = version_of(&Value::String((*version).to_owned()))
                 .ok_or_else(|| ApiError::BadRequest(format!("'{version}' is not a version number ≥ 1")))?;
-            let gates = app.promotion_gates(name, version).await?;
+            let gates = app.control.promotion_gates(name, version).await?;
             let passed = gates.iter().all(|g| g.passed);
             Ok(json_response(
                 StatusCode::OK,

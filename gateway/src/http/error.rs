@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::control::ControlError;
 use crate::engine::{InferError, InputError};
 use protocol::v2::decode::DecodeError;
 
@@ -107,6 +108,26 @@ impl ApiError {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let message = e.to_string();
+        match e {
+            ControlError::UnknownModel { .. } => ApiError::NotFound(message),
+            ControlError::VersionNotLoaded { .. }
+            | ControlError::VersionFailed { .. }
+            | ControlError::AlreadyChampion { .. }
+            | ControlError::IsShadow { .. }
+            | ControlError::NoPreviousChampion { .. }
+            | ControlError::PreviousNotLoaded { .. } => ApiError::Conflict(message),
+            ControlError::GatesFailed { gates, .. } => {
+                ApiError::Refused { message, detail: serde_json::json!({ "gates": gates }) }
+            }
+            ControlError::InvalidWeights { .. } => ApiError::BadRequest(message),
+            ControlError::Registry { .. } => ApiError::Unavailable { message, retry_after: Some(1) },
+        }
     }
 }
 

@@ -63,7 +63,7 @@ where
     let method = req.method().clone();
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     let get = method == Method::GET || method == Method::HEAD;
-    let state = app.serving.load_full();
+    let state = app.control.snapshot();
     match segments.as_slice() {
         ["v2"] if get => ok(&metadata::server_metadata()),
         ["v2", "health", "live"] if get => ok(&json!({ "live": true })),

@@ -36,8 +36,8 @@ pub struct Limits {
 /// client that connected just before the signal usually has its request on the wire already.
 pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(250);
 
-/// Serves `listener` with `handler` until `shutdown` turns true, then drains connections for at
-/// most `drain` before returning.
+/// Serves `listener` with `handler` until `shutdown` turns true, then drains connections until
+/// `drain` after the signal before returning.
 ///
 /// Shutdown order: stop accepting, but first take the connections the kernel has already
 /// completed (the accept backlog), which would otherwise be reset; give connections that have
@@ -82,6 +82,9 @@ pub async fn serve<H, F>(
             _ = shutdown.changed() => break,
         }
     }
+    // The drain's deadline counts from the signal: the backlog and the first-request grace
+    // below come out of it.
+    let deadline = tokio::time::Instant::now() + drain;
     // The backlog: connections the kernel completed before we stopped (closing the listener
     // would reset them). Taken while slots last.
     if let Ok(listener) = listener.into_std() {
@@ -94,11 +97,11 @@ pub async fn serve<H, F>(
             }
         }
     }
-    let grace_ends = tokio::time::Instant::now() + FIRST_REQUEST_GRACE;
+    let grace_ends = (tokio::time::Instant::now() + FIRST_REQUEST_GRACE).min(deadline);
     while conns.silent.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < grace_ends {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    if tokio::time::timeout(drain, conns.graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout_at(deadline, conns.graceful.shutdown()).await.is_err() {
         tracing::warn!(?drain, "connections still open after the drain deadline; closing them");
     }
 }

@@ -146,6 +146,28 @@ impl Event {
     /// The bytes of a collected version were registered again, so its artifact is stored and
     /// loadable once more; detail `{"sha256", "size", "collected_at"}`.
     pub const ARTIFACT_RESTORED: &'static str = "artifact_restored";
+
+    // Written by the gateway's control plane (detail: what changed, with its evidence).
+
+    /// The guard moved a model's traffic away from a breaching version; detail `{"model",
+    /// "from", "to", "role", "reason", "reason_text", "measured", "thresholds"}`.
+    pub const GUARD_TRIP: &'static str = "guard_trip";
+    /// The champion breaches and no backup is healthy: the least bad version keeps serving;
+    /// detail as `GUARD_TRIP`, with `"no_healthy_backup": true`.
+    pub const GUARD_NO_HEALTHY_BACKUP: &'static str = "guard_no_healthy_backup";
+    /// A shadow breaches its guard (routing unchanged); detail as `GUARD_TRIP`.
+    pub const GUARD_SHADOW_BREACH: &'static str = "guard_shadow_breach";
+    /// An operator made a version the champion; detail `{"from", "to", "evidence"}`.
+    pub const PROMOTED: &'static str = "promoted";
+    /// An operator put the previous champion back; detail `{"from", "to"}`.
+    pub const ROLLED_BACK: &'static str = "rolled_back";
+    /// An operator replaced the challengers' weights; detail `{"from", "to"}` (percentages).
+    pub const WEIGHTS_SET: &'static str = "weights_set";
+    /// An operator put the model back on its configured routing; detail `{"from", "origin"}`.
+    pub const ROUTING_RESET: &'static str = "routing_reset";
+    /// A stored routing override no longer applies because the configured routing changed;
+    /// detail `{"reason", "override_event_id"}`.
+    pub const ROUTING_OVERRIDE_CLEARED: &'static str = "routing_override_cleared";
 }
 
 impl Timestamp {

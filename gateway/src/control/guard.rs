@@ -8,19 +8,21 @@ use std::time::{Duration, Instant};
 use policy::guard::{Verdict, evaluate};
 use tokio::sync::watch;
 
-use crate::app::App;
+use model_store::Event;
+
+use super::Control;
 
 /// Shortest pause between evaluation rounds, and longest (so config reloads are picked up).
 const MIN_TICK: Duration = Duration::from_millis(10);
 const MAX_TICK: Duration = Duration::from_secs(1);
 
 /// Evaluates every guarded model on its interval until `stop` turns true.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+pub async fn run(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
     let mut last_eval: HashMap<String, Instant> = HashMap::new();
     let mut last_trip: HashMap<String, Instant> = HashMap::new();
     let mut last_report: HashMap<(String, u32), Instant> = HashMap::new();
     loop {
-        let state = app.serving.load_full();
+        let state = control.snapshot();
         let tick = state
             .models
             .values()
@@ -44,7 +46,7 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 model.ready(v).map(|l| l.window.load().stats(now))
             });
             if !matches!(verdict, Some(Verdict::NoHealthyBackup { .. })) {
-                app.clear_alarm(&model.name);
+                control.clear_alarm(&model.name);
             }
             let Some(verdict) = verdict else { continue };
             match verdict {
@@ -58,11 +60,11 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                         "from" => version.to_string(), "to" => "none", "reason" => reason.as_str())
                     .increment(1);
                     tracing::warn!(model = %model.name, version, %detail, "guard: shadow breaches its thresholds (routing unchanged: shadows take no live traffic)");
-                    app.record_guard_event(&model.name, version, "guard_shadow_breach", detail).await;
+                    control.record_guard_event(&model.name, version, Event::GUARD_SHADOW_BREACH, detail).await;
                 }
                 _ if cooling => {}
                 verdict => {
-                    if app.apply_verdict(model, verdict).await {
+                    if control.apply_verdict(model, verdict).await {
                         last_trip.insert(model.name.clone(), now);
                     }
                 }

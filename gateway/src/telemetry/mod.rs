@@ -2,9 +2,11 @@
 //! without building label sets or looking keys up in the exporter's registry: a request's
 //! counters and histograms are fields here, indexed by route.
 //!
-//! The metric names and what they mean are described in `app::describe_metrics`. Figures of
+//! The metric names and what they mean are described in `recorder::describe_metrics`. Figures of
 //! rare events (failed requests, shadow comparisons, feedback) are still recorded through the
 //! `metrics` macros where they happen.
+
+mod recorder;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use http::StatusCode;
 use metrics::{Counter, Gauge, Histogram};
 
 use policy::router::Route;
+pub use recorder::metrics_handle;
 
 /// Routes a primary run takes, in the order of `VersionMetrics::routes`. Shadow runs are
 /// counted by `http::shadow`.

@@ -1,0 +1,417 @@
+//! The control plane: the one owner of the serving snapshot and its one writer. Every change to
+//! what is served — a guard verdict, an operator's promote / rollback / weights / reset, a config
+//! reload — is a method here that validates, writes the registry (override row and event in one
+//! transaction), builds the next snapshot without touching the running one, and swaps it in with
+//! one `ArcSwap` store, all under one lock. Requests in flight finish on the snapshot they
+//! loaded, and none fails because of a swap. A refused change changes nothing.
+//!
+//! Errors are this layer's own (`ControlError`, `ReloadError`); the front ends map them.
+
+mod error;
+pub mod guard;
+mod reload;
+mod routing_metrics;
+#[cfg(test)]
+mod tests;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use model_store::{Event, EventSpec, ModelStore, Stage};
+use policy::guard::Verdict;
+use policy::promotion;
+use policy::router::{OverrideState, Route, TOTAL_BP};
+use serde_json::{Value, json};
+use settings::Config;
+use tokio::sync::Mutex;
+
+pub use error::ControlError;
+pub use reload::{ReloadError, ReloadReport};
+pub use watch::{WATCH_INTERVAL, watch_config};
+
+use crate::engine::Loader;
+use crate::serving::{RoutingOrigin, ServedModel, ServingState, VersionSlot};
+
+/// Owns what is served and serialises every change of it.
+#[derive(Debug)]
+pub struct Control {
+    /// What serves requests now. Written only under `config`'s lock, by `install`.
+    serving: ArcSwap<ServingState>,
+    store: Arc<ModelStore>,
+    /// Loads the versions a reload adds.
+    loader: Loader,
+    /// The config file, when serving from one (reloads read it again).
+    path: Option<PathBuf>,
+    /// The config being served; its lock is the one writer lock of serving state.
+    config: Mutex<Config>,
+    /// sha256 of the config file text last read by start-up or a reload (applied or refused):
+    /// the watcher reloads only when the file holds something else.
+    seen: std::sync::Mutex<Option<[u8; 32]>>,
+    /// Models whose champion breaches with no healthy backup: the evaluation that said so.
+    alarms: std::sync::Mutex<BTreeMap<String, Value>>,
+}
+
+impl Control {
+    /// Takes ownership of the first serving state, built from `config` (read from `path` with
+    /// sha256 `digest`, when it came from a file).
+    pub fn new(
+        loader: Loader,
+        store: Arc<ModelStore>,
+        serving: ServingState,
+        config: Config,
+        path: Option<PathBuf>,
+        digest: Option<[u8; 32]>,
+    ) -> Control {
+        routing_metrics::export_routing(&serving, None);
+        Control {
+            serving: ArcSwap::from_pointee(serving),
+            store,
+            loader,
+            path,
+            config: Mutex::new(config),
+            seen: std::sync::Mutex::new(digest),
+            alarms: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The serving snapshot now: a request loads it once and keeps it throughout. Cheap (no
+    /// reference count is touched until the guard is turned into an `Arc`).
+    pub fn serving(&self) -> arc_swap::Guard<Arc<ServingState>> {
+        self.serving.load()
+    }
+
+    /// The serving snapshot now, owned (for work that outlives a request).
+    pub fn snapshot(&self) -> Arc<ServingState> {
+        self.serving.load_full()
+    }
+
+    /// The model store whose registry records every change.
+    pub fn store(&self) -> &Arc<ModelStore> {
+        &self.store
+    }
+
+    /// The config file reloads read.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Makes `next` the serving state: one atomic store. Callers hold the writer lock.
+    fn install(&self, next: ServingState) {
+        let previous = self.serving.swap(Arc::new(next));
+        let now = self.serving.load();
+        routing_metrics::export_routing(&now, Some(&previous));
+        routing_metrics::retire_versions(&previous, &now);
+    }
+
+    /// Applies a guard verdict to the model it was made for, unless its routing changed since
+    /// (then the next evaluation judges again). Returns whether routing changed.
+    pub async fn apply_verdict(&self, judged: &ServedModel, verdict: Verdict) -> bool {
+        let _writer = self.config.lock().await;
+        let state = self.serving.load_full();
+        let Some(current) = state.models.get(&judged.name) else { return false };
+        if current.routing != judged.routing {
+            return false;
+        }
+        let (from, to, reason, next, detail, kind) = match verdict {
+            Verdict::Trip { from, to, reason, next, detail } => {
+                (from, to, reason, Some(next), detail, Event::GUARD_TRIP)
+            }
+            Verdict::NoHealthyBackup { champion, keep, reason, next, detail } => {
+                // Raised once, then held until the champion stops breaching or a reset: the
+                // event, metric and log line are not repeated every interval.
+                if !self.raise_alarm(&current.name, &detail) && next.is_none() {
+                    return false;
+                }
+                metrics::gauge!("switchyard_guard_no_healthy_backup", "model" => current.name.clone()).set(1.0);
+                tracing::error!(model = %current.name, champion, keep, %detail,
+                    "guard: the champion breaches and no backup is healthy; keeping the least bad version serving");
+                (champion, keep, reason, next, detail, Event::GUARD_NO_HEALTHY_BACKUP)
+            }
+            Verdict::ShadowBreach { .. } => return false,
+        };
+        metrics::counter!("switchyard_guard_trips_total", "model" => current.name.clone(),
+            "from" => from.to_string(), "to" => to.to_string(), "reason" => reason.as_str())
+        .increment(1);
+        let Some(next) = next else {
+            self.record_event_logged(&current.name, Some(from), kind, detail, "guard").await;
+            return false;
+        };
+        tracing::warn!(model = %current.name, from, to, %detail, "guard trip: moving traffic");
+        let origin = |event_id| RoutingOrigin::GuardTrip { event_id, at: now_text(), detail: detail.clone() };
+        self.persist_and_install(
+            &state,
+            current,
+            next,
+            origin,
+            EventSpec { version: Some(from), kind, detail: detail.clone(), actor: "guard" },
+        )
+        .await;
+        true
+    }
+
+    /// Sets the model's "no healthy backup" alarm; returns whether it was newly raised.
+    fn raise_alarm(&self, model: &str, detail: &Value) -> bool {
+        let mut alarms = self.alarms.lock().unwrap_or_else(|p| p.into_inner());
+        alarms.insert(model.to_owned(), detail.clone()).is_none()
+    }
+
+    /// Clears the model's alarm (its champion no longer breaches, or an operator reset it).
+    pub fn clear_alarm(&self, model: &str) {
+        let mut alarms = self.alarms.lock().unwrap_or_else(|p| p.into_inner());
+        if alarms.remove(model).is_some() {
+            metrics::gauge!("switchyard_guard_no_healthy_backup", "model" => model.to_owned()).set(0.0);
+            tracing::info!(model, "guard: the champion no longer breaches; alarm cleared");
+        }
+    }
+
+    /// The model's alarm, if raised: the evaluation that raised it.
+    pub fn alarm(&self, model: &str) -> Option<Value> {
+        self.alarms.lock().unwrap_or_else(|p| p.into_inner()).get(model).cloned()
+    }
+
+    /// Records a guard event that changes nothing (a breaching shadow), logging a failure.
+    pub async fn record_guard_event(&self, model: &str, version: u32, kind: &str, detail: Value) {
+        self.record_event_logged(model, Some(version), kind, detail, "guard").await;
+    }
+
+    async fn record_event_logged(&self, model: &str, version: Option<u32>, kind: &str, detail: Value, actor: &str) {
+        if let Err(e) = self.store.registry().record_event(model, version, kind, detail, actor).await {
+            tracing::error!(model, kind, error = %e, "cannot record the event in the registry");
+        }
+    }
+
+    /// Stores `next` as the model's override with its event, then installs it. The swap happens
+    /// even if the registry cannot be written (traffic safety first); that failure is logged and
+    /// counted, and a restart would then serve the configured routing.
+    async fn persist_and_install(
+        &self,
+        state: &ServingState,
+        current: &ServedModel,
+        next: OverrideState,
+        origin: impl Fn(i64) -> RoutingOrigin,
+        event: EventSpec<'_>,
+    ) -> ServedModel {
+        let routing_json = serde_json::to_value(&next).unwrap_or(Value::Null);
+        let origin_json = serde_json::to_value(origin(0)).unwrap_or(Value::Null);
+        let event_id = match self
+            .store
+            .registry()
+            .put_routing_override(&current.name, &current.fingerprint, routing_json, origin_json, event)
+            .await
+        {
+            Ok((_, e)) => e.id,
+            Err(e) => {
+                metrics::counter!("switchyard_routing_persist_errors_total").increment(1);
+                tracing::error!(model = %current.name, error = %e, "cannot persist the routing change; serving it anyway");
+                0
+            }
+        };
+        let model = current.with_override(next, origin(event_id));
+        self.install(state.with_model(model.clone()));
+        model
+    }
+
+    /// An operator change of one model's routing: checked by `change`, persisted, installed.
+    async fn operator_change(
+        &self,
+        model: &str,
+        action: &'static str,
+        actor: &str,
+        change: impl FnOnce(&ServedModel) -> Result<(OverrideState, Value, Option<u32>), ControlError>,
+    ) -> Result<ServedModel, ControlError> {
+        let _writer = self.config.lock().await;
+        let state = self.serving.load_full();
+        let current = known(&state, model)?;
+        let (next, detail, version) = change(current)?;
+        tracing::info!(model, action, actor, %detail, "operator routing change");
+        let origin = |event_id| RoutingOrigin::Operator {
+            action: action.to_owned(),
+            actor: actor.to_owned(),
+            event_id,
+            at: now_text(),
+            detail: detail.clone(),
+        };
+        let event = EventSpec { version, kind: action, detail: detail.clone(), actor };
+        Ok(self.persist_and_install(&state, current, next, origin, event).await)
+    }
+
+    /// Makes `version` the champion (it must be loaded and not a shadow); the old champion is
+    /// remembered for rollback and leaves the split. With a promotion policy, its gates are
+    /// judged first: a failure refuses (`GatesFailed`, with every gate) unless `force`, which is
+    /// recorded. A promotion also moves the `champion` alias and the `production` stage in the
+    /// registry.
+    pub async fn promote(
+        &self,
+        model: &str,
+        version: u32,
+        actor: &str,
+        force: bool,
+    ) -> Result<ServedModel, ControlError> {
+        let gates = self.promotion_gates(model, version).await?;
+        let failed = gates.iter().any(|g| !g.passed);
+        if failed && !force {
+            return Err(ControlError::GatesFailed { model: model.to_owned(), version, gates });
+        }
+        let evidence = json!({ "gates": gates, "forced": force && failed });
+        let promoted = self
+            .operator_change(model, Event::PROMOTED, actor, |m| {
+                let r = &m.routing;
+                if r.champion == version {
+                    return Err(ControlError::AlreadyChampion { model: model.to_owned(), version });
+                }
+                require_ready(m, version)?;
+                if r.shadows.iter().any(|(v, _)| *v == version) {
+                    return Err(ControlError::IsShadow { model: model.to_owned(), version });
+                }
+                let mut next = m.override_state();
+                next.previous_champion = Some(r.champion);
+                next.routing.champion = version;
+                next.routing.champion_route = Route::Champion;
+                next.routing.challengers.retain(|(v, _)| *v != version);
+                next.ejected.remove(&version);
+                Ok((next, json!({ "from": r.champion, "to": version, "evidence": evidence }), Some(version)))
+            })
+            .await?;
+        // The registry follows: the alias and stage say who the champion is.
+        let registry = self.store.registry();
+        if let Err(e) = registry.set_alias(model, "champion", version, actor).await {
+            tracing::error!(model, version, error = %e, "promoted, but the champion alias could not be moved");
+        }
+        if let Err(e) = registry.set_stage(model, version, Stage::Production, actor).await {
+            tracing::error!(model, version, error = %e, "promoted, but the stage could not be set to production");
+        }
+        Ok(promoted)
+    }
+
+    /// The model's promotion gates judged for `version` now (empty without a policy).
+    pub async fn promotion_gates(&self, model: &str, version: u32) -> Result<Vec<promotion::Gate>, ControlError> {
+        let state = self.serving.load_full();
+        let m = known(&state, model)?;
+        let Some(policy) = &m.promotion else { return Ok(Vec::new()) };
+        let candidate =
+            m.ready(version).ok_or_else(|| ControlError::VersionNotLoaded { model: model.to_owned(), version })?;
+        let registry = self.store.registry();
+        let metrics_of = |manifest: Option<model_store::Manifest>| manifest.map(|m| m.metrics).unwrap_or_default();
+        let online = registry.feedback_summary(model, version, None).await.map_err(ControlError::registry_read)?;
+        let evidence = promotion::Evidence {
+            candidate_metrics: metrics_of(
+                registry.provenance(model, version).await.map_err(ControlError::registry_read)?,
+            ),
+            champion_metrics: metrics_of(
+                registry.provenance(model, m.routing.champion).await.map_err(ControlError::registry_read)?,
+            ),
+            window: candidate.window.load().stats(std::time::Instant::now()),
+            shadow: (
+                candidate.shadow_agree.load(std::sync::atomic::Ordering::Relaxed),
+                candidate.shadow_rows.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            online: promotion::OnlineQuality { judged: online.judged, accuracy: online.accuracy },
+        };
+        Ok(promotion::evaluate(policy, &evidence))
+    }
+
+    /// Puts the previous champion back (refused when there is none or it is not loaded).
+    pub async fn rollback(&self, model: &str, actor: &str) -> Result<ServedModel, ControlError> {
+        self.operator_change(model, Event::ROLLED_BACK, actor, |m| {
+            let r = &m.routing;
+            let Some(previous) = m.previous_champion else {
+                return Err(ControlError::NoPreviousChampion { model: model.to_owned(), champion: r.champion });
+            };
+            if m.ready(previous).is_none() {
+                return Err(ControlError::PreviousNotLoaded { model: model.to_owned(), version: previous });
+            }
+            let mut next = m.override_state();
+            next.previous_champion = Some(r.champion);
+            next.routing.champion = previous;
+            next.routing.champion_route = Route::Champion;
+            next.routing.challengers.retain(|(v, _)| *v != previous);
+            next.ejected.remove(&previous);
+            Ok((next, json!({ "from": r.champion, "to": previous }), Some(previous)))
+        })
+        .await
+    }
+
+    /// Replaces the challengers' weights (version → basis points). Each must be loaded, not the
+    /// champion, not a shadow; together at most 100%. Every problem is listed.
+    pub async fn set_weights(
+        &self,
+        model: &str,
+        weights: Vec<(u32, u32)>,
+        actor: &str,
+    ) -> Result<ServedModel, ControlError> {
+        self.operator_change(model, Event::WEIGHTS_SET, actor, |m| {
+            let r = &m.routing;
+            let mut problems = Vec::new();
+            for (i, &(v, _)) in weights.iter().enumerate() {
+                if weights[..i].iter().any(|(w, _)| *w == v) {
+                    problems.push(format!("version {v} is given twice"));
+                } else if v == r.champion {
+                    problems.push(format!("version {v} is the champion; its share is what the challengers leave"));
+                } else if r.shadows.iter().any(|(s, _)| *s == v) {
+                    problems.push(format!("version {v} is a shadow"));
+                } else if m.ready(v).is_none() {
+                    problems.push(format!("version {v} is not loaded (name it in the config to load it)"));
+                }
+            }
+            let total: u32 = weights.iter().map(|(_, w)| w).sum();
+            if total > TOTAL_BP {
+                problems.push(format!("weights add up to {}%, more than 100%", f64::from(total) / 100.0));
+            }
+            if !problems.is_empty() {
+                return Err(ControlError::InvalidWeights { problems });
+            }
+            let mut next = m.override_state();
+            for (v, _) in &weights {
+                next.ejected.remove(v);
+            }
+            next.routing.challengers = weights.clone();
+            let percent = |ws: &[(u32, u32)]| -> serde_json::Map<String, Value> {
+                ws.iter().map(|(v, w)| (v.to_string(), json!(f64::from(*w) / 100.0))).collect()
+            };
+            Ok((next, json!({ "from": percent(&r.challengers), "to": percent(&weights) }), None))
+        })
+        .await
+    }
+
+    /// Back to the configured routing: clears a guard trip or operator override. Returns whether
+    /// anything changed, and the model as it now serves.
+    pub async fn reset(&self, model: &str, actor: &str) -> Result<(bool, ServedModel), ControlError> {
+        let _writer = self.config.lock().await;
+        let state = self.serving.load_full();
+        let current = known(&state, model)?;
+        let detail = json!({ "from": current.override_state(), "origin": current.origin });
+        let event = EventSpec { version: None, kind: Event::ROUTING_RESET, detail, actor };
+        let cleared =
+            self.store.registry().clear_routing_override(model, event).await.map_err(ControlError::registry_write)?;
+        if !cleared && current.origin == RoutingOrigin::Config {
+            return Ok((false, current.clone()));
+        }
+        let next = current.reset();
+        self.clear_alarm(model);
+        tracing::info!(model, actor, "routing reset to the config's");
+        self.install(state.with_model(next.clone()));
+        Ok((true, next))
+    }
+}
+
+fn now_text() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn known<'a>(state: &'a ServingState, model: &str) -> Result<&'a ServedModel, ControlError> {
+    state.models.get(model).ok_or_else(|| ControlError::UnknownModel { model: model.to_owned() })
+}
+
+fn require_ready(m: &ServedModel, version: u32) -> Result<(), ControlError> {
+    match m.versions.get(&version) {
+        Some(VersionSlot::Ready(_)) => Ok(()),
+        Some(VersionSlot::Failed { reason, .. }) => {
+            Err(ControlError::VersionFailed { model: m.name.clone(), version, reason: reason.clone() })
+        }
+        None => Err(ControlError::VersionNotLoaded { model: m.name.clone(), version }),
+    }
+}
