@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gateway::lineage::{How, Prediction, Run};
-use policy::router::{Decision, Reason, Route, RoutingTable};
+use policy::router::{Choice, Decision, Reason, Route, RoutingTable};
 use protocol::request_id::RequestId;
 use protocol::tensor::{Tensor, TensorData};
 use protocol::v2::decode::decode_request;
@@ -166,7 +166,7 @@ fn lineage(c: &mut Criterion) {
         model: Arc::clone(&model),
         version: 2,
         sha256: Arc::clone(&sha256),
-        how: How::Answered { decision, fell_back: None, note: None },
+        how: How::Answered(Choice { decision, fell_back: None, note: None }),
         input_sha256: None,
         queue: Duration::from_micros(12),
         compute: Duration::from_micros(30),

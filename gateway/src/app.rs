@@ -1,5 +1,5 @@
-//! What the front ends share: the control plane (which owns the serving snapshot), the store,
-//! the metrics handle, the lineage sink and the request limits. Built once at start-up; tests
+//! What the front ends share: the control plane (which owns the serving snapshot), the request
+//! pipeline, the store, the metrics handle and the request limits. Built once at start-up; tests
 //! build one without any socket.
 
 use std::sync::Arc;
@@ -8,10 +8,10 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use model_store::ModelStore;
 use settings::Config;
-use tokio_util::task::TaskTracker;
 
 use crate::control::Control;
 use crate::lineage::LineageSink;
+use crate::pipeline::Pipeline;
 use crate::telemetry;
 
 /// Shared by every request handler.
@@ -21,16 +21,14 @@ pub struct App {
     pub control: Arc<Control>,
     pub store: Arc<ModelStore>,
     pub metrics: PrometheusHandle,
+    /// Runs inference requests, whichever front end they came through.
+    pub pipeline: Pipeline,
     /// Request bodies above this size get 413.
     pub max_body_bytes: usize,
-    /// Deadline of an inference request from arrival (a request's v2 `timeout` may shorten it).
+    /// How long a request body may take to arrive (the request's deadline from arrival).
     pub request_timeout: Duration,
     /// Bearer token the admin port requires, if any.
     pub admin_token: Option<String>,
-    /// Where lineage records go; `None` when `[lineage] enabled = false`.
-    pub lineage: Option<LineageSink>,
-    /// Shadow runs in flight: shutdown waits for them so their records are written too.
-    pub shadow_tasks: TaskTracker,
 }
 
 impl App {
@@ -44,8 +42,7 @@ impl App {
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: config.server.request_timeout,
             admin_token: config.server.admin_token.clone(),
-            lineage,
-            shadow_tasks: TaskTracker::new(),
+            pipeline: Pipeline::new(lineage, config.server.request_timeout),
         }
     }
 }

@@ -15,5 +15,6 @@ pub mod control;
 pub mod engine;
 pub mod http;
 pub mod lineage;
+pub mod pipeline;
 pub mod serving;
 pub mod telemetry;

@@ -24,7 +24,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use policy::router::{Decision, Reason, Route};
+use policy::router::Choice;
 use protocol::request_id::RequestId;
 use protocol::tensor::Tensor;
 use settings::{LineageConfig, OnFull};
@@ -63,10 +63,8 @@ pub struct Run {
 /// How the run's version was chosen.
 #[derive(Debug)]
 pub enum How {
-    /// The run that answered: the routing decision; the version first chosen when it was not
-    /// loaded (`fell_back`); why the routing sends traffic to a backup (`note`, e.g. "after
-    /// guard trip of version 1 (p99 212.4 ms > 50 ms over 40 requests)").
-    Answered { decision: Decision, fell_back: Option<u32>, note: Option<String> },
+    /// The run that answered, and why its version was chosen.
+    Answered(Choice),
     /// A mirrored copy run after the primary (version `of`) answered.
     Shadow { of: u32 },
 }
@@ -113,12 +111,9 @@ impl Run {
     /// The record as stored: timestamps, reason and hashes rendered as text.
     pub fn into_record(self) -> LineageRecord {
         let (route, reason, sticky_key_hash, shadow_of) = match &self.how {
-            How::Answered { decision, fell_back, note } => (
-                decision.route.as_str(),
-                reason_text(decision, *fell_back, note.as_deref()),
-                sticky_hash_text(decision),
-                None,
-            ),
+            How::Answered(choice) => {
+                (choice.decision.route.as_str(), choice.reason_text(), choice.sticky_hash_text(), None)
+            }
             How::Shadow { of } => {
                 (LineageRecord::ROUTE_SHADOW, format!("mirrored copy of version {of}"), None, Some(*of))
             }
@@ -411,31 +406,6 @@ pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The `reason` text of a routing decision, for people reading lineage. `fell_back` is the
-/// version first chosen when it was not loaded; `note` says why the routing sends traffic to a
-/// backup (e.g. "after guard trip of version 1 (p99 212.4 ms > 50 ms over 40 requests)").
-pub fn reason_text(decision: &Decision, fell_back: Option<u32>, note: Option<&str>) -> String {
-    let base = match decision.reason {
-        Reason::WeightBucket(b) => format!("weight bucket {b} of {}", policy::router::TOTAL_BP),
-        Reason::StickyKey(h) => format!("sticky key {h:016x}"),
-        Reason::PinnedByPath => "pinned by path".to_owned(),
-    };
-    match (decision.route, fell_back, note) {
-        (Route::Backup, Some(chosen), _) => format!("backup: version {chosen} was not loaded ({base})"),
-        (_, Some(chosen), _) => format!("version {chosen} was not loaded; fell back ({base})"),
-        (Route::Backup, None, Some(note)) => format!("backup {note} ({base})"),
-        _ => base,
-    }
-}
-
-/// The sticky key's hash as stored (never the key).
-pub fn sticky_hash_text(decision: &Decision) -> Option<String> {
-    match decision.reason {
-        Reason::StickyKey(h) => Some(format!("{h:016x}")),
-        _ => None,
-    }
-}
-
 /// sha256 of a request's input tensors, independent of how they were sent (JSON or binary):
 /// for each input in name order, its name, datatype, shape (i64 little-endian) and its elements
 /// in the v2 binary layout, each part length-prefixed.
@@ -538,18 +508,5 @@ mod tests {
         assert_eq!(Prediction::Value(0.25).to_json(), serde_json::json!({"value": 0.25}));
         let batch = Tensor { name: "y".into(), shape: vec![2, 2], data: TensorData::Fp32(vec![0.1, 0.9, 0.3, 0.7]) };
         assert_eq!(prediction_summary(&[batch]), None);
-    }
-
-    #[test]
-    fn reasons_read_well() {
-        let d = Decision { version: 2, route: Route::Challenger, reason: Reason::WeightBucket(8123) };
-        assert_eq!(reason_text(&d, None, None), "weight bucket 8123 of 10000");
-        let d = Decision { version: 1, route: Route::Backup, reason: Reason::StickyKey(0xab) };
-        assert_eq!(reason_text(&d, Some(3), None), "backup: version 3 was not loaded (sticky key 00000000000000ab)");
-        assert_eq!(
-            reason_text(&d, None, Some("after guard trip of version 3 (p99 80 ms > 50 ms)")),
-            "backup after guard trip of version 3 (p99 80 ms > 50 ms) (sticky key 00000000000000ab)"
-        );
-        assert_eq!(sticky_hash_text(&d).as_deref(), Some("00000000000000ab"));
     }
 }

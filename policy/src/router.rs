@@ -53,6 +53,42 @@ pub struct Decision {
     pub reason: Reason,
 }
 
+/// Why a request's version was chosen, whole: the routing decision, the version first chosen
+/// when it was not loaded (`fell_back`), and why the routing sends traffic to a backup (`note`,
+/// e.g. "after guard trip of version 1 (p99 212.4 ms > 50 ms over 40 requests)"). The one place
+/// the reason text of lineage is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub decision: Decision,
+    pub fell_back: Option<u32>,
+    pub note: Option<String>,
+}
+
+impl Choice {
+    /// The `reason` text for people reading lineage.
+    pub fn reason_text(&self) -> String {
+        let base = match self.decision.reason {
+            Reason::WeightBucket(b) => format!("weight bucket {b} of {TOTAL_BP}"),
+            Reason::StickyKey(h) => format!("sticky key {h:016x}"),
+            Reason::PinnedByPath => "pinned by path".to_owned(),
+        };
+        match (self.decision.route, self.fell_back, self.note.as_deref()) {
+            (Route::Backup, Some(chosen), _) => format!("backup: version {chosen} was not loaded ({base})"),
+            (_, Some(chosen), _) => format!("version {chosen} was not loaded; fell back ({base})"),
+            (Route::Backup, None, Some(note)) => format!("backup {note} ({base})"),
+            _ => base,
+        }
+    }
+
+    /// The sticky key's hash as stored (never the key).
+    pub fn sticky_hash_text(&self) -> Option<String> {
+        match self.decision.reason {
+            Reason::StickyKey(h) => Some(format!("{h:016x}")),
+            _ => None,
+        }
+    }
+}
+
 /// Where a model's traffic goes.
 ///
 /// Invariants (checked when built from config): the challengers' weights sum to at most

@@ -95,3 +95,28 @@ fn key_hash_is_stable() {
     assert_eq!(key_hash(b"user-1"), key_hash(b"user-1"));
     assert_ne!(key_hash(b"user-1"), key_hash(b"user-2"));
 }
+
+#[test]
+fn reasons_read_well() {
+    let choice =
+        |decision, fell_back, note: Option<&str>| Choice { decision, fell_back, note: note.map(str::to_owned) };
+    let d = Decision { version: 2, route: Route::Challenger, reason: Reason::WeightBucket(8123) };
+    assert_eq!(choice(d, None, None).reason_text(), "weight bucket 8123 of 10000");
+    assert_eq!(
+        choice(d, Some(5), None).reason_text(),
+        "version 5 was not loaded; fell back (weight bucket 8123 of 10000)"
+    );
+    let d = Decision { version: 1, route: Route::Backup, reason: Reason::StickyKey(0xab) };
+    assert_eq!(
+        choice(d, Some(3), None).reason_text(),
+        "backup: version 3 was not loaded (sticky key 00000000000000ab)"
+    );
+    assert_eq!(
+        choice(d, None, Some("after guard trip of version 3 (p99 80 ms > 50 ms)")).reason_text(),
+        "backup after guard trip of version 3 (p99 80 ms > 50 ms) (sticky key 00000000000000ab)"
+    );
+    assert_eq!(choice(d, None, None).sticky_hash_text().as_deref(), Some("00000000000000ab"));
+    let pinned = Decision { version: 4, route: Route::Pinned, reason: Reason::PinnedByPath };
+    assert_eq!(choice(pinned, None, None).reason_text(), "pinned by path");
+    assert_eq!(choice(pinned, None, None).sticky_hash_text(), None);
+}

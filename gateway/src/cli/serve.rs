@@ -175,8 +175,7 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     let _ = tokio::join!(public, admin, guard, watcher);
     // Every request has answered, so every primary record is in the channel. Shadow runs still
     // going add theirs; then the writer drains the channel.
-    app.shadow_tasks.close();
-    if tokio::time::timeout_at(deadline, app.shadow_tasks.wait()).await.is_err() {
+    if !app.pipeline.drain_shadows(deadline).await {
         tracing::warn!("shadow runs still going after the drain deadline; their records are dropped");
     }
     if let Some(writer) = writer {

@@ -12,7 +12,7 @@ pub mod guard;
 mod reload;
 mod routing_metrics;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod watch;
 
 use std::collections::BTreeMap;

@@ -210,7 +210,7 @@ async fn lineage(app: &App, request_id: &str) -> Result<Response<Full<Bytes>>, A
             Ok(json_response(StatusCode::OK, &body))
         }
         Err(StoreError::LineageNotFound { .. }) => {
-            let pending = app.lineage.as_ref().is_some_and(|s| s.queued() > 0);
+            let pending = app.pipeline.lineage().is_some_and(|s| s.queued() > 0);
             let hint = if pending { " (records are still being written; retry shortly)" } else { "" };
             Err(ApiError::NotFound(format!("no lineage record for request '{request_id}'{hint}")))
         }
@@ -222,11 +222,11 @@ async fn lineage(app: &App, request_id: &str) -> Result<Response<Full<Bytes>>, A
 
 /// The process's health beyond readiness: the lineage writer's state.
 fn status(app: &App) -> Value {
-    let lineage = match &app.lineage {
+    let lineage = match app.pipeline.lineage() {
         Some(sink) => serde_json::to_value(sink.snapshot()).unwrap_or(Value::Null),
         None => json!({ "enabled": false }),
     };
-    let degraded = app.lineage.as_ref().is_some_and(|s| !s.snapshot().healthy);
+    let degraded = app.pipeline.lineage().is_some_and(|s| !s.snapshot().healthy);
     json!({ "status": if degraded { "degraded" } else { "ok" }, "lineage": lineage })
 }
 

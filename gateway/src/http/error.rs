@@ -6,6 +6,7 @@ use http_body_util::Full;
 
 use crate::control::ControlError;
 use crate::engine::{InferError, InputError};
+use crate::pipeline::PipelineError;
 use protocol::v2::decode::DecodeError;
 
 /// An error answered to a client.
@@ -127,6 +128,22 @@ impl From<ControlError> for ApiError {
             }
             ControlError::InvalidWeights { .. } => ApiError::BadRequest(message),
             ControlError::Registry { .. } => ApiError::Unavailable { message, retry_after: Some(1) },
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Engine(e) => ApiError::from(e),
+            PipelineError::VersionNotServed { .. } => ApiError::NotFound(e.to_string()),
+            PipelineError::Input(_) | PipelineError::UnknownOutput { .. } | PipelineError::BadParameter(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            PipelineError::DeadlineExceeded { .. } => ApiError::Timeout(e.to_string()),
+            PipelineError::NoVersion { .. } | PipelineError::VersionUnavailable { .. } => {
+                ApiError::Unavailable { message: e.to_string(), retry_after: e.retry_after() }
+            }
         }
     }
 }

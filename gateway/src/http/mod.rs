@@ -8,7 +8,6 @@ pub mod feedback;
 pub mod metadata;
 pub mod public;
 pub mod server;
-mod shadow;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};

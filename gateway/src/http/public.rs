@@ -8,17 +8,14 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::json_response;
-use super::shadow;
 use crate::app::App;
-use crate::engine::validate_inputs;
 use crate::http::metadata;
-use crate::lineage::{How, Prediction, Run, inputs_sha256, prediction_summary};
+use crate::pipeline::{Outcome, Run};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
-use policy::router::{Decision, Reason, Route};
 use protocol::request_id::RequestId;
 use protocol::v2::decode::decode_request;
 use protocol::v2::encode::{EncodedOutput, ResponseHead, ResponseParameters, encode_response};
@@ -212,6 +209,9 @@ where
     Ok((parts.headers, collected.to_bytes()))
 }
 
+/// `POST …/infer`: the pipeline chooses the version first (an unavailable model answers 503
+/// before its body is read), then the body is read and decoded, then the pipeline runs it; the
+/// run is recorded once, whatever failed.
 async fn infer<B>(
     app: &App,
     model: &ServedModel,
@@ -223,188 +223,42 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let started = Instant::now();
-    let arrived = SystemTime::now();
-    let (decision, fell_back) = match version {
-        Some(v) => (Decision { version: v, route: Route::Pinned, reason: Reason::PinnedByPath }, None),
-        None => choose_version(model, req.headers())?,
+    let (started, arrived) = (Instant::now(), SystemTime::now());
+    let mut run = app.pipeline.decide(model, version, req.headers(), request_id, started, arrived)?;
+    let result = answer(app, model, &mut run, req).await;
+    let outcome = match &result {
+        Ok(_) => Outcome::OK,
+        Err(e) => Outcome { status: e.status().as_u16(), error_class: Some(e.class()) },
     };
-    let loaded = select(model, Some(decision.version))?;
-    let route = decision.route.as_str();
-    let shadows: Vec<Arc<LoadedVersion>> = if decision.route == Route::Pinned {
-        Vec::new()
-    } else {
-        model.routing.shadows_for_request().filter_map(|v| model.ready(v).cloned()).collect()
-    };
-    let mut facts = RunFacts {
-        started,
-        request_id,
-        route,
-        arrived,
-        queue: Duration::ZERO,
-        compute: Duration::ZERO,
-        input_sha256: None,
-        prediction: None,
-    };
-    let result = run_inference(app, model, loaded, req, shadows, &mut facts).await;
-    let inst = &loaded.instance;
-    let status = match &result {
-        Ok(_) => StatusCode::OK,
-        Err(e) => e.status(),
-    };
-    loaded.metrics.record_request(decision.route, status, started.elapsed());
-    loaded.metrics.queue_depth.set(inst.queue_depth() as f64);
-    // The guard judges what the version did: answers and server-side failures, not clients' 4xx.
-    if status.is_success() || status.is_server_error() {
-        loaded.window.load().record(Instant::now(), started.elapsed(), status.is_server_error());
-    }
-    if let Some(sink) = &app.lineage {
-        let note = if decision.route == Route::Backup { model.route_note() } else { None };
-        let run = Run {
-            request_id,
-            arrived,
-            model: Arc::clone(&inst.model),
-            version: inst.version,
-            sha256: Arc::clone(&inst.sha256),
-            how: How::Answered { decision, fell_back, note },
-            input_sha256: facts.input_sha256,
-            queue: facts.queue,
-            compute: facts.compute,
-            total: started.elapsed(),
-            status: status.as_u16(),
-            error_class: result.as_ref().err().map(ApiError::class),
-            prediction: facts.prediction,
-            comparison: None,
-        };
-        // Handed over before the response leaves: once a client has its answer, the record is
-        // in the writer's hands, and a graceful shutdown writes it.
-        sink.submit(run).await;
-    }
+    run.finish(outcome).await;
     result
 }
 
-/// One request's run: what it is (id, route, arrival) and what it measured beyond its response,
-/// for its lineage record.
-#[derive(Debug)]
-struct RunFacts {
-    started: Instant,
-    request_id: RequestId,
-    route: &'static str,
-    arrived: SystemTime,
-    queue: Duration,
-    compute: Duration,
-    input_sha256: Option<[u8; 32]>,
-    prediction: Option<Prediction>,
-}
-
-/// The request's deadline from arrival: the configured one, shortened by the v2 `timeout`
-/// parameter (microseconds, as Triton reads it; 0 = no shortening).
-fn deadline(configured: Duration, parameters: &Map<String, Value>) -> Result<Duration, ApiError> {
-    let Some(value) = parameters.get("timeout") else { return Ok(configured) };
-    let us = value.as_u64().ok_or_else(|| {
-        ApiError::BadRequest(format!("parameter 'timeout' must be a whole number of microseconds ≥ 0, not {value}"))
-    })?;
-    Ok(if us == 0 { configured } else { configured.min(Duration::from_micros(us)) })
-}
-
-/// Picks the version for an unpinned request: the routing table's choice when it is loaded,
-/// else the champion, else the first loaded backup. 503 only when none of them is loaded.
-/// Also returns the version first chosen when it had to fall back.
-fn choose_version(model: &ServedModel, headers: &HeaderMap) -> Result<(Decision, Option<u32>), ApiError> {
-    let table = &model.routing;
-    let key = table.sticky_header.as_deref().and_then(|h| headers.get(h)).map(HeaderValue::as_bytes);
-    let decision = table.pick(key);
-    if model.ready(decision.version).is_some() {
-        return Ok((decision, None));
-    }
-    let fell_back = Some(decision.version);
-    if model.ready(table.champion).is_some() {
-        return Ok((Decision { version: table.champion, route: Route::Champion, ..decision }, fell_back));
-    }
-    if let Some(&backup) = table.backup.iter().find(|v| model.ready(**v).is_some()) {
-        return Ok((Decision { version: backup, route: Route::Backup, ..decision }, fell_back));
-    }
-    Err(ApiError::Unavailable {
-        message: format!(
-            "model '{}' has no loaded version to answer with (champion {} is not loaded)",
-            model.name, table.champion
-        ),
-        retry_after: None,
-    })
-}
-
-async fn run_inference<B>(
+/// Reads and decodes the request, runs it, and encodes the answer.
+async fn answer<B>(
     app: &App,
     model: &ServedModel,
-    loaded: &LoadedVersion,
+    run: &mut Run<'_>,
     req: Request<B>,
-    shadows: Vec<Arc<LoadedVersion>>,
-    facts: &mut RunFacts,
 ) -> Result<Response<Full<Bytes>>, ApiError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let (request_id, route) = (facts.request_id, facts.route);
-    let inst = &loaded.instance;
     let (headers, body) = read_body(req, app.max_body_bytes, app.request_timeout).await?;
     let request = decode_request(&body, headers.get(INFERENCE_HEADER_LENGTH).map(HeaderValue::as_bytes))?;
     drop(body);
-    validate_inputs(&inst.signature, &request.inputs)?;
-    if let Some(wanted) = &request.outputs
-        && let Some(unknown) = wanted.iter().find(|w| !inst.signature.outputs.iter().any(|s| s.name == w.name))
-    {
-        let names: Vec<&str> = inst.signature.outputs.iter().map(|s| s.name.as_str()).collect();
-        return Err(ApiError::BadRequest(format!(
-            "unknown output '{}' (the model has {})",
-            unknown.name,
-            names.join(", ")
-        )));
-    }
-    if model.lineage_input_sha256 {
-        facts.input_sha256 = Some(inputs_sha256(&request.inputs));
-    }
-    // Shadows get their own copy; cloning costs only the requests that are mirrored.
-    let shadow_inputs = if shadows.is_empty() { None } else { Some(request.inputs.clone()) };
-    let budget = deadline(app.request_timeout, &request.parameters)?;
-    let remaining = budget.saturating_sub(facts.started.elapsed());
-    // Past the deadline the future is dropped: a job not yet started is skipped by its worker.
-    let outcome = tokio::time::timeout(remaining, inst.infer(request.inputs)).await.map_err(|_| {
-        ApiError::Timeout(format!(
-            "no answer from model '{}' version {} within the deadline of {} ms",
-            model.name,
-            inst.version,
-            budget.as_millis()
-        ))
-    })??;
-    facts.queue = outcome.queue;
-    facts.compute = outcome.compute;
-    if app.lineage.is_some() {
-        facts.prediction = prediction_summary(&outcome.outputs);
-    }
-    if let Some(inputs) = shadow_inputs {
-        let primary = shadow::Primary {
-            request_id,
-            model: &inst.model,
-            version: inst.version,
-            arrived: facts.arrived,
-            outputs: &outcome.outputs,
-            input_sha256: facts.input_sha256,
-        };
-        shadow::mirror(app, &primary, inputs, shadows);
-    }
-    loaded.metrics.queue.record(outcome.queue.as_secs_f64());
-    loaded.metrics.compute.record(outcome.compute.as_secs_f64());
-
-    let selected: Vec<EncodedOutput<'_>> = match &request.outputs {
-        None => {
-            outcome.outputs.iter().map(|t| EncodedOutput { tensor: t, binary: request.binary_data_output }).collect()
-        }
+    let answer = run.execute(request).await?;
+    let (loaded, route) = (run.loaded, run.choice.decision.route.as_str());
+    let inst = &loaded.instance;
+    let binary = answer.binary_data_output;
+    let selected: Vec<EncodedOutput<'_>> = match &answer.requested {
+        None => answer.outputs.iter().map(|t| EncodedOutput { tensor: t, binary }).collect(),
         Some(wanted) => wanted
             .iter()
             .filter_map(|w| {
-                let tensor = outcome.outputs.iter().find(|t| t.name == w.name)?;
-                Some(EncodedOutput { tensor, binary: w.binary_data.unwrap_or(request.binary_data_output) })
+                let tensor = answer.outputs.iter().find(|t| t.name == w.name)?;
+                Some(EncodedOutput { tensor, binary: w.binary_data.unwrap_or(binary) })
             })
             .collect(),
     };
@@ -412,7 +266,7 @@ where
     let head = ResponseHead {
         model_name: &model.name,
         model_version: inst.version,
-        id: request.id.as_deref(),
+        id: answer.id.as_deref(),
         parameters: Some(parameters),
     };
     let encoded = encode_response(&head, &selected);
@@ -430,6 +284,5 @@ where
     h.insert("x-model-version", loaded.headers.version.clone());
     h.insert("x-model-sha256", loaded.headers.sha256.clone());
     h.insert("x-model-route", HeaderValue::from_static(route));
-    tracing::trace!(%request_id, model = %model.name, version = inst.version, "answered");
     Ok(response)
 }

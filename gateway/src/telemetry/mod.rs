@@ -11,7 +11,6 @@ mod recorder;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use http::StatusCode;
 use metrics::{Counter, Gauge, Histogram};
 
 use policy::router::Route;
@@ -58,13 +57,13 @@ impl VersionMetrics {
     }
 
     /// Records one primary run: its duration, and its status in the request count.
-    pub fn record_request(&self, route: Route, status: StatusCode, elapsed: Duration) {
+    pub fn record_request(&self, route: Route, status: u16, elapsed: Duration) {
         let Some(at) = PRIMARY_ROUTES.iter().position(|r| *r == route) else {
             return self.record_uncommon(route, status, elapsed);
         };
         let kept = self.routes[at].get_or_init(|| self.register(route));
         kept.duration.record(elapsed.as_secs_f64());
-        if status == StatusCode::OK {
+        if status == 200 {
             kept.ok.increment(1);
         } else {
             self.count_status(route, status);
@@ -76,30 +75,30 @@ impl VersionMetrics {
     fn register(&self, route: Route) -> RouteMetrics {
         RouteMetrics {
             duration: metrics::histogram!("switchyard_request_duration_seconds", &self.labels(route, None)),
-            ok: metrics::counter!("switchyard_requests_total", &self.labels(route, Some(StatusCode::OK))),
+            ok: metrics::counter!("switchyard_requests_total", &self.labels(route, Some(200))),
         }
     }
 
     /// The labels of a per-route series: model, version, route, and the status if given.
-    fn labels(&self, route: Route, status: Option<StatusCode>) -> Vec<(&'static str, String)> {
+    fn labels(&self, route: Route, status: Option<u16>) -> Vec<(&'static str, String)> {
         let mut labels = vec![
             ("model", self.model.clone()),
             ("version", self.version.clone()),
             ("route", route.as_str().to_owned()),
         ];
         if let Some(status) = status {
-            labels.push(("status", status.as_str().to_owned()));
+            labels.push(("status", status.to_string()));
         }
         labels
     }
 
-    fn record_uncommon(&self, route: Route, status: StatusCode, elapsed: Duration) {
+    fn record_uncommon(&self, route: Route, status: u16, elapsed: Duration) {
         metrics::histogram!("switchyard_request_duration_seconds", &self.labels(route, None))
             .record(elapsed.as_secs_f64());
         self.count_status(route, status);
     }
 
-    fn count_status(&self, route: Route, status: StatusCode) {
+    fn count_status(&self, route: Route, status: u16) {
         metrics::counter!("switchyard_requests_total", &self.labels(route, Some(status))).increment(1);
     }
 }
@@ -124,10 +123,10 @@ mod tests {
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             let m = VersionMetrics::new("mlp", 3);
-            m.record_request(Route::Champion, StatusCode::OK, Duration::from_millis(2));
-            m.record_request(Route::Champion, StatusCode::OK, Duration::from_millis(4));
-            m.record_request(Route::Pinned, StatusCode::BAD_REQUEST, Duration::from_millis(1));
-            m.record_request(Route::Shadow, StatusCode::OK, Duration::from_millis(1));
+            m.record_request(Route::Champion, 200, Duration::from_millis(2));
+            m.record_request(Route::Champion, 200, Duration::from_millis(4));
+            m.record_request(Route::Pinned, 400, Duration::from_millis(1));
+            m.record_request(Route::Shadow, 200, Duration::from_millis(1));
             m.queue.record(0.001);
             // What the macros would have recorded by hand joins the kept series.
             metrics::counter!("switchyard_requests_total", "model" => "mlp", "version" => "3", "route" => "champion", "status" => "200")
