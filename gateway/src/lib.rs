@@ -18,3 +18,92 @@ pub mod lineage;
 pub mod pipeline;
 pub mod serving;
 pub mod telemetry;
+
+/// The gateway's layers, bottom first: a module may use the crates below the gateway
+/// (`protocol`, `settings`, `policy`, `model-store`) and the modules of earlier layers, never
+/// one of its own layer or above. `cargo test -p gateway layers` checks it
+/// (`docs/architecture.md` draws the picture).
+pub const LAYERS: [&[&str]; 7] = [
+    &["engine", "telemetry", "lineage"],
+    &["serving"],
+    &["control"],
+    &["pipeline"],
+    &["app"],
+    &["http"],
+    &["cli"],
+];
+
+#[cfg(test)]
+mod layers {
+    use std::path::Path;
+
+    /// Every `crate::MODULE` a module's files name, outside their own tests.
+    fn uses(module: &str) -> Vec<String> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        let dir = src.join(module);
+        if dir.is_dir() {
+            let mut stack = vec![dir];
+            while let Some(d) = stack.pop() {
+                for entry in std::fs::read_dir(&d).expect("read_dir") {
+                    let path = entry.expect("entry").path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|e| e == "rs") {
+                        files.push(path);
+                    }
+                }
+            }
+        } else {
+            files.push(src.join(format!("{module}.rs")));
+        }
+        let mut found = Vec::new();
+        for file in files {
+            // Tests may reach up for fixtures (a pipeline test builds a control plane).
+            if file.file_name().is_some_and(|n| n == "tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).expect("read");
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+            for (at, _) in code.match_indices("crate::") {
+                let name: String =
+                    code[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if name != module && !found.contains(&name) {
+                    found.push(name);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn modules_only_use_the_layers_below_theirs() {
+        let rank = |m: &str| super::LAYERS.iter().position(|layer| layer.contains(&m));
+        let mut wrong = Vec::new();
+        for (i, layer) in super::LAYERS.iter().enumerate() {
+            for module in *layer {
+                for used in uses(module) {
+                    match rank(&used) {
+                        Some(r) if r < i => {}
+                        Some(_) => wrong.push(format!("{module} uses {used}, of its own layer or above")),
+                        None => wrong.push(format!("{module} uses {used}, which is in no layer (add it to LAYERS)")),
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn every_module_is_in_a_layer() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for entry in std::fs::read_dir(src).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+            if matches!(name, "lib" | "main") {
+                continue;
+            }
+            assert!(super::LAYERS.iter().any(|l| l.contains(&name)), "module {name} is in no layer");
+        }
+    }
+}
