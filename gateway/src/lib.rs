@@ -23,15 +23,8 @@ pub mod telemetry;
 /// (`protocol`, `settings`, `policy`, `model-store`) and the modules of earlier layers, never
 /// one of its own layer or above. `cargo test -p gateway layers` checks it
 /// (`docs/architecture.md` draws the picture).
-pub const LAYERS: [&[&str]; 7] = [
-    &["engine", "telemetry", "lineage"],
-    &["serving"],
-    &["control"],
-    &["pipeline"],
-    &["app"],
-    &["http"],
-    &["cli"],
-];
+pub const LAYERS: [&[&str]; 7] =
+    [&["engine", "telemetry", "lineage"], &["serving"], &["control"], &["pipeline"], &["app"], &["http"], &["cli"]];
 
 #[cfg(test)]
 mod layers {

@@ -20,6 +20,8 @@ pub(crate) struct Fixture {
     pub dir: tempfile::TempDir,
     pub control: Arc<Control>,
     pub config_path: PathBuf,
+    /// The config as loaded at start.
+    pub config: Config,
 }
 
 /// The config text serving `m` with versions 1..=`versions` and the given routing and extra
@@ -59,8 +61,8 @@ pub(crate) async fn fixture(routing: &str, extra: &str) -> Fixture {
     std::fs::write(&config_path, &text).expect("write config");
     let config = Config::load(&config_path).expect("valid config");
     let serving = ServingState::build(&config, &store, Loader::Scripted, None).await.expect("build").commit();
-    let control = Control::new(Loader::Scripted, store, serving, config, Some(config_path.clone()), None);
-    Fixture { dir, control: Arc::new(control), config_path }
+    let control = Control::new(Loader::Scripted, store, serving, config.clone(), Some(config_path.clone()), None);
+    Fixture { dir, control: Arc::new(control), config_path, config }
 }
 
 const GUARD: &str = "[model.guard]\nwindow = \"10s\"\np99_ms = 50\nmin_requests = 5";

@@ -5,6 +5,8 @@
 pub mod admin;
 pub mod error;
 pub mod feedback;
+#[cfg(test)]
+mod handler_tests;
 pub mod metadata;
 pub mod public;
 pub mod server;
