@@ -2,15 +2,18 @@
 //!
 //! The layers below it are crates of their own: `protocol` (tensors, request ids, the v2
 //! codec), `settings` (the config file), `policy` (routing, guard judgement, promotion gates),
-//! `model-store` (artifacts, registry, lineage store). Here, bottom to top: `engine` (ONNX
-//! Runtime sessions on worker threads), `telemetry` (metric handles), `serving` (the loaded
-//! versions, one swappable snapshot), `lineage` (per-request records, written off the request
-//! path), `control` (every change of what is served: guard trips, operator actions, reloads),
-//! `guard` (the task that judges and asks control to act), `app` (shared state), `http`
-//! (listeners and handlers), `cli` (commands). `docs/architecture.md` draws the layers.
+//! `model-store` (artifacts, registry, lineage store). Here, bottom to top (`LAYERS`): `engine`
+//! (ONNX Runtime sessions on worker threads or inline), `telemetry` (metric handles, the
+//! recorder), `lineage` (per-request records, written off the request path), `serving` (the
+//! loaded versions, one snapshot), `control` (its owner and only writer: guard verdicts from its
+//! guard task, operator actions, reloads), `pipeline` (one inference request's run, the same for
+//! every front end: decide, run, record once), `app` (what the front ends share), `http`
+//! (listeners and handlers), `client` (the typed admin API client), `cli` (commands).
+//! `docs/architecture.md` draws the layers.
 
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod control;
 pub mod engine;
 pub mod http;
@@ -23,8 +26,17 @@ pub mod telemetry;
 /// (`protocol`, `settings`, `policy`, `model-store`) and the modules of earlier layers, never
 /// one of its own layer or above. `cargo test -p gateway layers` checks it
 /// (`docs/architecture.md` draws the picture).
-pub const LAYERS: [&[&str]; 7] =
-    [&["engine", "telemetry", "lineage"], &["serving"], &["control"], &["pipeline"], &["app"], &["http"], &["cli"]];
+#[rustfmt::skip]
+pub const LAYERS: [&[&str]; 8] = [
+    &["engine", "telemetry", "lineage"],
+    &["serving"],
+    &["control"],
+    &["pipeline"],
+    &["app"],
+    &["http"],
+    &["client"],
+    &["cli"],
+];
 
 #[cfg(test)]
 mod layers {

@@ -36,9 +36,7 @@ min_requests = 20
 }
 
 fn model_state(gw: &Gateway, model: &str) -> Value {
-    let r = get(gw.admin, &format!("/admin/models/{model}"));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    r.json()
+    crate::support::admin(gw).model(model).expect("model state")
 }
 
 /// Index of the first sample answered by `version`, if any.
@@ -144,15 +142,14 @@ fn a_slow_champion_trips_to_the_warm_backup_without_a_failed_request_and_stays_t
     assert_eq!((r.status, r.header("x-model-version")), (200, Some("2")));
 
     // The operator resets it: the configured routing serves again, and says so.
-    let reset = admin_post(&gw, "/admin/models/ranker/reset", &json!({"actor": "alice"}));
-    assert_eq!(reset.status, 200, "{}", String::from_utf8_lossy(&reset.body));
-    let reset = reset.json();
+    let admin = crate::support::admin(&gw);
+    let reset = admin.reset("ranker", "alice").expect("reset");
     assert_eq!(reset["changed"], true);
     assert_eq!(
         (reset["model"]["routing"]["champion"].as_u64(), reset["model"]["origin"]["kind"].as_str()),
         (Some(1), Some("config"))
     );
-    let again = admin_post(&gw, "/admin/models/ranker/reset", &json!({})).json();
+    let again = admin.reset("ranker", "alice").expect("reset again");
     assert_eq!(again["changed"], false, "a second reset has nothing to do");
     let r = crate::support::request(gw.public, "POST", "/v2/models/ranker/infer", &[], mlp_body(0.5).as_bytes());
     assert_eq!((r.status, r.header("x-model-route")), (200, Some("champion")));
@@ -246,30 +243,33 @@ fn operators_promote_roll_back_set_weights_and_every_action_is_recorded() {
     let config = guarded("mlp", "champion = 1\nchallengers = { 2 = 10 }\nshadows = { 3 = 5 }", "p99_ms = 5000");
     let gw = Gateway::start(dir.path(), &store, &config);
     let post = |path: &str, body: Value| admin_post(&gw, path, &body);
+    let admin = crate::support::admin(&gw);
 
-    let promoted = post("/admin/models/mlp/promote", json!({"version": 2, "actor": "alice"}));
-    assert_eq!(promoted.status, 200, "{}", String::from_utf8_lossy(&promoted.body));
-    let m = promoted.json();
+    let m = admin.promote("mlp", 2, "alice").expect("promote");
     assert_eq!((m["routing"]["champion"].as_u64(), m["previous_champion"].as_u64()), (Some(2), Some(1)));
     assert_eq!(m["routing"]["challengers"], json!([]));
     assert_eq!((m["origin"]["kind"].as_str(), m["origin"]["actor"].as_str()), (Some("operator"), Some("alice")));
 
-    let weights = post("/admin/models/mlp/weights", json!({"challengers": {"1": 25}, "actor": "bob"})).json();
+    let weights = admin.set_weights("mlp", &[(1, 25.0)], "bob").expect("weights");
     assert_eq!(weights["routing"]["challengers"], json!([{"version": 1, "weight_percent": 25.0}]));
-    let rolled = post("/admin/models/mlp/rollback", json!({"actor": "carol"})).json();
+    let rolled = admin.rollback("mlp", "carol").expect("rollback");
     assert_eq!((rolled["routing"]["champion"].as_u64(), rolled["previous_champion"].as_u64()), (Some(1), Some(2)));
     assert_eq!(rolled["routing"]["challengers"], json!([]), "the old champion left the split");
 
-    // Refusals change nothing and say why.
+    // Refusals change nothing and say why: through the client, and as raw bodies the client
+    // would never send.
+    for (version, needle) in [(9, "not loaded"), (1, "already the champion"), (3, "is a shadow")] {
+        let (status, body) = crate::support::refused(admin.promote("mlp", version, "dave"));
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"].as_str().expect("error").contains(needle), "{body}");
+    }
+    let (status, body) = crate::support::refused(admin.rollback("nope", "dave"));
+    assert_eq!((status, &body["error"]), (404, &json!("unknown model 'nope'")));
     for (path, body, status, needle) in [
-        ("/admin/models/mlp/promote", json!({"version": 9}), 409, "not loaded"),
-        ("/admin/models/mlp/promote", json!({"version": 1}), 409, "already the champion"),
-        ("/admin/models/mlp/promote", json!({"version": 3}), 409, "is a shadow"),
         ("/admin/models/mlp/promote", json!({}), 400, "version"),
         ("/admin/models/mlp/weights", json!({"challengers": {"2": 70, "3": 40}}), 400, "shadow"),
         ("/admin/models/mlp/weights", json!({"challengers": {"2": 170}}), 400, "between 0 and 100"),
         ("/admin/models/mlp/weights", json!({"challengers": {"x": 1}}), 400, "version number"),
-        ("/admin/models/nope/rollback", json!({}), 404, "unknown model 'nope'"),
     ] {
         let r = post(path, body.clone());
         assert_eq!(r.status, status, "{path} {body}: {}", String::from_utf8_lossy(&r.body));

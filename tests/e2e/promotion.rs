@@ -41,9 +41,9 @@ fn gates_refuse_with_a_table_promote_with_evidence_and_mark_forced_promotions() 
     assert!(samples.iter().all(|s| s.status == 200));
 
     // v1's manifest AUC (0.874) is below the champion's (0.891) + 0.005: refused, with the table.
-    let r = admin_post(&gw, "/admin/models/mlp/promote", &json!({"version": 1, "actor": "alice"}));
-    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
-    let body = r.json();
+    let admin = crate::support::admin(&gw);
+    let (status, body) = crate::support::refused(admin.promote("mlp", 1, "alice"));
+    assert_eq!(status, 409, "{body}");
     let message = body["error"].as_str().expect("error");
     assert!(message.contains("refused: 1 of 5 gates failed"), "{message}");
     assert!(message.contains("FAIL offline auc"), "{message}");
@@ -52,11 +52,10 @@ fn gates_refuse_with_a_table_promote_with_evidence_and_mark_forced_promotions() 
     assert_eq!(get(gw.admin, "/admin/models/mlp").json()["routing"]["champion"], 2, "nothing changed");
 
     // v3 (0.903) passes every gate: promoted, and the event holds the evidence.
-    let view = get(gw.admin, "/admin/models/mlp/gates/3").json();
+    let view = admin.gates("mlp", 3).expect("gates");
     assert_eq!(view["passed"], true, "{view}");
-    let r = admin_post(&gw, "/admin/models/mlp/promote", &json!({"version": 3, "actor": "alice"}));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["routing"]["champion"], 3);
+    let promoted = admin.promote("mlp", 3, "alice").expect("promote");
+    assert_eq!(promoted["routing"]["champion"], 3);
 
     // Forced past a failing gate: allowed, and marked forced with its actor.
     let out = std::process::Command::new(crate::support::bin())

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, admin_post, full_store, get, metric_value, mlp_body, request};
+use crate::support::{Gateway, full_store, get, metric_value, mlp_body, request};
 
 fn config(store: &Path, versions: &str, routing: &str) -> String {
     format!(
@@ -32,7 +32,7 @@ instances = 2
 }
 
 fn routing(gw: &Gateway) -> Value {
-    get(gw.admin, "/admin/models/mlp").json()["routing"].clone()
+    crate::support::admin(gw).model("mlp").expect("model state")["routing"].clone()
 }
 
 /// Waits until `check` holds on the model's admin state (the watcher polls the file).
@@ -54,6 +54,7 @@ fn twenty_reloads_under_load_fail_no_request_and_broken_configs_are_refused() {
     let store = full_store(dir.path());
     let path = dir.path().join("config.toml");
     let gw = Gateway::start(dir.path(), &store, &config(&store, "1", "champion = 1\nchallengers = { 2 = 10 }"));
+    let admin = crate::support::admin(&gw);
     let stop = AtomicBool::new(false);
     let (answers, failures) = std::thread::scope(|s| {
         let clients: Vec<_> = (0..4)
@@ -86,19 +87,19 @@ fn twenty_reloads_under_load_fail_no_request_and_broken_configs_are_refused() {
                 config(&store, "1", &format!("champion = 2\nchallengers = {{ 1 = {} }}", 10 + n))
             };
             std::fs::write(&path, &text).expect("write config");
-            let r = admin_post(&gw, "/admin/reload", &json!({"actor": "storm"}));
-            assert_eq!(r.status, 200, "reload {n}: {}", String::from_utf8_lossy(&r.body));
+            if let Err(e) = admin.reload("storm") {
+                panic!("reload {n}: {e}");
+            }
             let expected_champion = if n % 2 == 0 { 1 } else { 2 };
             assert_eq!(routing(&gw)["champion"], expected_champion, "reload {n}");
             if n == 9 {
                 // Broken in between: a half-written file, then a version the store lacks.
                 std::fs::write(&path, &text[..text.len() / 2]).expect("truncate");
-                let r = admin_post(&gw, "/admin/reload", &json!({}));
-                assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+                let (status, body) = crate::support::refused(admin.reload("storm"));
+                assert_eq!(status, 422, "{body}");
                 std::fs::write(&path, config(&store, "1, 9", "champion = 1")).expect("write");
-                let r = admin_post(&gw, "/admin/reload", &json!({}));
-                assert_eq!(r.status, 422);
-                let body = r.json();
+                let (status, body) = crate::support::refused(admin.reload("storm"));
+                assert_eq!(status, 422);
                 assert!(body["problems"].to_string().contains("version 9"), "{body}");
                 assert_eq!(routing(&gw)["champion"], 2, "the running config keeps serving");
             }
@@ -139,9 +140,9 @@ fn the_file_watcher_and_sighup_reload_and_a_deleted_or_truncated_file_changes_no
     assert_eq!(routing(&gw)["challengers"], json!([{"version": 2, "weight_percent": 30.0}]));
     let r = request(gw.public, "POST", "/v2/models/mlp/infer", &[], mlp_body(0.2).as_bytes());
     assert_eq!(r.status, 200);
-    let r = admin_post(&gw, "/admin/reload", &json!({}));
-    assert_eq!(r.status, 422);
-    assert!(r.json()["problems"].to_string().contains("cannot read the file"), "{}", r.json());
+    let (status, body) = crate::support::refused(crate::support::admin(&gw).reload("test"));
+    assert_eq!(status, 422);
+    assert!(body["problems"].to_string().contains("cannot read the file"), "{body}");
 
     // SIGHUP reloads too (the watcher would as well; either way the result is the same).
     std::fs::write(&path, config(&store, "1", "champion = 2")).expect("write");
@@ -157,16 +158,16 @@ fn editing_a_models_routing_in_the_config_ends_an_operator_override() {
     let store = full_store(dir.path());
     let path = dir.path().join("config.toml");
     let gw = Gateway::start(dir.path(), &store, &config(&store, "1", "champion = 1\nchallengers = { 2 = 10 }"));
-    let r = admin_post(&gw, "/admin/models/mlp/promote", &json!({"version": 2}));
-    assert_eq!(r.status, 200);
+    let admin = crate::support::admin(&gw);
+    admin.promote("mlp", 2, "erin").expect("promote");
     // A reload that leaves the routing as it was keeps the override...
     std::fs::write(&path, config(&store, "1, 3", "champion = 1\nchallengers = { 2 = 10 }")).expect("write");
-    assert_eq!(admin_post(&gw, "/admin/reload", &json!({})).status, 200);
+    admin.reload("erin").expect("reload");
     let state = get(gw.admin, "/admin/models/mlp").json();
     assert_eq!((state["routing"]["champion"].as_u64(), state["origin"]["kind"].as_str()), (Some(2), Some("operator")));
     // ...one that edits it ends it: the config speaks again.
     std::fs::write(&path, config(&store, "1, 3", "champion = 1\nchallengers = { 3 = 10 }")).expect("write");
-    assert_eq!(admin_post(&gw, "/admin/reload", &json!({})).status, 200);
+    admin.reload("erin").expect("reload");
     let state = get(gw.admin, "/admin/models/mlp").json();
     assert_eq!((state["routing"]["champion"].as_u64(), state["origin"]["kind"].as_str()), (Some(1), Some("config")));
     assert!(gw.terminate().success());

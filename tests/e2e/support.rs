@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use gateway::client::{AdminClient, AdminError};
 use serde_json::Value;
 
 pub fn bin() -> &'static str {
@@ -288,9 +289,63 @@ pub fn mlp_body(value: f32) -> String {
         .to_string()
 }
 
-/// `POST` a JSON body to the admin port.
+/// `POST` a JSON body to the admin port as is: for tests of the admin API's own checks of what
+/// it is sent. Steering a gateway goes through `admin`, the typed client.
 pub fn admin_post(gw: &Gateway, path: &str, body: &Value) -> Response {
     post_json(gw.admin, path, body)
+}
+
+/// The typed admin client of `gw` (`gateway::client::AdminClient`, the one `switchyard admin`
+/// uses), callable from a test thread.
+pub fn admin(gw: &Gateway) -> Admin {
+    let client = AdminClient::new(&format!("http://{}", gw.admin), None).expect("admin URL");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    Admin { client, rt }
+}
+
+/// `AdminClient`'s verbs, blocking. The actor of every action is the test's `actor` argument.
+pub struct Admin {
+    client: AdminClient,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Admin {
+    pub fn model(&self, model: &str) -> Result<Value, AdminError> {
+        self.rt.block_on(self.client.model(model))
+    }
+
+    pub fn gates(&self, model: &str, version: u32) -> Result<Value, AdminError> {
+        self.rt.block_on(self.client.gates(model, version))
+    }
+
+    pub fn promote(&self, model: &str, version: u32, actor: &str) -> Result<Value, AdminError> {
+        self.rt.block_on(self.client.promote(model, version, false, actor))
+    }
+
+    pub fn rollback(&self, model: &str, actor: &str) -> Result<Value, AdminError> {
+        self.rt.block_on(self.client.rollback(model, actor))
+    }
+
+    pub fn set_weights(&self, model: &str, weights: &[(u32, f64)], actor: &str) -> Result<Value, AdminError> {
+        let challengers = weights.iter().copied().collect();
+        self.rt.block_on(self.client.set_weights(model, &challengers, actor))
+    }
+
+    pub fn reset(&self, model: &str, actor: &str) -> Result<Value, AdminError> {
+        self.rt.block_on(self.client.reset(model, actor))
+    }
+
+    pub fn reload(&self, actor: &str) -> Result<Value, AdminError> {
+        self.rt.block_on(self.client.reload(actor))
+    }
+}
+
+/// The status and body of a refusal; panics on success or a transport failure.
+pub fn refused(result: Result<Value, AdminError>) -> (u16, Value) {
+    match result {
+        Err(AdminError::Refused { status, body, .. }) => (status, body),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 /// The value of the Prometheus sample `name` carrying every label of `labels`, from `/metrics`.

@@ -5,25 +5,16 @@
 //! in the serving process (which records it) rather than only in the store.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use bytes::Bytes;
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use serde_json::Value;
+
+use crate::client::AdminClient;
 
 /// Where `switchyard serve` listens for admin requests unless its config says otherwise
 /// (`config::DEFAULT_ADMIN_LISTEN`).
 const DEFAULT_URL: &str = "http://127.0.0.1:8001";
-
-/// How long one request may take, connecting included: a gateway that does not answer in this
-/// time is stuck or unreachable, and a script calling the CLI should hear so rather than hang.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `switchyard admin [--url URL] [--token T] [--json] <verb>`. The options are global, so they
 /// may also follow the verb.
@@ -123,46 +114,23 @@ pub fn run(args: AdminArgs) -> anyhow::Result<i32> {
 /// argument is checked before anything is sent.
 async fn request(client: &AdminClient, command: &AdminCommand) -> anyhow::Result<Value> {
     let actor = |given: &Option<String>| super::actor(given.clone());
-    match command {
-        AdminCommand::Status => client.get("/admin/status").await,
-        AdminCommand::Models { model: None } => client.get("/admin/models").await,
-        AdminCommand::Models { model: Some(model) } => client.get(&model_path(model, "")?).await,
+    let answer = match command {
+        AdminCommand::Status => client.status().await,
+        AdminCommand::Models { model: None } => client.models().await,
+        AdminCommand::Models { model: Some(model) } => client.model(model).await,
         AdminCommand::Promote { model, version, force, actor: given } => {
-            let path = model_path(model, "/promote")?;
-            let mut body = json!({ "version": version, "actor": actor(given) });
-            if *force {
-                body["force"] = json!(true);
-            }
-            client.post(&path, &body).await
+            client.promote(model, *version, *force, &actor(given)).await
         }
-        AdminCommand::Rollback { model, actor: given } => {
-            client.post(&model_path(model, "/rollback")?, &json!({ "actor": actor(given) })).await
-        }
+        AdminCommand::Rollback { model, actor: given } => client.rollback(model, &actor(given)).await,
         AdminCommand::Weights { model, weights, actor: given } => {
-            let path = model_path(model, "/weights")?;
             let challengers = challengers(weights)?;
-            client.post(&path, &json!({ "challengers": challengers, "actor": actor(given) })).await
+            client.set_weights(model, &challengers, &actor(given)).await
         }
-        AdminCommand::Reset { model, actor: given } => {
-            client.post(&model_path(model, "/reset")?, &json!({ "actor": actor(given) })).await
-        }
-        AdminCommand::Reload { actor: given } => client.post("/admin/reload", &json!({ "actor": actor(given) })).await,
-        AdminCommand::Lineage { request_id } => {
-            if request_id.is_empty() {
-                bail!("the request id is empty");
-            }
-            client.get(&format!("/admin/lineage/{}", encode_segment(request_id))).await
-        }
-    }
-}
-
-/// `/admin/models/{model}{rest}`, the name percent-encoded. An empty name is refused: it would
-/// address the list instead.
-fn model_path(model: &str, rest: &str) -> anyhow::Result<String> {
-    if model.is_empty() {
-        bail!("the model name is empty");
-    }
-    Ok(format!("/admin/models/{}{rest}", encode_segment(model)))
+        AdminCommand::Reset { model, actor: given } => client.reset(model, &actor(given)).await,
+        AdminCommand::Reload { actor: given } => client.reload(&actor(given)).await,
+        AdminCommand::Lineage { request_id } => client.lineage(request_id).await,
+    };
+    Ok(answer?)
 }
 
 /// What a verb prints for an accepted request: with `--json` the body on one line; otherwise a
@@ -221,233 +189,6 @@ fn challengers(weights: &[Weight]) -> anyhow::Result<BTreeMap<u32, f64>> {
     Ok(map)
 }
 
-/// Percent-encodes one path segment: everything but RFC 3986's unreserved characters, so a
-/// request id or model name with `/`, `?`, `%` or spaces stays one segment.
-fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// A minimal HTTP/1.1 client for the admin API: one connection per request (the CLI makes one
-/// request), JSON in and out, an optional bearer token, a timeout on the whole exchange.
-#[derive(Debug)]
-struct AdminClient {
-    /// The URL as given, without a trailing `/`, for messages.
-    url: String,
-    /// Host to connect to (an IPv6 address without its brackets) and port.
-    host: String,
-    port: u16,
-    /// The `Host` header: the URL's authority.
-    authority: HeaderValue,
-    /// A path prefix from the URL (`http://proxy/switchyard`), without a trailing `/`; usually empty.
-    base_path: String,
-    /// `Bearer …`, marked sensitive so `Debug` does not print it.
-    authorization: Option<HeaderValue>,
-    timeout: Duration,
-}
-
-impl AdminClient {
-    /// Checks the URL (http:// only, a host, no query or credentials) and the token.
-    fn new(url: &str, token: Option<&str>) -> anyhow::Result<Self> {
-        const EXPECTED: &str = "expected http://HOST:PORT, e.g. http://127.0.0.1:8001";
-        let trimmed = url.trim().trim_end_matches('/');
-        let uri: Uri = trimmed.parse().map_err(|e| anyhow!("invalid admin URL {url:?}: {e}; {EXPECTED}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(s) if s.eq_ignore_ascii_case("https") => bail!(
-                "invalid admin URL {url:?}: https is not supported; the admin API is plain HTTP \
-                 (keep it on loopback or a private network, or tunnel to it), so use http://"
-            ),
-            Some(s) if s.eq_ignore_ascii_case("http") => {}
-            Some(other) => bail!("invalid admin URL {url:?}: unsupported scheme {other:?}; {EXPECTED}"),
-            None => bail!("invalid admin URL {url:?}: no http:// scheme; {EXPECTED}"),
-        }
-        let Some(authority) = uri.authority() else {
-            bail!("invalid admin URL {url:?}: no host; {EXPECTED}");
-        };
-        if authority.as_str().contains('@') {
-            bail!("invalid admin URL {url:?}: credentials in the URL are not supported; use --token");
-        }
-        if uri.query().is_some() {
-            bail!("invalid admin URL {url:?}: a query is not supported; {EXPECTED}");
-        }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
-        if host.is_empty() {
-            bail!("invalid admin URL {url:?}: no host; {EXPECTED}");
-        }
-        // `http::Uri` accepts any digits as a port (`port_u16` is then `None`), so read it here.
-        let text = authority.as_str();
-        let port = match text.rfind(':').filter(|&at| !text[at..].contains(']')) {
-            None => 80,
-            Some(at) => match text[at + 1..].parse::<u16>() {
-                Ok(port) if port > 0 => port,
-                _ => bail!("invalid admin URL {url:?}: {:?} is not a port (1–65535); {EXPECTED}", &text[at + 1..]),
-            },
-        };
-        let authorization = match token.map(str::trim).filter(|t| !t.is_empty()) {
-            None => None,
-            Some(token) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| anyhow!("the admin token has characters an HTTP header cannot carry"))?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-        };
-        Ok(Self {
-            url: trimmed.to_owned(),
-            host,
-            port,
-            authority: HeaderValue::from_str(authority.as_str())?,
-            base_path: uri.path().trim_end_matches('/').to_owned(),
-            authorization,
-            timeout: REQUEST_TIMEOUT,
-        })
-    }
-
-    /// `GET path`; the body when the answer is 2xx, else the gateway's error.
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let (status, body) = self.send(Method::GET, path, None).await?;
-        self.accepted(status, body)
-    }
-
-    /// `POST path` with a JSON body; the answer's body when it is 2xx, else the gateway's error.
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let (status, body) = self.send(Method::POST, path, Some(body)).await?;
-        self.accepted(status, body)
-    }
-
-    /// One exchange under the timeout: the status and the body as JSON (a body that is not JSON
-    /// comes back as a JSON string when the status is an error, for the message).
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
-        match tokio::time::timeout(self.timeout, self.exchange(&method, path, body)).await {
-            Ok(answer) => answer,
-            Err(_) => bail!(
-                "the admin API at {} did not answer {method} {path} within {} s",
-                self.url,
-                self.timeout.as_secs_f64()
-            ),
-        }
-    }
-
-    async fn exchange(&self, method: &Method, path: &str, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| self.unreachable(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .with_context(|| format!("cannot talk HTTP to the admin API at {}", self.url))?;
-        // The connection does the I/O while `sender` waits for the answer; it ends when the
-        // answer is read and `sender` dropped. Its errors also reach `send_request`.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(format!("{}{path}", self.base_path))
-            .header(header::HOST, self.authority.clone())
-            .header(header::ACCEPT, "application/json");
-        if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
-        }
-        if let Some(authorization) = &self.authorization {
-            builder = builder.header(header::AUTHORIZATION, authorization.clone());
-        }
-        let bytes = body.map(serde_json::to_vec).transpose()?.map(Bytes::from).unwrap_or_default();
-        let request = builder.body(Full::new(bytes))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .with_context(|| format!("the admin API at {} did not answer {method} {path}", self.url))?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the admin API's answer to {method} {path}"))?
-            .to_bytes();
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(value) => Ok((status, value)),
-            Err(_) if !status.is_success() => Ok((status, Value::String(snippet(&bytes)))),
-            Err(e) => bail!(
-                "the admin API at {} answered {method} {path} with {} but not JSON ({e}): {}",
-                self.url,
-                status_text(status),
-                snippet(&bytes)
-            ),
-        }
-    }
-
-    /// The error for a failed connect, naming the URL; a refused connection gets the usual causes.
-    fn unreachable(&self, e: &std::io::Error) -> anyhow::Error {
-        if e.kind() == std::io::ErrorKind::ConnectionRefused {
-            anyhow!(
-                "cannot reach the admin API at {}: connection refused; is `switchyard serve` running, \
-                 and is --url its admin address?",
-                self.url
-            )
-        } else {
-            anyhow!("cannot reach the admin API at {}: {e}", self.url)
-        }
-    }
-
-    /// The body of a 2xx answer; otherwise an error of the status and the gateway's `error`
-    /// message, each of its `problems` on a line of its own (a refused reload lists them).
-    fn accepted(&self, status: StatusCode, body: Value) -> anyhow::Result<Value> {
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = match &body {
-            Value::Null => String::new(),
-            Value::String(text) => text.clone(),
-            other => match other.get("error") {
-                Some(Value::String(text)) => text.clone(),
-                _ => other.to_string(),
-            },
-        };
-        let mut text = status_text(status);
-        if !message.is_empty() {
-            let _ = write!(text, ": {message}");
-        }
-        if status == StatusCode::UNAUTHORIZED && self.authorization.is_none() {
-            text.push_str(" (no token was sent: pass --token or set SWITCHYARD_ADMIN_TOKEN)");
-        }
-        for problem in body.get("problems").and_then(Value::as_array).into_iter().flatten() {
-            match problem {
-                Value::String(p) => {
-                    let _ = write!(text, "\n  - {p}");
-                }
-                other => {
-                    let _ = write!(text, "\n  - {other}");
-                }
-            }
-        }
-        Err(anyhow!(text))
-    }
-}
-
-/// `409 Conflict`; just the number for a code without a reason phrase.
-fn status_text(status: StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) => format!("{} {reason}", status.as_u16()),
-        None => status.as_u16().to_string(),
-    }
-}
-
-/// A body that is not JSON, for a message: trimmed, and cut at 200 characters.
-fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    match text.char_indices().nth(200) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -459,6 +200,13 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use crate::client::encode_segment;
+    use bytes::Bytes;
+    use http::{Request, StatusCode, header};
+    use http_body_util::{BodyExt as _, Full};
+    use hyper_util::rt::TokioIo;
+    use serde_json::json;
+    use std::time::Duration;
 
     // ---- V=PCT ----
 
