@@ -39,13 +39,15 @@ pub enum Execution {
     Inline,
 }
 
+impl crate::Choice for Execution {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("auto", Execution::Auto), ("workers", Execution::Workers), ("inline", Execution::Inline)];
+}
+
 impl Execution {
+    /// The word for this value in the config file.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Execution::Auto => "auto",
-            Execution::Workers => "workers",
-            Execution::Inline => "inline",
-        }
+        crate::Choice::as_str(self)
     }
 }
 

@@ -164,6 +164,21 @@ pub struct GuardConfig {
     pub cooldown: Duration,
 }
 
+impl Default for GuardConfig {
+    /// The defaults of the settings a `[model.guard]` table leaves out (it must set a threshold:
+    /// none is set here).
+    fn default() -> GuardConfig {
+        GuardConfig {
+            window: Duration::from_secs(30),
+            p99_ms: None,
+            max_error_rate: None,
+            min_requests: 20,
+            interval: Duration::from_secs(1),
+            cooldown: Duration::from_secs(60),
+        }
+    }
+}
+
 /// A model's traffic split as configured (selectors still unresolved).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoutingConfig {
@@ -445,24 +460,25 @@ fn duration(
 
 fn validate_guard(raw: &RawGuard, label: &str, problems: &mut Vec<String>) -> Option<GuardConfig> {
     let before = problems.len();
+    let d = GuardConfig::default();
     let what = |key: &str| format!("{label}: guard.{key}");
     let window = duration(
         raw.window.as_deref(),
-        Duration::from_secs(30),
+        d.window,
         Duration::from_millis(100)..=Duration::from_secs(3600),
         &what("window"),
         problems,
     );
     let interval = duration(
         raw.interval.as_deref(),
-        Duration::from_secs(1),
+        d.interval,
         Duration::from_millis(10)..=Duration::from_secs(600),
         &what("interval"),
         problems,
     );
     let cooldown = duration(
         raw.cooldown.as_deref(),
-        Duration::from_secs(60),
+        d.cooldown,
         Duration::ZERO..=Duration::from_secs(86_400),
         &what("cooldown"),
         problems,
@@ -480,7 +496,7 @@ fn validate_guard(raw: &RawGuard, label: &str, problems: &mut Vec<String>) -> Op
     if raw.p99_ms.is_none() && raw.max_error_rate.is_none() {
         problems.push(format!("{label}: guard needs p99_ms, max_error_rate or both"));
     }
-    let min_requests = bounded(raw.min_requests, 20, 1..=1_000_000, &what("min_requests"), problems);
+    let min_requests = bounded(raw.min_requests, d.min_requests, 1..=1_000_000, &what("min_requests"), problems);
     if problems.len() > before {
         return None;
     }
@@ -557,18 +573,8 @@ fn validate_promotion(
 
 fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfig {
     let d = LineageConfig::default();
-    let on_full = one_of(
-        raw.on_full.as_deref(),
-        [("block", OnFull::Block), ("drop", OnFull::Drop)],
-        "[lineage] on_full",
-        problems,
-    );
-    let durability = one_of(
-        raw.durability.as_deref(),
-        [("full", LineageDurability::Full), ("normal", LineageDurability::Normal)],
-        "[lineage] durability",
-        problems,
-    );
+    let on_full = one_of(raw.on_full.as_deref(), d.on_full, "[lineage] on_full", problems);
+    let durability = one_of(raw.durability.as_deref(), d.durability, "[lineage] durability", problems);
     LineageConfig {
         enabled: raw.enabled.unwrap_or(d.enabled),
         capacity: bounded(raw.capacity, d.capacity as u64, 1..=10_000_000, "[lineage] capacity", problems) as usize,
@@ -612,18 +618,35 @@ fn selector(value: &toml::Value, label: &str, problems: &mut Vec<String>) -> Opt
 /// The value of a key spelled one of `choices`' ways, the first also the default when the key
 /// is absent. Any other spelling is a problem (`{what} = "x" must be "a", "b" or "c"`) and gives
 /// the default, so validation goes on.
-fn one_of<T: Copy, const N: usize>(
-    value: Option<&str>,
-    choices: [(&str, T); N],
-    what: &str,
-    problems: &mut Vec<String>,
-) -> T {
-    let default = choices[0].1;
+/// A config value that is one of a closed set of words: the enum names its words once, and
+/// parsing, messages and `as_str` all take them from there.
+pub trait Choice: Copy + PartialEq + 'static {
+    /// Every value with its word in the config file, in the order messages list them.
+    const CHOICES: &'static [(&'static str, Self)];
+
+    /// The word for this value in the config file.
+    fn as_str(self) -> &'static str {
+        Self::CHOICES.iter().find(|(_, v)| *v == self).map_or("", |(name, _)| name)
+    }
+}
+
+impl Choice for OnFull {
+    const CHOICES: &'static [(&'static str, Self)] = &[("block", OnFull::Block), ("drop", OnFull::Drop)];
+}
+
+impl Choice for LineageDurability {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("full", LineageDurability::Full), ("normal", LineageDurability::Normal)];
+}
+
+/// `value` read as a `T` (`default` when absent); an unknown word is a problem naming the words
+/// `T` allows, and `default` stands in so the other problems are still found.
+fn one_of<T: Choice>(value: Option<&str>, default: T, what: &str, problems: &mut Vec<String>) -> T {
     let Some(v) = value else { return default };
-    if let Some(&(_, choice)) = choices.iter().find(|(name, _)| *name == v) {
+    if let Some(&(_, choice)) = T::CHOICES.iter().find(|(name, _)| *name == v) {
         return choice;
     }
-    let names: Vec<String> = choices.iter().map(|(name, _)| format!("{name:?}")).collect();
+    let names: Vec<String> = T::CHOICES.iter().map(|(name, _)| format!("{name:?}")).collect();
     let listed = match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
         _ => names.concat(),
@@ -701,13 +724,11 @@ fn validate_model(
             }
         },
     };
-    let execution = one_of(
-        e.execution.as_deref(),
-        [("auto", Execution::Auto), ("workers", Execution::Workers), ("inline", Execution::Inline)],
-        &format!("{label}: engine.execution"),
-        problems,
-    );
-    let instances = bounded(e.instances, 1, 1..=64, &format!("{label}: engine.instances"), problems) as usize;
+    let execution =
+        one_of(e.execution.as_deref(), Execution::default(), &format!("{label}: engine.execution"), problems);
+    let d = EngineSettings::default();
+    let instances =
+        bounded(e.instances, d.instances as u64, 1..=64, &format!("{label}: engine.instances"), problems) as usize;
     let engine = EngineSettings {
         device,
         instances,
@@ -715,22 +736,23 @@ fn validate_model(
         execution,
         intra_op_threads: bounded(
             e.intra_op_threads,
-            1,
+            d.intra_op_threads as u64,
             1..=256,
             &format!("{label}: engine.intra_op_threads"),
             problems,
         ) as usize,
-        max_batch: bounded(e.max_batch, 1, 1..=4096, &format!("{label}: engine.max_batch"), problems) as usize,
+        max_batch: bounded(e.max_batch, d.max_batch as u64, 1..=4096, &format!("{label}: engine.max_batch"), problems)
+            as usize,
         batch_delay: Duration::from_micros(bounded(
             e.batch_delay_us,
-            0,
+            d.batch_delay.as_micros() as u64,
             0..=1_000_000,
             &format!("{label}: engine.batch_delay_us"),
             problems,
         )),
         queue_capacity: bounded(
             e.queue_capacity,
-            1024,
+            d.queue_capacity as u64,
             1..=1_000_000,
             &format!("{label}: engine.queue_capacity"),
             problems,
