@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab
 
 run:
 	scripts/run-example.sh
@@ -41,6 +41,11 @@ bench-lineage:
 # BENCH_QUICK=1 for a smoke run. Writes benches/results/side_by_side.md and .svg; see benches/README.md.
 bench:
 	python3 benches/side_by_side.py
+
+# Two builds side by side on the tiny model (not part of CI): OLD=path/to/switchyard NEW=path/to/switchyard,
+# alternating rounds, medians. Writes benches/results/ab.md; see benches/ab.py.
+bench-ab:
+	python3 benches/ab.py "$(OLD)" "$(NEW)"
 
 # Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.

@@ -161,9 +161,14 @@ impl AdminClient {
         self.post(&model_path(model, "/promote")?, &body).await
     }
 
-    /// `POST /admin/models/{model}/rollback`: the previous champion back.
-    pub async fn rollback(&self, model: &str, actor: &str) -> Result<Value> {
-        self.post(&model_path(model, "/rollback")?, &json!({ "actor": actor })).await
+    /// `POST /admin/models/{model}/rollback`: the previous champion back (judged by the gates
+    /// like a promotion; `force` overrides a failure, recorded).
+    pub async fn rollback(&self, model: &str, force: bool, actor: &str) -> Result<Value> {
+        let mut body = json!({ "actor": actor });
+        if force {
+            body["force"] = json!(true);
+        }
+        self.post(&model_path(model, "/rollback")?, &body).await
     }
 
     /// `POST /admin/models/{model}/weights`: the challengers and their percent of requests

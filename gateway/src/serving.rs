@@ -28,19 +28,45 @@ const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Staged {
     pub state: ServingState,
-    /// Reused versions whose guard window length changed: (version, new length). Their windows
-    /// are replaced by `commit`, never while building.
-    resized: Vec<(Arc<LoadedVersion>, Duration)>,
+    /// Changes to reused versions, applied by `commit`, never while building.
+    changes: Vec<(Arc<LoadedVersion>, Change)>,
+}
+
+/// A change to a running version that waits for its state to be installed.
+#[derive(Debug)]
+enum Change {
+    /// Its guard window length changed: a new, empty window of this length.
+    Window(Duration),
+    /// The registry moved its stage since it was loaded.
+    Stage(Stage),
 }
 
 impl Staged {
     /// The state, with the changes to running versions it needs applied; install it next.
     pub fn commit(self) -> ServingState {
-        for (loaded, length) in self.resized {
-            loaded.window.store(Arc::new(Window::new(length)));
+        for (loaded, change) in self.changes {
+            match change {
+                Change::Window(length) => loaded.window.store(Arc::new(Window::new(length))),
+                Change::Stage(stage) => set_stage(&loaded, stage),
+            }
         }
         self.state
     }
+}
+
+/// Sets a served version's stage and moves its `switchyard_model_info` series to the new label.
+pub fn set_stage(loaded: &LoadedVersion, stage: Stage) {
+    let before = loaded.stage.set(stage);
+    if before == stage {
+        return;
+    }
+    let inst = &loaded.instance;
+    let info = |stage: Stage| {
+        metrics::gauge!("switchyard_model_info", "model" => inst.model.to_string(),
+            "version" => inst.version.to_string(), "sha256" => inst.sha256.to_string(), "stage" => stage.to_string())
+    };
+    info(before).set(0.0);
+    info(stage).set(1.0);
 }
 
 /// Everything the request path needs, as one snapshot.
@@ -99,7 +125,8 @@ pub enum VersionSlot {
 #[derive(Debug)]
 pub struct LoadedVersion {
     pub instance: ModelInstance,
-    pub stage: Stage,
+    /// Its registry stage, kept in step with the registry by the control plane.
+    pub stage: StageCell,
     /// Recent requests, judged by the guard. Replaced when the guard's window length changes.
     pub window: ArcSwap<Window>,
     /// Rows compared while this version ran as a shadow, and how many agreed (argmax), since load.
@@ -109,6 +136,40 @@ pub struct LoadedVersion {
     pub metrics: VersionMetrics,
     /// The header values naming it in every answer, built once.
     pub headers: VersionHeaders,
+}
+
+/// A served version's registry stage. Read by every view (admin API, `switchyard_model_info`);
+/// written only by the control plane, in step with the registry write that moved it.
+#[derive(Debug)]
+pub struct StageCell(std::sync::atomic::AtomicU8);
+
+impl StageCell {
+    pub fn new(stage: Stage) -> StageCell {
+        StageCell(std::sync::atomic::AtomicU8::new(Self::code(stage)))
+    }
+
+    pub fn get(&self) -> Stage {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => Stage::Staging,
+            1 => Stage::Production,
+            _ => Stage::Archived,
+        }
+    }
+
+    /// Sets the stage; returns the one it replaces.
+    pub(crate) fn set(&self, stage: Stage) -> Stage {
+        let before = self.get();
+        self.0.store(Self::code(stage), std::sync::atomic::Ordering::Relaxed);
+        before
+    }
+
+    fn code(stage: Stage) -> u8 {
+        match stage {
+            Stage::Staging => 0,
+            Stage::Production => 1,
+            Stage::Archived => 2,
+        }
+    }
 }
 
 /// `x-model-version` and `x-model-sha256` of a loaded version's answers: cloning a
@@ -208,10 +269,10 @@ impl ServingState {
     ) -> Result<Staged, Vec<String>> {
         let mut problems = Vec::new();
         let mut models = BTreeMap::new();
-        let mut resized = Vec::new();
+        let mut changes = Vec::new();
         for model in &config.models {
             let previous = previous.and_then(|p| p.models.get(&model.name));
-            match load_model(model, store, loader, previous, &mut resized).await {
+            match load_model(model, store, loader, previous, &mut changes).await {
                 Ok(served) => {
                     models.insert(model.name.clone(), served);
                 }
@@ -224,7 +285,7 @@ impl ServingState {
         for served in models.values_mut() {
             *served = apply_override(served, store).await;
         }
-        Ok(Staged { state: ServingState { models }, resized })
+        Ok(Staged { state: ServingState { models }, changes })
     }
 
     /// This state with `model` replaced.
@@ -275,7 +336,7 @@ async fn apply_override(served: &ServedModel, store: &ModelStore) -> ServedModel
         }),
         actor: "config",
     };
-    match registry.clear_routing_override(&served.name, event).await {
+    match registry.clear_routing_override(&served.name, event, None).await {
         Ok(_) => tracing::info!(model = %served.name, "config routing changed: the stored override no longer applies"),
         Err(e) => tracing::error!(model = %served.name, error = %e, "cannot clear the stale routing override"),
     }
@@ -295,7 +356,7 @@ async fn load_model(
     store: &ModelStore,
     loader: Loader,
     previous: Option<&ServedModel>,
-    resized: &mut Vec<(Arc<LoadedVersion>, Duration)>,
+    changes: &mut Vec<(Arc<LoadedVersion>, Change)>,
 ) -> Result<ServedModel, Vec<String>> {
     let registry = store.registry();
     let mut problems = Vec::new();
@@ -331,7 +392,10 @@ async fn load_model(
     for record in records {
         if let Some(reused) = reusable(previous, &record, model) {
             if reused.window.load().length() != Window::length_for(window_len) {
-                resized.push((Arc::clone(&reused), window_len));
+                changes.push((Arc::clone(&reused), Change::Window(window_len)));
+            }
+            if reused.stage.get() != record.stage {
+                changes.push((Arc::clone(&reused), Change::Stage(record.stage)));
             }
             versions.insert(record.version, VersionSlot::Ready(reused));
             continue;
@@ -440,7 +504,7 @@ async fn load_version(
         metrics: VersionMetrics::new(&model.name, record.version),
         headers: VersionHeaders::of(&instance),
         instance,
-        stage: record.stage,
+        stage: StageCell::new(record.stage),
         window: ArcSwap::from_pointee(Window::new(window)),
         shadow_rows: AtomicU64::new(0),
         shadow_agree: AtomicU64::new(0),

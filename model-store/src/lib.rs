@@ -19,8 +19,8 @@ pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
 pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery, LineageRecord, LineageStats};
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{
-    CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary, ParseStageError, Registry,
-    RemovedArtifact, RoutingOverride, Stage, VersionRecord,
+    CHAMPION_ALIAS, ChampionMove, CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary,
+    ParseStageError, Registry, RemovedArtifact, RoutingOverride, Stage, VersionRecord,
 };
 pub use signature::{Signature, TensorSpec};
 

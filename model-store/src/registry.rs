@@ -23,7 +23,7 @@ pub(crate) mod queries;
 mod records;
 
 pub use gc::{CollectedVersion, GcOptions, GcReport, KeptVersion, RemovedArtifact};
-pub use overrides::{EventSpec, RoutingOverride};
+pub use overrides::{CHAMPION_ALIAS, ChampionMove, EventSpec, RoutingOverride};
 pub use records::{Event, ModelSummary, ParseStageError, Stage, VersionRecord};
 
 pub use names::check_model_name;

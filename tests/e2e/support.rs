@@ -323,7 +323,7 @@ impl Admin {
     }
 
     pub fn rollback(&self, model: &str, actor: &str) -> Result<Value, AdminError> {
-        self.rt.block_on(self.client.rollback(model, actor))
+        self.rt.block_on(self.client.rollback(model, false, actor))
     }
 
     pub fn set_weights(&self, model: &str, weights: &[(u32, f64)], actor: &str) -> Result<Value, AdminError> {

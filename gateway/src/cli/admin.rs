@@ -55,9 +55,13 @@ pub enum AdminCommand {
         #[arg(long)]
         actor: Option<String>,
     },
-    /// Roll MODEL back to its previous champion.
+    /// Roll MODEL back to its previous champion. With a `[model.promotion]` policy, it is judged
+    /// by the gates like a promotion.
     Rollback {
         model: String,
+        /// Roll back even if gates fail (recorded as forced, with the actor).
+        #[arg(long)]
+        force: bool,
         /// Who acts, recorded by the gateway (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
@@ -121,7 +125,7 @@ async fn request(client: &AdminClient, command: &AdminCommand) -> anyhow::Result
         AdminCommand::Promote { model, version, force, actor: given } => {
             client.promote(model, *version, *force, &actor(given)).await
         }
-        AdminCommand::Rollback { model, actor: given } => client.rollback(model, &actor(given)).await,
+        AdminCommand::Rollback { model, force, actor: given } => client.rollback(model, *force, &actor(given)).await,
         AdminCommand::Weights { model, weights, actor: given } => {
             let challengers = challengers(weights)?;
             client.set_weights(model, &challengers, &actor(given)).await
@@ -418,7 +422,7 @@ mod tests {
             (AdminCommand::Models { model: None }, "GET", "/admin/models", ""),
             (AdminCommand::Models { model: Some(model()) }, "GET", "/admin/models/mlp", ""),
             (
-                AdminCommand::Rollback { model: model(), actor: actor() },
+                AdminCommand::Rollback { model: model(), force: false, actor: actor() },
                 "POST",
                 "/admin/models/mlp/rollback",
                 r#"{"actor":"cli:t"}"#,

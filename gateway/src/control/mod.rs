@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use model_store::{Event, EventSpec, ModelStore, Stage};
+use model_store::{ChampionMove, Event, EventSpec, ModelStore, Stage};
 use policy::guard::Verdict;
 use policy::promotion;
 use policy::router::{OverrideState, Route, TOTAL_BP};
@@ -34,7 +34,7 @@ pub use reload::{ReloadError, ReloadReport};
 pub use watch::{WATCH_INTERVAL, watch_config};
 
 use crate::engine::Loader;
-use crate::serving::{RoutingOrigin, ServedModel, ServingState, VersionSlot};
+use crate::serving::{self, RoutingOrigin, ServedModel, ServingState, VersionSlot};
 
 /// Owns what is served and serialises every change of it.
 #[derive(Debug)]
@@ -148,6 +148,8 @@ impl Control {
             next,
             origin,
             EventSpec { version: Some(from), kind, detail: detail.clone(), actor: "guard" },
+            // A trip is a standby serving, not a new champion: the alias and stages stay.
+            None,
         )
         .await;
         true
@@ -184,9 +186,10 @@ impl Control {
         }
     }
 
-    /// Stores `next` as the model's override with its event, then installs it. The swap happens
-    /// even if the registry cannot be written (traffic safety first); that failure is logged and
-    /// counted, and a restart would then serve the configured routing.
+    /// Stores `next` as the model's override with its event (and, with `champion`, the champion
+    /// alias and stages, in the same transaction), then installs it and lets the served stages
+    /// follow. The swap happens even if the registry cannot be written (traffic safety first);
+    /// that failure is logged and counted, and a restart would then serve the configured routing.
     async fn persist_and_install(
         &self,
         state: &ServingState,
@@ -194,16 +197,22 @@ impl Control {
         next: OverrideState,
         origin: impl Fn(i64) -> RoutingOrigin,
         event: EventSpec<'_>,
+        champion: Option<ChampionMove>,
     ) -> ServedModel {
         let routing_json = serde_json::to_value(&next).unwrap_or(Value::Null);
         let origin_json = serde_json::to_value(origin(0)).unwrap_or(Value::Null);
         let event_id = match self
             .store
             .registry()
-            .put_routing_override(&current.name, &current.fingerprint, routing_json, origin_json, event)
+            .put_routing_override(&current.name, &current.fingerprint, routing_json, origin_json, event, champion)
             .await
         {
-            Ok((_, e)) => e.id,
+            Ok((_, e)) => {
+                if let Some(mv) = champion {
+                    follow_champion(current, mv);
+                }
+                e.id
+            }
             Err(e) => {
                 metrics::counter!("switchyard_routing_persist_errors_total").increment(1);
                 tracing::error!(model = %current.name, error = %e, "cannot persist the routing change; serving it anyway");
@@ -236,14 +245,16 @@ impl Control {
             detail: detail.clone(),
         };
         let event = EventSpec { version, kind: action, detail: detail.clone(), actor };
-        Ok(self.persist_and_install(&state, current, next, origin, event).await)
+        let champion = (next.routing.champion != current.routing.champion)
+            .then_some(ChampionMove { version: next.routing.champion, demote: Some(current.routing.champion) });
+        Ok(self.persist_and_install(&state, current, next, origin, event, champion).await)
     }
 
     /// Makes `version` the champion (it must be loaded and not a shadow); the old champion is
     /// remembered for rollback and leaves the split. With a promotion policy, its gates are
     /// judged first: a failure refuses (`GatesFailed`, with every gate) unless `force`, which is
-    /// recorded. A promotion also moves the `champion` alias and the `production` stage in the
-    /// registry.
+    /// recorded. The registry follows in the same transaction: the `champion` alias moves to
+    /// `version`, which becomes `production`; the old champion goes back to `staging`.
     pub async fn promote(
         &self,
         model: &str,
@@ -257,34 +268,24 @@ impl Control {
             return Err(ControlError::GatesFailed { model: model.to_owned(), version, gates });
         }
         let evidence = json!({ "gates": gates, "forced": force && failed });
-        let promoted = self
-            .operator_change(model, Event::PROMOTED, actor, |m| {
-                let r = &m.routing;
-                if r.champion == version {
-                    return Err(ControlError::AlreadyChampion { model: model.to_owned(), version });
-                }
-                require_ready(m, version)?;
-                if r.shadows.iter().any(|(v, _)| *v == version) {
-                    return Err(ControlError::IsShadow { model: model.to_owned(), version });
-                }
-                let mut next = m.override_state();
-                next.previous_champion = Some(r.champion);
-                next.routing.champion = version;
-                next.routing.champion_route = Route::Champion;
-                next.routing.challengers.retain(|(v, _)| *v != version);
-                next.ejected.remove(&version);
-                Ok((next, json!({ "from": r.champion, "to": version, "evidence": evidence }), Some(version)))
-            })
-            .await?;
-        // The registry follows: the alias and stage say who the champion is.
-        let registry = self.store.registry();
-        if let Err(e) = registry.set_alias(model, "champion", version, actor).await {
-            tracing::error!(model, version, error = %e, "promoted, but the champion alias could not be moved");
-        }
-        if let Err(e) = registry.set_stage(model, version, Stage::Production, actor).await {
-            tracing::error!(model, version, error = %e, "promoted, but the stage could not be set to production");
-        }
-        Ok(promoted)
+        self.operator_change(model, Event::PROMOTED, actor, |m| {
+            let r = &m.routing;
+            if r.champion == version {
+                return Err(ControlError::AlreadyChampion { model: model.to_owned(), version });
+            }
+            require_ready(m, version)?;
+            if r.shadows.iter().any(|(v, _)| *v == version) {
+                return Err(ControlError::IsShadow { model: model.to_owned(), version });
+            }
+            let mut next = m.override_state();
+            next.previous_champion = Some(r.champion);
+            next.routing.champion = version;
+            next.routing.champion_route = Route::Champion;
+            next.routing.challengers.retain(|(v, _)| *v != version);
+            next.ejected.remove(&version);
+            Ok((next, json!({ "from": r.champion, "to": version, "evidence": evidence }), Some(version)))
+        })
+        .await
     }
 
     /// The model's promotion gates judged for `version` now (empty without a policy).
@@ -314,13 +315,33 @@ impl Control {
         Ok(promotion::evaluate(policy, &evidence))
     }
 
-    /// Puts the previous champion back (refused when there is none or it is not loaded).
-    pub async fn rollback(&self, model: &str, actor: &str) -> Result<ServedModel, ControlError> {
+    /// Puts the previous champion back (refused when there is none or it is not loaded). It is
+    /// judged by the promotion gates like any candidate (a failure refuses unless `force`, which
+    /// is recorded), and the registry's alias and stages follow as for a promotion.
+    pub async fn rollback(&self, model: &str, actor: &str, force: bool) -> Result<ServedModel, ControlError> {
+        let previous = {
+            let state = self.serving.load();
+            let m = known(&state, model)?;
+            m.previous_champion.ok_or_else(|| ControlError::NoPreviousChampion {
+                model: model.to_owned(),
+                champion: m.routing.champion,
+            })?
+        };
+        let gates = match self.promotion_gates(model, previous).await {
+            Err(ControlError::VersionNotLoaded { .. }) => Vec::new(), // refused below, with its own message
+            other => other?,
+        };
+        let failed = gates.iter().any(|g| !g.passed);
+        if failed && !force {
+            return Err(ControlError::GatesFailed { model: model.to_owned(), version: previous, gates });
+        }
+        let evidence = json!({ "gates": gates, "forced": force && failed });
         self.operator_change(model, Event::ROLLED_BACK, actor, |m| {
             let r = &m.routing;
-            let Some(previous) = m.previous_champion else {
+            // Judged against the routing as it is under the lock: it may have changed meanwhile.
+            if m.previous_champion != Some(previous) {
                 return Err(ControlError::NoPreviousChampion { model: model.to_owned(), champion: r.champion });
-            };
+            }
             if m.ready(previous).is_none() {
                 return Err(ControlError::PreviousNotLoaded { model: model.to_owned(), version: previous });
             }
@@ -330,7 +351,7 @@ impl Control {
             next.routing.champion_route = Route::Champion;
             next.routing.challengers.retain(|(v, _)| *v != previous);
             next.ejected.remove(&previous);
-            Ok((next, json!({ "from": r.champion, "to": previous }), Some(previous)))
+            Ok((next, json!({ "from": r.champion, "to": previous, "evidence": evidence }), Some(previous)))
         })
         .await
     }
@@ -385,16 +406,39 @@ impl Control {
         let current = known(&state, model)?;
         let detail = json!({ "from": current.override_state(), "origin": current.origin });
         let event = EventSpec { version: None, kind: Event::ROUTING_RESET, detail, actor };
-        let cleared =
-            self.store.registry().clear_routing_override(model, event).await.map_err(ControlError::registry_write)?;
+        // The configured champion is the champion again, in the registry too.
+        let configured = current.configured.champion;
+        let champion = (configured != current.routing.champion)
+            .then_some(ChampionMove { version: configured, demote: Some(current.routing.champion) });
+        let cleared = self
+            .store
+            .registry()
+            .clear_routing_override(model, event, champion)
+            .await
+            .map_err(ControlError::registry_write)?;
         if !cleared && current.origin == RoutingOrigin::Config {
             return Ok((false, current.clone()));
+        }
+        if let (true, Some(mv)) = (cleared, champion) {
+            follow_champion(current, mv);
         }
         let next = current.reset();
         self.clear_alarm(model);
         tracing::info!(model, actor, "routing reset to the config's");
         self.install(state.with_model(next.clone()));
         Ok((true, next))
+    }
+}
+
+/// The served stages follow a champion move the registry has committed.
+fn follow_champion(model: &ServedModel, mv: ChampionMove) {
+    if let Some(loaded) = model.ready(mv.version) {
+        serving::set_stage(loaded, Stage::Production);
+    }
+    if let Some(loaded) = mv.demote.filter(|d| *d != mv.version).and_then(|d| model.ready(d))
+        && loaded.stage.get() == Stage::Production
+    {
+        serving::set_stage(loaded, Stage::Staging);
     }
 }
 

@@ -50,7 +50,7 @@ pub(super) fn retire_versions(previous: &ServingState, now: &ServingState) {
             if kept.is_none_or(|k| !Arc::ptr_eq(k, loaded)) {
                 metrics::gauge!("switchyard_model_info", "model" => name.clone(),
                     "version" => loaded.instance.version.to_string(), "sha256" => loaded.instance.sha256.clone(),
-                    "stage" => loaded.stage.to_string())
+                    "stage" => loaded.stage.get().to_string())
                 .set(0.0);
             }
         }

@@ -101,7 +101,7 @@ async fn refused_operator_actions_name_the_problem_and_change_nothing() {
     assert!(matches!(err(f.control.promote("m", 1, "a", false).await), ControlError::AlreadyChampion { .. }));
     assert!(matches!(err(f.control.promote("m", 9, "a", false).await), ControlError::VersionNotLoaded { .. }));
     assert!(matches!(err(f.control.promote("m", 3, "a", false).await), ControlError::IsShadow { .. }));
-    let e = err(f.control.rollback("m", "a").await);
+    let e = err(f.control.rollback("m", "a", false).await);
     assert_eq!(e.to_string(), "model 'm' has no previous champion to roll back to (champion 1 since the config)");
     let ControlError::InvalidWeights { problems } =
         err(f.control.set_weights("m", vec![(1, 10), (2, 5000), (2, 10), (3, 10), (9, 6000)], "a").await)
@@ -118,7 +118,7 @@ async fn refused_operator_actions_name_the_problem_and_change_nothing() {
 async fn rollback_and_reset_return_to_the_previous_and_the_configured_routing() {
     let f = fixture("champion = 1\nchallengers = { 2 = 10 }", "").await;
     f.control.promote("m", 3, "a", false).await.expect("promote");
-    let back = f.control.rollback("m", "b").await.expect("rollback");
+    let back = f.control.rollback("m", "b", false).await.expect("rollback");
     assert_eq!((back.routing.champion, back.previous_champion), (1, Some(3)));
     let weighted = f.control.set_weights("m", vec![(2, 2500), (3, 500)], "c").await.expect("weights");
     assert_eq!(weighted.routing.champion_weight(), 7000);
@@ -217,4 +217,64 @@ async fn an_invalid_config_file_is_refused_with_every_problem() {
     assert!(refused.error.ends_with("is not a valid config"), "{refused:?}");
     assert!(!refused.problems.is_empty());
     assert!(Arc::ptr_eq(&before, &f.control.snapshot()));
+}
+
+/// Registry and live views: the champion alias, the stages in the registry and the stages served
+/// (admin API, `switchyard_model_info`) after each action.
+async fn views(f: &Fixture) -> (u32, Vec<Stage>, Vec<Stage>) {
+    let registry = f.control.store().registry();
+    let alias = registry.resolve("m", "champion").await.expect("alias").version;
+    let mut stored = Vec::new();
+    let mut served = Vec::new();
+    let state = f.control.snapshot();
+    for v in 1..=3 {
+        stored.push(registry.version("m", v).await.expect("version").stage);
+        served.push(state.models["m"].ready(v).expect("loaded").stage.get());
+    }
+    (alias, stored, served)
+}
+
+#[tokio::test]
+async fn registry_and_live_state_agree_after_promote_rollback_and_reset() {
+    use Stage::{Production as P, Staging as S};
+    let f = fixture("champion = 1\nchallengers = { 2 = 10 }", "").await;
+    f.control.promote("m", 3, "a", false).await.expect("promote");
+    let (alias, stored, served) = views(&f).await;
+    assert_eq!((alias, &stored), (3, &vec![S, S, P]));
+    assert_eq!(served, stored, "served stages follow the registry");
+    f.control.rollback("m", "b", false).await.expect("rollback");
+    let (alias, stored, served) = views(&f).await;
+    assert_eq!((alias, &stored, &served), (1, &vec![P, S, S], &vec![P, S, S]));
+    f.control.promote("m", 2, "c", false).await.expect("promote");
+    f.control.reset("m", "d").await.expect("reset");
+    let (alias, stored, served) = views(&f).await;
+    assert_eq!((alias, &stored, &served), (1, &vec![P, S, S], &vec![P, S, S]), "the configured champion again");
+}
+
+#[tokio::test]
+async fn rollback_is_judged_by_the_gates_unless_forced() {
+    let f = fixture("champion = 1\nchallengers = { 2 = 10 }", "[model.promotion]\nmin_requests = 5").await;
+    // Version 2 has served enough to pass; promoted on its evidence.
+    record(&f.control, 2, 6, Duration::from_millis(1));
+    f.control.promote("m", 2, "a", false).await.expect("promote");
+    // Version 1 has no requests in its window: rolling back to it fails the gate.
+    match f.control.rollback("m", "b", false).await {
+        Err(ControlError::GatesFailed { version: 1, .. }) => {}
+        other => panic!("expected GatesFailed for version 1, got {other:?}"),
+    }
+    assert_eq!(f.control.serving().models["m"].routing.champion, 2, "refused: nothing changed");
+    let back = f.control.rollback("m", "b", true).await.expect("forced");
+    assert_eq!(back.routing.champion, 1);
+    let rolled = events(&f.control, Event::ROLLED_BACK).await;
+    assert_eq!(rolled[0].detail["evidence"]["forced"], true);
+}
+
+#[tokio::test]
+async fn a_reload_brings_in_stages_moved_in_the_registry_without_touching_the_running_state() {
+    let f = fixture("champion = 1", "").await;
+    let before = f.control.snapshot();
+    f.control.store().registry().set_stage("m", 2, Stage::Production, "cli").await.expect("stage");
+    assert_eq!(before.models["m"].ready(2).expect("v2").stage.get(), Stage::Staging, "not until a reload");
+    f.control.reload("test").await.expect("reload");
+    assert_eq!(f.control.snapshot().models["m"].ready(2).expect("v2").stage.get(), Stage::Production);
 }

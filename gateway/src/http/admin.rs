@@ -85,14 +85,9 @@ where
                         .get("version")
                         .and_then(version_of)
                         .ok_or_else(|| ApiError::BadRequest("promote needs {\"version\": N} with N ≥ 1".to_owned()))?;
-                    let force = match body.get("force") {
-                        None | Some(Value::Null) => false,
-                        Some(Value::Bool(b)) => *b,
-                        Some(_) => return Err(ApiError::BadRequest("force must be true or false".to_owned())),
-                    };
-                    app.control.promote(&name, version, &actor, force).await?
+                    app.control.promote(&name, version, &actor, force(&body)?).await?
                 }
-                "rollback" => app.control.rollback(&name, &actor).await?,
+                "rollback" => app.control.rollback(&name, &actor, force(&body)?).await?,
                 "weights" => app.control.set_weights(&name, weights_of(&body)?, &actor).await?,
                 _ => {
                     let (changed, model) = app.control.reset(&name, &actor).await?;
@@ -170,6 +165,15 @@ fn actor(body: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
     }
 }
 
+/// `force`: act although the promotion gates fail (recorded); false when absent.
+fn force(body: &serde_json::Map<String, Value>) -> Result<bool, ApiError> {
+    match body.get("force") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::BadRequest("force must be true or false".to_owned())),
+    }
+}
+
 fn version_of(v: &Value) -> Option<u32> {
     let n = match v {
         Value::Number(n) => n.as_u64()?,
@@ -239,7 +243,7 @@ fn model_state(model: &ServedModel) -> Value {
             VersionSlot::Ready(l) => {
                 let s = l.window.load().stats(now);
                 json!({
-                    "version": v, "state": "ready", "sha256": l.instance.sha256, "stage": l.stage.to_string(),
+                    "version": v, "state": "ready", "sha256": l.instance.sha256, "stage": l.stage.get().to_string(),
                     "device": l.instance.settings.device.to_string(), "instances": l.instance.instances,
                     "execution": l.instance.execution().as_str(),
                     "execution_configured": l.instance.settings.execution.as_str(),
