@@ -29,6 +29,19 @@ pub struct App {
     pub request_timeout: Duration,
     /// Bearer token the admin port requires, if any.
     pub admin_token: Option<String>,
+    /// Who may post feedback on the public port, and how often.
+    pub feedback: FeedbackAccess,
+}
+
+/// Who may post ground truth on the public port (it decides promotions): a bearer token, the
+/// feedback token or the admin token; with neither configured, anyone, but only while the
+/// public port listens on loopback. Each client address is rate-limited either way.
+#[derive(Debug)]
+pub struct FeedbackAccess {
+    pub tokens: Vec<String>,
+    /// No token is configured and the public port is on loopback: feedback needs none.
+    pub open: bool,
+    pub limiter: crate::limiter::RateLimiter,
 }
 
 impl App {
@@ -42,6 +55,16 @@ impl App {
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: config.server.request_timeout,
             admin_token: config.server.admin_token.clone(),
+            feedback: FeedbackAccess {
+                tokens: config.server.feedback_token.iter().chain(&config.server.admin_token).cloned().collect(),
+                open: config.server.feedback_token.is_none()
+                    && config.server.admin_token.is_none()
+                    && config.server.listen.ip().is_loopback(),
+                limiter: crate::limiter::RateLimiter::new(
+                    config.server.feedback_rate,
+                    2.0 * config.server.feedback_rate,
+                ),
+            },
             pipeline: Pipeline::new(lineage, config.server.request_timeout),
         }
     }

@@ -17,6 +17,7 @@ pub mod client;
 pub mod control;
 pub mod engine;
 pub mod http;
+pub mod limiter;
 pub mod lineage;
 pub mod pipeline;
 pub mod serving;
@@ -28,7 +29,7 @@ pub mod telemetry;
 /// (`docs/architecture.md` draws the picture).
 #[rustfmt::skip]
 pub const LAYERS: [&[&str]; 8] = [
-    &["engine", "telemetry", "lineage"],
+    &["engine", "telemetry", "lineage", "limiter"],
     &["serving"],
     &["control"],
     &["pipeline"],

@@ -107,6 +107,14 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Bearer token the admin port requires; `None` leaves it open (it binds loopback by default).
     pub admin_token: Option<String>,
+    /// Bearer token `POST /v2/models/{m}/feedback` requires on the public port (the admin token
+    /// is accepted too). Without either, feedback is accepted only when the public port listens
+    /// on loopback: ground truth decides promotions, so an exposed port must not take it from
+    /// anyone.
+    pub feedback_token: Option<String>,
+    /// Feedback requests per second each client address may send (bursts of twice that); more
+    /// get 429.
+    pub feedback_rate: f64,
 }
 
 impl Default for ServerConfig {
@@ -124,6 +132,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_header_bytes: 64 << 10,
             admin_token: None,
+            feedback_token: None,
+            feedback_rate: 100.0,
         }
     }
 }
@@ -135,6 +145,9 @@ pub const LINEAGE_DRAIN_FLOOR: Duration = Duration::from_millis(500);
 
 /// Environment variable read for the admin token when the config has none.
 pub const ADMIN_TOKEN_ENV: &str = "SWITCHYARD_ADMIN_TOKEN";
+
+/// Environment variable read for the feedback token when the config has none.
+pub const FEEDBACK_TOKEN_ENV: &str = "SWITCHYARD_FEEDBACK_TOKEN";
 
 /// One served model.
 #[derive(Debug, Clone, PartialEq)]
@@ -395,6 +408,15 @@ fn validate(
             problems,
         ) as usize,
         admin_token: admin_token(server.admin_token, problems),
+        feedback_token: token(server.feedback_token, "[server] feedback_token", FEEDBACK_TOKEN_ENV, problems),
+        feedback_rate: match server.feedback_rate {
+            None => d.feedback_rate,
+            Some(r) if r.is_finite() && (0.1..=1_000_000.0).contains(&r) => r,
+            Some(r) => {
+                problems.push(format!("[server] feedback_rate = {r} must be between 0.1 and 1000000 per second"));
+                d.feedback_rate
+            }
+        },
     };
     let store_path = match store.and_then(|s| s.path).filter(|p| !p.is_empty()) {
         Some(p) => resolve_path(base, &p),
@@ -513,10 +535,16 @@ fn validate_guard(raw: &RawGuard, label: &str, problems: &mut Vec<String>) -> Op
 /// The admin token from the config, else from `SWITCHYARD_ADMIN_TOKEN`; at least 16 visible
 /// ASCII characters so it is a secret and fits a header.
 fn admin_token(configured: Option<String>, problems: &mut Vec<String>) -> Option<String> {
+    token(configured, "[server] admin_token", ADMIN_TOKEN_ENV, problems)
+}
+
+/// A bearer token from the config key `key`, else from the environment variable `env`; at least
+/// 16 visible ASCII characters so it is a secret and fits a header.
+fn token(configured: Option<String>, key: &str, env: &str, problems: &mut Vec<String>) -> Option<String> {
     let (token, from) = match configured {
-        Some(t) => (t, "[server] admin_token"),
-        None => match std::env::var(ADMIN_TOKEN_ENV) {
-            Ok(t) if !t.is_empty() => (t, ADMIN_TOKEN_ENV),
+        Some(t) => (t, key),
+        None => match std::env::var(env) {
+            Ok(t) if !t.is_empty() => (t, env),
             _ => return None,
         },
     };

@@ -26,6 +26,11 @@ pub struct RawServer {
     pub max_header_bytes: Option<u64>,
     /// Bearer token the admin port requires (else `SWITCHYARD_ADMIN_TOKEN`); none = open.
     pub admin_token: Option<String>,
+    /// Bearer token feedback on the public port requires (else `SWITCHYARD_FEEDBACK_TOKEN`; the
+    /// admin token works too); none = feedback only while the public port is on loopback.
+    pub feedback_token: Option<String>,
+    /// Feedback requests per second per client address (default 100, bursts of twice that).
+    pub feedback_rate: Option<f64>,
 }
 
 /// `[store]`: where the registry and artifacts live.
@@ -40,7 +45,8 @@ pub struct RawStore {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntime {
-    /// Path of `libonnxruntime.so`; default: `ORT_DYLIB_PATH`, then beside the binary.
+    /// Path of `libonnxruntime.so`; default: `SWITCHYARD_ONNXRUNTIME`, `ORT_DYLIB_PATH`, beside the
+    /// binary, then the checkout's `.cache/onnxruntime/VERSION/`.
     pub onnxruntime: Option<String>,
 }
 

@@ -256,6 +256,7 @@ fn the_example_config_shows_the_defaults() {
     assert_eq!(config.server.max_body_bytes, d.max_body_bytes);
     assert_eq!(config.server.request_timeout, d.request_timeout);
     assert_eq!(config.server.drain_timeout, d.drain_timeout);
+    assert_eq!(config.server.feedback_rate, d.feedback_rate);
     assert_eq!(config.lineage, LineageConfig::default());
     // And a config that sets nothing gets exactly those defaults.
     let bare = Config::from_toml_str("bare.toml", "[store]\npath = \"s\"\n[[model]]\nname = \"m\"\nversions = [1]\n")

@@ -153,3 +153,40 @@ fn gc_removes_long_archived_artifacts_and_keeps_their_history() {
     assert_eq!(served.status, 200);
     assert!(gw.terminate().success());
 }
+
+/// Outside `make run` nobody exports a library path: the binary of a checkout finds the library
+/// `make` fetched into the checkout's `.cache/`, and a binary that finds none says how to fetch it.
+#[test]
+fn onnx_runtime_is_found_in_the_checkout_cache_without_any_variable() {
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/onnxruntime/1.31.1/libonnxruntime.so");
+    assert!(cache.is_file(), "{} is missing: run `make test` (or scripts/fetch-onnxruntime.sh)", cache.display());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(crate::support::bin())
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("SWITCHYARD_ONNXRUNTIME")
+        .current_dir(dir.path())
+        .args(["models", "register", "--json", "--model", "mlp", "--store"])
+        .arg(dir.path().join("store"))
+        .arg("--file")
+        .arg(crate::support::fixtures().join("models/mlp_v1.onnx"))
+        .output()
+        .expect("run switchyard");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A copy of the binary outside the checkout, with nothing beside it, finds nothing.
+    let lonely = dir.path().join("switchyard");
+    std::fs::copy(crate::support::bin(), &lonely).expect("copy the binary");
+    let out = Command::new(&lonely)
+        .env_remove("ORT_DYLIB_PATH")
+        .env_remove("SWITCHYARD_ONNXRUNTIME")
+        .current_dir(dir.path())
+        .args(["models", "register", "--model", "mlp", "--store"])
+        .arg(dir.path().join("store2"))
+        .arg("--file")
+        .arg(crate::support::fixtures().join("models/mlp_v1.onnx"))
+        .output()
+        .expect("run switchyard");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("ONNX Runtime library not found") && err.contains("make setup"), "{err}");
+}

@@ -20,9 +20,11 @@ pub struct Runtime {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
-        "ONNX Runtime library not found (looked for {looked}). Run `scripts/fetch-onnxruntime.sh` \
-         (fetches onnxruntime=={ONNXRUNTIME_VERSION} from PyPI) and point `[runtime] onnxruntime` \
-         or ORT_DYLIB_PATH at the file it prints, or put {LIBRARY_NAME} beside the switchyard binary"
+        "ONNX Runtime library not found (looked for {looked}). Fetch it with `make setup` or \
+         `scripts/fetch-onnxruntime.sh` in the Switchyard checkout (onnxruntime=={ONNXRUNTIME_VERSION} \
+         from PyPI, into .cache/onnxruntime/, where every switchyard command finds it), or point \
+         --onnxruntime, `[runtime] onnxruntime`, SWITCHYARD_ONNXRUNTIME or ORT_DYLIB_PATH at a \
+         {LIBRARY_NAME}, or put one beside the switchyard binary"
     )]
     NotFound { looked: String },
     #[error(
@@ -37,8 +39,8 @@ pub enum RuntimeError {
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
 impl Runtime {
-    /// Loads the runtime once per process. `configured` is `[runtime] onnxruntime` (or the CLI's
-    /// `--onnxruntime`); then `ORT_DYLIB_PATH`; then the binary's own directory.
+    /// Loads the runtime once per process, from the first library found (see `candidates` for
+    /// the order). `configured` is `[runtime] onnxruntime` (or the CLI's `--onnxruntime`).
     pub fn load(configured: Option<&Path>) -> Result<&'static Runtime, RuntimeError> {
         let path = locate(configured)?;
         if let Some(rt) = RUNTIME.get() {
@@ -66,28 +68,58 @@ impl Runtime {
     }
 }
 
-fn locate(configured: Option<&Path>) -> Result<PathBuf, RuntimeError> {
-    let mut looked = Vec::new();
-    let mut candidates: Vec<PathBuf> = Vec::new();
+/// Environment variable naming the library, read before `ORT_DYLIB_PATH`.
+pub const LIBRARY_ENV: &str = "SWITCHYARD_ONNXRUNTIME";
+
+/// Where `scripts/fetch-onnxruntime.sh` (run by `make run`, `make test`, `make setup`) puts the
+/// library, relative to the repository root.
+fn cache_path() -> PathBuf {
+    Path::new(".cache").join("onnxruntime").join(ONNXRUNTIME_VERSION).join(LIBRARY_NAME)
+}
+
+/// The places looked in, in order. A library named explicitly is the only one tried, so a wrong
+/// path is reported rather than quietly replaced: the configured path, else
+/// `SWITCHYARD_ONNXRUNTIME`, else `ORT_DYLIB_PATH`. With none named: `libonnxruntime.so` beside
+/// the binary, then the project's cache (`.cache/onnxruntime/VERSION/`) in the binary's
+/// directory or above it (a binary under `target/release/` finds the cache of its checkout),
+/// then in the working directory or above it.
+fn candidates(
+    configured: Option<&Path>,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    exe_dir: Option<&Path>,
+    cwd: Option<&Path>,
+) -> Vec<PathBuf> {
     if let Some(p) = configured {
-        candidates.push(p.to_path_buf());
-    } else {
-        if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-            candidates.push(PathBuf::from(p));
-        }
-        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-            candidates.push(dir.join(LIBRARY_NAME));
+        return vec![p.to_path_buf()];
+    }
+    if let Some(named) =
+        [LIBRARY_ENV, "ORT_DYLIB_PATH"].into_iter().find_map(|name| env(name).filter(|v| !v.is_empty()))
+    {
+        return vec![PathBuf::from(named)];
+    }
+    let mut found = Vec::new();
+    if let Some(dir) = exe_dir {
+        found.push(dir.join(LIBRARY_NAME));
+    }
+    for start in [exe_dir, cwd].into_iter().flatten() {
+        for dir in start.ancestors().take(6) {
+            let candidate = dir.join(cache_path());
+            if !found.contains(&candidate) {
+                found.push(candidate);
+            }
         }
     }
-    for c in candidates {
-        if c.is_file() {
-            return Ok(c);
-        }
-        looked.push(c.display().to_string());
+    found
+}
+
+fn locate(configured: Option<&Path>) -> Result<PathBuf, RuntimeError> {
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    let cwd = std::env::current_dir().ok();
+    let all = candidates(configured, |name| std::env::var_os(name), exe_dir.as_deref(), cwd.as_deref());
+    if let Some(path) = all.iter().find(|c| c.is_file()) {
+        return Ok(path.clone());
     }
-    if looked.is_empty() {
-        looked.push("ORT_DYLIB_PATH (unset)".to_owned());
-    }
+    let looked: Vec<String> = all.iter().map(|c| c.display().to_string()).collect();
     Err(RuntimeError::NotFound { looked: looked.join(", ") })
 }
 
@@ -101,5 +133,35 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent/libonnxruntime.so"), "{msg}");
         assert!(msg.contains("scripts/fetch-onnxruntime.sh"), "{msg}");
+    }
+
+    #[test]
+    fn a_named_library_is_the_only_one_tried_and_discovery_looks_beside_the_binary_then_in_the_cache() {
+        let both = |name: &str| match name {
+            "SWITCHYARD_ONNXRUNTIME" => Some("/opt/sy/libonnxruntime.so".into()),
+            "ORT_DYLIB_PATH" => Some("/opt/ort/libonnxruntime.so".into()),
+            _ => None,
+        };
+        let exe = Path::new("/src/switchyard/target/release");
+        assert_eq!(candidates(Some(Path::new("/x.so")), both, Some(exe), None), [Path::new("/x.so")]);
+        assert_eq!(candidates(None, both, Some(exe), None), [Path::new("/opt/sy/libonnxruntime.so")]);
+        let ort = |name: &str| (name == "ORT_DYLIB_PATH").then(|| "/opt/ort/libonnxruntime.so".into());
+        assert_eq!(candidates(None, ort, Some(exe), None), [Path::new("/opt/ort/libonnxruntime.so")]);
+        let found = candidates(None, |_| Some("".into()), Some(exe), Some(Path::new("/home/me")));
+        let cache = format!(".cache/onnxruntime/{ONNXRUNTIME_VERSION}/libonnxruntime.so");
+        assert_eq!(found[0], exe.join("libonnxruntime.so"), "empty variables name nothing");
+        assert!(found.contains(&Path::new("/src/switchyard").join(&cache)), "the checkout's cache: {found:?}");
+        assert!(found.contains(&Path::new("/home/me").join(&cache)), "the working directory's: {found:?}");
+    }
+
+    #[test]
+    fn a_binary_in_the_checkout_finds_the_cache_without_any_variable() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let lib = root.path().join(cache_path());
+        std::fs::create_dir_all(lib.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&lib, b"not really a library").expect("write");
+        let exe = root.path().join("target/debug");
+        let found = candidates(None, |_| None, Some(&exe), None);
+        assert_eq!(found.iter().find(|c| c.is_file()), Some(&lib));
     }
 }

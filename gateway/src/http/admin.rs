@@ -29,7 +29,7 @@ where
     if let Some(token) = &app.admin_token
         && !authorized(req.headers(), token)
     {
-        return ApiError::Unauthorized.into_response();
+        return ApiError::Unauthorized(ADMIN_TOKEN_NEEDED).into_response();
     }
     match route(&app, req).await {
         Ok(r) => r,
@@ -37,8 +37,11 @@ where
     }
 }
 
+const ADMIN_TOKEN_NEEDED: &str =
+    "this admin API needs `Authorization: Bearer <token>` (the [server] admin_token / SWITCHYARD_ADMIN_TOKEN)";
+
 /// Whether the request carries `Authorization: Bearer <token>`, compared in constant time.
-fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
+pub(super) fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
     let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")) else {
         return false;
     };

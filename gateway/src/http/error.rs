@@ -22,9 +22,16 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// The admin port wants its bearer token.
-    #[error("this admin API needs `Authorization: Bearer <token>` (the [server] admin_token / SWITCHYARD_ADMIN_TOKEN)")]
-    Unauthorized,
+    /// The endpoint wants a bearer token; the message says which.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Not allowed here, whatever the credentials (e.g. feedback on an exposed port with no
+    /// token configured).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The client sent more than its rate allows; retry after `retry_after` seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u32 },
     /// The client did not send its request in time.
     #[error("{0}")]
     RequestTimeout(String),
@@ -58,7 +65,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) | ApiError::Refused { .. } => StatusCode::CONFLICT,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,7 +85,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Conflict(_) => "conflict",
             ApiError::Refused { .. } => "refused",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable { .. } => "unavailable",
@@ -93,6 +104,7 @@ impl ApiError {
         let status = self.status();
         let retry_after = match &self {
             ApiError::Unavailable { retry_after, .. } => *retry_after,
+            ApiError::TooManyRequests { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         let mut body = serde_json::json!({ "error": self.to_string() });

@@ -156,3 +156,44 @@ async fn the_admin_token_is_required_when_set() {
     // The public port never asks for it.
     assert_eq!(call(&app, false, "GET", "/v2/health/live", &[], "").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn feedback_needs_a_token_once_one_is_set_and_an_exposed_port_needs_one_set() {
+    let token = "feedback-token-0123456789";
+    let f = fixture("champion = 1", &format!("[server]\nfeedback_token = \"{token}\"")).await;
+    let (app, writer) = app(&f);
+    let r = call(&app, false, "POST", "/v2/models/m/infer", &[("x-request-id", "auth-1")], &infer_body([1.0; 4])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    writer.drain(Duration::from_secs(5)).await;
+    let item = json!({"request_id": "auth-1", "label": 0}).to_string();
+    let denied = call(&app, false, "POST", "/v2/models/m/feedback", &[], &item).await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED, "{}", denied.body);
+    assert!(denied.body["error"].as_str().expect("message").contains("feedback_token"));
+    let bearer = format!("Bearer {token}");
+    let stored = call(&app, false, "POST", "/v2/models/m/feedback", &[("authorization", &bearer)], &item).await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.body);
+    // Inference on the same port needs nothing.
+    let r = call(&app, false, "POST", "/v2/models/m/infer", &[], &infer_body([1.0; 4])).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let exposed = fixture("champion = 1", "[server]\nlisten = \"0.0.0.0:0\"").await;
+    let (app, _writer) = self::app(&exposed);
+    let refused = call(&app, false, "POST", "/v2/models/m/feedback", &[], &item).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body["error"].as_str().expect("message").contains("set [server] feedback_token"));
+}
+
+#[tokio::test]
+async fn feedback_is_rate_limited_per_client() {
+    let f = fixture("champion = 1", "[server]\nfeedback_rate = 1").await;
+    let (app, _writer) = app(&f);
+    let item = json!({"request_id": "nobody", "label": 0}).to_string();
+    // A burst of twice the rate, then 429 with Retry-After.
+    for _ in 0..2 {
+        let r = call(&app, false, "POST", "/v2/models/m/feedback", &[], &item).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "allowed through, and the id is unknown: {}", r.body);
+    }
+    let limited = call(&app, false, "POST", "/v2/models/m/feedback", &[], &item).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
+    assert_eq!(limited.headers["retry-after"], "1");
+}

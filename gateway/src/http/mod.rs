@@ -11,9 +11,16 @@ pub mod metadata;
 pub mod public;
 pub mod server;
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+
+/// The peer address of the connection a request came on, in the request's extensions (set by
+/// `server`; absent in handler tests that build requests themselves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// A JSON body with its status and content type; every JSON answer of both ports goes through here.
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {

@@ -72,6 +72,7 @@ where
         ["v2", "models", "stats"] if get => ok(&all_stats(&state)),
         ["v2", "models", "stats"] => Err(not_allowed()),
         ["v2", "models", name, "feedback"] if method == Method::POST => {
+            feedback_allowed(app, &req)?;
             let name = (*name).to_owned();
             let (_, body) = read_body(req, app.max_body_bytes, app.request_timeout).await?;
             super::feedback::handle(app, &name, &body).await
@@ -102,6 +103,33 @@ where
         ["v2"] | ["v2", "health", "live" | "ready"] => Err(not_allowed()),
         _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
     }
+}
+
+const FEEDBACK_TOKEN_NEEDED: &str = "feedback needs `Authorization: Bearer <token>` (the [server] feedback_token / \
+     SWITCHYARD_FEEDBACK_TOKEN, or the admin token)";
+
+/// Whether this request may post feedback: its token (or an open loopback port), then its
+/// client's rate.
+fn feedback_allowed<B>(app: &App, req: &Request<B>) -> Result<(), ApiError> {
+    let access = &app.feedback;
+    if !access.open {
+        if access.tokens.is_empty() {
+            return Err(ApiError::Forbidden(
+                "feedback is refused on a public port that is not on loopback until a token is configured: \
+                 set [server] feedback_token (or SWITCHYARD_FEEDBACK_TOKEN)"
+                    .to_owned(),
+            ));
+        }
+        if !access.tokens.iter().any(|t| super::admin::authorized(req.headers(), t)) {
+            return Err(ApiError::Unauthorized(FEEDBACK_TOKEN_NEEDED));
+        }
+    }
+    let client = req.extensions().get::<super::ClientAddr>().map(|c| c.0.ip());
+    let client = client.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    access.limiter.check(client, Instant::now()).map_err(|wait| ApiError::TooManyRequests {
+        message: format!("too many feedback requests from {client}; retry in {} ms", wait.as_millis().max(1)),
+        retry_after: u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX),
+    })
 }
 
 fn server_ready(state: &ServingState) -> bool {

@@ -125,8 +125,9 @@ impl Connections {
         // Until its first request the connection is on probation, and counted as silent.
         let silent = Silent::count(&self.silent);
         let first_request = Arc::clone(&silent);
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             first_request.spoke();
+            req.extensions_mut().insert(super::ClientAddr(peer));
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(req).await) }
         });
