@@ -100,6 +100,9 @@ pub struct ServedModel {
     pub versions: BTreeMap<u32, VersionSlot>,
     /// Keep a sha256 of each request's inputs in its lineage record.
     pub lineage_input_sha256: bool,
+    /// Registry aliases of the configured versions (alias → version), so a path may name a
+    /// version by alias. The control plane keeps `champion` in step when it moves it.
+    pub aliases: BTreeMap<String, u32>,
 }
 
 /// Why a model's routing is what it is.
@@ -191,6 +194,26 @@ impl VersionHeaders {
 }
 
 impl ServedModel {
+    /// The version a path segment names: a number, or one of `aliases`. `None` when it names
+    /// neither.
+    pub fn version_named(&self, text: &str) -> Option<u32> {
+        match text.parse::<u32>() {
+            Ok(v) => Some(v),
+            Err(_) => self.aliases.get(text).copied(),
+        }
+    }
+
+    /// "1, 2, 3" and, when there are any, "; aliases: champion → 2": what a path may name.
+    pub fn names_text(&self) -> String {
+        let numbers: Vec<String> = self.ready_versions().map(|l| l.instance.version.to_string()).collect();
+        let mut text = if numbers.is_empty() { "none".to_owned() } else { numbers.join(", ") };
+        if !self.aliases.is_empty() {
+            let aliases: Vec<String> = self.aliases.iter().map(|(a, v)| format!("{a} → {v}")).collect();
+            text.push_str(&format!("; aliases: {}", aliases.join(", ")));
+        }
+        text
+    }
+
     /// The version named `v`, if configured and loaded.
     pub fn ready(&self, v: u32) -> Option<&Arc<LoadedVersion>> {
         match self.versions.get(&v)? {
@@ -387,6 +410,7 @@ async fn load_model(
         return Err(problems);
     }
     let routing = routing_table(model, &resolved)?;
+    let aliases = records.iter().flat_map(|r| r.aliases.iter().map(|a| (a.clone(), r.version))).collect();
     let window_len = model.guard.as_ref().map_or(DEFAULT_WINDOW, |g| g.window);
     let mut versions = BTreeMap::new();
     for record in records {
@@ -429,6 +453,7 @@ async fn load_model(
         max_batch: model.engine.max_batch,
         versions,
         lineage_input_sha256: model.lineage_input_sha256,
+        aliases,
     })
 }
 

@@ -117,9 +117,12 @@ pub struct LineageChain {
 pub struct LineageStats {
     /// Primary records: requests this version answered.
     pub requests: u64,
-    /// Primary records with `status >= 500` (server-side failures; 4xx are the client's).
+    /// Primary records with `status >= 500` (server-side failures).
     pub errors: u64,
-    /// `errors / requests`; `None` without requests.
+    /// Primary records with a 4xx status: refused as the client's error, not served by the
+    /// version (counted in `requests`, left out of `error_rate`, as the guard does).
+    pub client_errors: u64,
+    /// `errors / (requests - client_errors)`; `None` when nothing was served.
     pub error_rate: Option<f64>,
     /// Primary records per route (`champion`, `challenger`, `backup`, `pinned`, `default`, …).
     pub routes: BTreeMap<String, u64>,
@@ -458,6 +461,7 @@ struct StatFields<'a>(
 #[derive(Default)]
 struct StatsTally {
     errors: u64,
+    client_errors: u64,
     routes: BTreeMap<String, u64>,
     shadow_runs: u64,
     /// `total_us` of every primary record.
@@ -478,6 +482,7 @@ impl StatsTally {
         let total_us = u64::try_from(total_us).map_err(|_| format!("total_us {total_us} is negative"))?;
         self.totals.push(total_us);
         self.errors += u64::from(status >= 500);
+        self.client_errors += u64::from((400..500).contains(&status));
         match self.routes.get_mut(route.as_ref()) {
             Some(n) => *n += 1,
             None => {
@@ -499,7 +504,11 @@ impl StatsTally {
         LineageStats {
             requests,
             errors: self.errors,
-            error_rate: (requests > 0).then(|| self.errors as f64 / requests as f64),
+            client_errors: self.client_errors,
+            error_rate: {
+                let served = requests - self.client_errors;
+                (served > 0).then(|| self.errors as f64 / served as f64)
+            },
             routes: self.routes,
             shadow_runs: self.shadow_runs,
             p50_us,

@@ -119,11 +119,12 @@ fn the_card_shows_the_manifest_and_the_live_figures() {
         "| auc | 0.874 |",
         "| accuracy | 0.823 |",
         // Live traffic.
-        "| Requests served | 10 |",
+        // The 404 was refused as the client's error: not a request the version served.
+        "| Requests served | 9 (and 1 refused as the client's error, 4xx) |",
         "| By route | challenger 3, champion 7 |",
         "| Latency p50 | 5.000 ms |",
         "| Latency p99 | 10.000 ms |",
-        "| Error rate | 20.00% (2 of 10 with status ≥ 500) |",
+        "| Error rate | 22.22% (2 of 9 served with status ≥ 500) |",
         // Online quality.
         "| Feedback items | 6 |",
         "| Accuracy | 66.67% (4 of 6 judged right) |",
@@ -174,8 +175,8 @@ fn the_json_card_holds_the_same_numbers() {
 
     let traffic = &card["traffic"];
     assert_eq!(traffic["requests"], 10);
-    assert_eq!(traffic["errors"], 2);
-    assert_eq!(traffic["error_rate"], 0.2);
+    assert_eq!((traffic["errors"].as_u64(), traffic["client_errors"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(traffic["error_rate"], 2.0 / 9.0);
     assert_eq!(traffic["routes"], json!({"champion": 7, "challenger": 3}));
     assert_eq!((traffic["p50_us"].as_u64(), traffic["p99_us"].as_u64()), (Some(5_000), Some(10_000)));
     assert_eq!(traffic["shadow_runs"], 0);

@@ -175,3 +175,30 @@ fn a_stuck_request_holds_shutdown_only_until_the_drain_timeout_and_lineage_is_wr
         assert_eq!(chain["records"][0]["request_id"], id.as_str(), "{chain}");
     }
 }
+
+/// A log that goes to a file (stderr not a terminal) is plain text: no ANSI colour codes.
+#[test]
+fn logs_to_a_file_have_no_colour_codes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let config = dir.path().join("plain.toml");
+    std::fs::write(&config, FULL_CONFIG.replace("{store}", &store.display().to_string())).expect("write");
+    let log = dir.path().join("switchyard.log");
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("listening line");
+    assert!(line.contains("switchyard listening"), "{line}");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(child.wait().expect("wait").success());
+    let text = std::fs::read_to_string(&log).expect("read log");
+    assert!(text.contains("version loaded"), "{text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in a log file: {text:?}");
+}

@@ -227,13 +227,18 @@ impl Card {
         md.table(
             ["Figure", "Value"],
             [
-                ["Requests served".to_owned(), t.requests.to_string()],
+                ["Requests served".to_owned(), served_text(t.requests, t.client_errors)],
                 ["By route".to_owned(), routes.join(", ")],
                 ["Latency p50".to_owned(), millis(p50)],
                 ["Latency p99".to_owned(), millis(p99)],
                 [
                     "Error rate".to_owned(),
-                    format!("{} ({} of {} with status ≥ 500)", percent(error_rate), t.errors, t.requests),
+                    format!(
+                        "{} ({} of {} served with status ≥ 500)",
+                        percent(error_rate),
+                        t.errors,
+                        t.requests - t.client_errors
+                    ),
                 ],
                 ["Served".to_owned(), span],
             ],
@@ -346,6 +351,15 @@ fn free_form_table(md: &mut Markdown, title: &str, map: &BTreeMap<String, Value>
 }
 
 /// Microseconds as milliseconds with all three decimals: exact, and readable at a glance.
+/// "97", or "97 (and 3 refused as the client's error, 4xx)": refusals are not served requests.
+fn served_text(requests: u64, client_errors: u64) -> String {
+    let served = requests - client_errors;
+    match client_errors {
+        0 => served.to_string(),
+        n => format!("{served} (and {n} refused as the client's error, 4xx)"),
+    }
+}
+
 fn millis(us: u64) -> String {
     format!("{}.{:03} ms", us / 1000, us % 1000)
 }

@@ -219,7 +219,10 @@ impl Control {
                 0
             }
         };
-        let model = current.with_override(next, origin(event_id));
+        let mut model = current.with_override(next, origin(event_id));
+        if let (Some(mv), true) = (champion, event_id != 0) {
+            model.aliases.insert(model_store::CHAMPION_ALIAS.to_owned(), mv.version);
+        }
         self.install(state.with_model(model.clone()));
         model
     }
@@ -419,10 +422,11 @@ impl Control {
         if !cleared && current.origin == RoutingOrigin::Config {
             return Ok((false, current.clone()));
         }
+        let mut next = current.reset();
         if let (true, Some(mv)) = (cleared, champion) {
             follow_champion(current, mv);
+            next.aliases.insert(model_store::CHAMPION_ALIAS.to_owned(), mv.version);
         }
-        let next = current.reset();
         self.clear_alarm(model);
         tracing::info!(model, actor, "routing reset to the config's");
         self.install(state.with_model(next.clone()));

@@ -56,7 +56,7 @@ where
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let not_allowed = || Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() });
+    let not_allowed = |allow| Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone(), allow });
     let get = method == Method::GET || method == Method::HEAD;
     let post = method == Method::POST;
     match segments.as_slice() {
@@ -131,9 +131,15 @@ where
         }
         ["admin", "status"] if get => Ok(json_response(StatusCode::OK, &status(app))),
         ["metrics"] | ["admin", "models"] | ["admin", "models", _] | ["admin", "lineage", _] | ["admin", "status"] => {
-            not_allowed()
+            not_allowed(super::public::GET)
         }
-        ["admin", "models", _, "promote" | "rollback" | "weights" | "reset"] | ["admin", "reload"] => not_allowed(),
+        ["admin", "models", _, "promote" | "rollback" | "weights" | "reset"] | ["admin", "reload"] => {
+            not_allowed(super::public::POST)
+        }
+        ["v2", ..] => Err(ApiError::NotFound(format!(
+            "no such endpoint on the admin port: {path}; the KServe v2 endpoints (/v2/…) are on the public port \
+             ([server] listen)"
+        ))),
         _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
     }
 }

@@ -16,8 +16,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("method {method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    /// The path exists; `allow` lists the methods it takes (sent as `Allow`).
+    #[error("method {method} is not allowed on {path} (allowed: {allow})")]
+    MethodNotAllowed { method: String, path: String, allow: &'static str },
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -116,6 +117,9 @@ impl ApiError {
         let mut response = super::json_response(status, &body);
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = &self {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

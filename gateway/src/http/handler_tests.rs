@@ -61,8 +61,15 @@ async fn health_metadata_and_errors_of_the_public_port() {
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     let pinned_missing = call(&app, false, "POST", "/v2/models/m/versions/9/infer", &[], &infer_body([0.0; 4])).await;
     assert_eq!(pinned_missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(pinned_missing.body["error"], "model 'm' has no loaded version 9");
+    assert_eq!(pinned_missing.body["error"], "model 'm' has no loaded version 9 (loaded: 1, 2, 3)");
     assert!(pinned_missing.headers.contains_key("x-request-id"), "every answer names its request");
+    assert_eq!(wrong_method.headers["allow"], "POST");
+    let not_a_version = call(&app, false, "GET", "/v2/models/m/versions/newest", &[], "").await;
+    assert_eq!(not_a_version.status, StatusCode::NOT_FOUND);
+    assert!(not_a_version.body["error"].as_str().expect("message").contains("by number or alias (1, 2, 3)"));
+    let on_admin = call(&app, true, "POST", "/v2/models/m/infer", &[], &infer_body([0.0; 4])).await;
+    assert_eq!(on_admin.status, StatusCode::NOT_FOUND);
+    assert!(on_admin.body["error"].as_str().expect("message").contains("are on the public port"), "{}", on_admin.body);
 }
 
 #[tokio::test]
@@ -108,6 +115,20 @@ async fn feedback_joins_the_record_of_an_answered_request() {
     assert_eq!(call(&app, false, "POST", "/v2/models/m/feedback", &[], &unknown).await.status, StatusCode::NOT_FOUND);
     let summary = f.control.store().registry().feedback_summary("m", 1, None).await.expect("summary");
     assert_eq!((summary.count, summary.judged, summary.correct), (1, 1, 1), "argmax 2 was right, stored once");
+}
+
+#[tokio::test]
+async fn a_path_may_name_a_version_by_its_alias_and_the_champion_alias_follows_a_promotion() {
+    let f = fixture("champion = 1\nchallengers = { 2 = 10 }", "").await;
+    let (app, _writer) = app(&f);
+    let unknown = call(&app, false, "POST", "/v2/models/m/versions/champion/infer", &[], &infer_body([0.0; 4])).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "no champion alias yet: {}", unknown.body);
+    f.control.promote("m", 2, "ops", false).await.expect("promote");
+    let r = call(&app, false, "POST", "/v2/models/m/versions/champion/infer", &[], &infer_body([0.0; 4])).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["model_version"].as_str(), r.body["parameters"]["route"].as_str()), (Some("2"), Some("pinned")));
+    let ready = call(&app, false, "GET", "/v2/models/m/versions/champion/ready", &[], "").await;
+    assert_eq!(ready.body["version"], "2", "the resolved number");
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ where
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let method = req.method().clone();
-    let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
+    let not_allowed = |allow| ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone(), allow };
     let get = method == Method::GET || method == Method::HEAD;
     let state = app.control.snapshot();
     match segments.as_slice() {
@@ -70,20 +70,20 @@ where
             Ok(json_response(status, &json!({ "ready": ready })))
         }
         ["v2", "models", "stats"] if get => ok(&all_stats(&state)),
-        ["v2", "models", "stats"] => Err(not_allowed()),
+        ["v2", "models", "stats"] => Err(not_allowed(GET)),
         ["v2", "models", name, "feedback"] if method == Method::POST => {
             feedback_allowed(app, &req)?;
             let name = (*name).to_owned();
             let (_, body) = read_body(req, app.max_body_bytes, app.request_timeout).await?;
             super::feedback::handle(app, &name, &body).await
         }
-        ["v2", "models", _, "feedback"] => Err(not_allowed()),
+        ["v2", "models", _, "feedback"] => Err(not_allowed(POST)),
         ["v2", "models", name, rest @ ..] => {
+            let model = state.models.get(*name).ok_or_else(|| unknown_model(name))?;
             let (version, rest) = match rest {
-                ["versions", v, rest @ ..] => (Some(parse_version(name, v)?), rest),
+                ["versions", v, rest @ ..] => (Some(parse_version(model, v)?), rest),
                 other => (None, other),
             };
-            let model = state.models.get(*name).ok_or_else(|| unknown_model(name))?;
             match rest {
                 [] if get => {
                     let v = select(model, version)?;
@@ -96,11 +96,12 @@ where
                 ["config"] if get => ok(&metadata::model_config(model, select(model, version)?)),
                 ["stats"] if get => ok(&model_stats(model, version)?),
                 ["infer"] if method == Method::POST => infer(app, model, version, req, request_id).await,
-                [] | ["ready"] | ["config"] | ["stats"] | ["infer"] => Err(not_allowed()),
+                ["infer"] => Err(not_allowed(POST)),
+                [] | ["ready"] | ["config"] | ["stats"] => Err(not_allowed(GET)),
                 _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
             }
         }
-        ["v2"] | ["v2", "health", "live" | "ready"] => Err(not_allowed()),
+        ["v2"] | ["v2", "health", "live" | "ready"] => Err(not_allowed(GET)),
         _ => Err(ApiError::NotFound(format!("no such endpoint: {path}"))),
     }
 }
@@ -132,6 +133,10 @@ fn feedback_allowed<B>(app: &App, req: &Request<B>) -> Result<(), ApiError> {
     })
 }
 
+/// The `Allow` of read-only and of action endpoints.
+pub(super) const GET: &str = "GET, HEAD";
+pub(super) const POST: &str = "POST";
+
 fn server_ready(state: &ServingState) -> bool {
     !state.models.is_empty() && state.models.values().all(|m| m.ready(m.routing.champion).is_some())
 }
@@ -140,11 +145,15 @@ fn unknown_model(name: &str) -> ApiError {
     ApiError::NotFound(format!("unknown model '{name}'"))
 }
 
-fn parse_version(model: &str, text: &str) -> Result<u32, ApiError> {
-    text.parse::<u32>()
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| ApiError::NotFound(format!("model '{model}' has no version '{text}': versions are numbers ≥ 1")))
+/// The version a path names: a number, or a registry alias of one of the model's versions.
+fn parse_version(model: &ServedModel, text: &str) -> Result<u32, ApiError> {
+    model.version_named(text).filter(|v| *v >= 1).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "model '{}' has no version '{text}': name a loaded version by number or alias ({})",
+            model.name,
+            model.names_text()
+        ))
+    })
 }
 
 /// The version asked for, or the default one; 404 when not configured, 503 when it failed to load.
@@ -156,7 +165,11 @@ fn select(model: &ServedModel, version: Option<u32>) -> Result<&Arc<LoadedVersio
             message: format!("version {v} of model '{}' is not available: {reason}", model.name),
             retry_after: None,
         }),
-        None => Err(ApiError::NotFound(format!("model '{}' has no loaded version {v}", model.name))),
+        None => Err(ApiError::NotFound(format!(
+            "model '{}' has no loaded version {v} (loaded: {})",
+            model.name,
+            model.names_text()
+        ))),
     }
 }
 

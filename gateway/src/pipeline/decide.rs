@@ -44,6 +44,6 @@ fn pinned_version(model: &ServedModel, version: u32) -> Result<&Arc<LoadedVersio
         Some(VersionSlot::Failed { reason, .. }) => {
             Err(PipelineError::VersionUnavailable { model: model.name.clone(), version, reason: reason.clone() })
         }
-        None => Err(PipelineError::VersionNotServed { model: model.name.clone(), version }),
+        None => Err(PipelineError::VersionNotServed { model: model.name.clone(), version, loaded: model.names_text() }),
     }
 }

@@ -10,9 +10,9 @@ pub enum PipelineError {
     /// No version of the model is loaded to answer an unpinned request.
     #[error("model '{model}' has no loaded version to answer with (champion {champion} is not loaded)")]
     NoVersion { model: String, champion: u32 },
-    /// The pinned version is not one the model serves.
-    #[error("model '{model}' has no loaded version {version}")]
-    VersionNotServed { model: String, version: u32 },
+    /// The pinned version is not one the model serves; `loaded` says what it serves.
+    #[error("model '{model}' has no loaded version {version} (loaded: {loaded})")]
+    VersionNotServed { model: String, version: u32, loaded: String },
     /// The pinned version is configured but failed to load.
     #[error("version {version} of model '{model}' is not available: {reason}")]
     VersionUnavailable { model: String, version: u32, reason: String },

@@ -458,8 +458,8 @@ async fn stats_count_errors_and_routes_and_read_percentiles_of_one_version() {
     registry.insert_lineage(&batch).await.expect("insert");
 
     let stats = registry.lineage_stats("mlp", 2).await.expect("stats");
-    assert_eq!((stats.requests, stats.errors, stats.shadow_runs), (100, 7, 3));
-    assert_eq!(stats.error_rate, Some(0.07));
+    assert_eq!((stats.requests, stats.errors, stats.client_errors, stats.shadow_runs), (100, 7, 3, 3));
+    assert_eq!(stats.error_rate, Some(7.0 / 97.0), "the client's 404s are not the version's errors");
     assert_eq!(stats.routes, BTreeMap::from([("challenger".to_owned(), 30), ("champion".to_owned(), 70)]));
     // Nearest rank: the 50th and 99th smallest of 10, 20, … 1000.
     assert_eq!((stats.p50_us, stats.p99_us), (Some(500), Some(990)));
