@@ -4,6 +4,7 @@
 //! Runtime or the registry, so the config fuzz target links it alone.
 
 pub mod engine;
+mod place;
 pub mod promotion;
 mod raw;
 
@@ -227,6 +228,9 @@ impl fmt::Display for VersionSelector {
 pub struct ConfigError {
     pub source: String,
     pub problems: Vec<String>,
+    /// What could be read in spite of the problems (models whose own tables were valid), so a
+    /// check can still resolve their references; `None` when the file could not be parsed.
+    pub partial: Option<Box<Config>>,
 }
 
 impl fmt::Display for ConfigError {
@@ -263,6 +267,7 @@ impl Config {
         let bytes = std::fs::read(path).map_err(|e| ConfigError {
             source: path.display().to_string(),
             problems: vec![format!("cannot read the file: {e}")],
+            partial: None,
         })?;
         let digest = sha2::Sha256::digest(&bytes).into();
         Self::from_file_bytes(path, &bytes).map(|c| (c, digest))
@@ -273,66 +278,103 @@ impl Config {
     /// have already read the file (the config watcher compares reads before reloading).
     pub fn from_file_bytes(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
         let source = path.display().to_string();
-        let fail = |p: String| ConfigError { source: source.clone(), problems: vec![p] };
+        let fail = |p: String| ConfigError { source: source.clone(), problems: vec![p], partial: None };
         let text = std::str::from_utf8(bytes).map_err(|e| fail(format!("the file is not valid UTF-8: {e}")))?;
+        // Parsed alone first: a syntax error then says where it is.
+        text.parse::<toml::Table>().map_err(|e: toml::de::Error| fail(e.to_string()))?;
         let table = config::Config::builder()
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .add_source(config::Environment::with_prefix("SWITCHYARD").separator("__").try_parsing(true))
             .build()
             .and_then(|c| c.try_deserialize::<toml::Table>())
             .map_err(|e| fail(e.to_string()))?;
-        Self::from_table(&source, table, path.parent())
+        Self::from_table(&source, table, path.parent(), &place::Places::of(text))
     }
 
     /// Parses and validates TOML text (no environment overrides); relative paths are kept as is.
     pub fn from_toml_str(source: &str, text: &str) -> Result<Config, ConfigError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError { source: source.to_owned(), problems: vec![e.to_string()] })?;
-        Self::from_table(source, table, None)
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+            source: source.to_owned(),
+            problems: vec![e.to_string()],
+            partial: None,
+        })?;
+        Self::from_table(source, table, None, &place::Places::of(text))
     }
 
-    fn from_table(source: &str, mut table: toml::Table, base: Option<&Path>) -> Result<Config, ConfigError> {
+    fn from_table(
+        source: &str,
+        mut table: toml::Table,
+        base: Option<&Path>,
+        places: &place::Places,
+    ) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
-        let server: Option<RawServer> = section(&mut table, "server", &mut problems);
-        let store: Option<RawStore> = section(&mut table, "store", &mut problems);
-        let runtime: Option<RawRuntime> = section(&mut table, "runtime", &mut problems);
-        let lineage: Option<RawLineage> = section(&mut table, "lineage", &mut problems);
+        let server: Option<RawServer> = section(&mut table, "server", places, &mut problems);
+        let store: Option<RawStore> = section(&mut table, "store", places, &mut problems);
+        let runtime: Option<RawRuntime> = section(&mut table, "runtime", places, &mut problems);
+        let lineage: Option<RawLineage> = section(&mut table, "lineage", places, &mut problems);
         let models = match table.remove("model") {
             None => Vec::new(),
-            Some(toml::Value::Array(items)) => items
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, item)| match RawModel::deserialize(item) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        problems.push(format!("[[model]] #{}: {}", i + 1, e.message()));
-                        None
-                    }
-                })
-                .collect(),
+            Some(toml::Value::Array(items)) => {
+                items.into_iter().enumerate().filter_map(|(i, item)| model(i, item, places, &mut problems)).collect()
+            }
             Some(_) => {
                 problems.push("'model' must be an array of tables: write [[model]]".to_owned());
                 Vec::new()
             }
         };
+        const TOP: [&str; 5] = ["server", "store", "runtime", "lineage", "model"];
         for key in table.keys() {
-            problems.push(format!("unknown top-level key '{key}' (expected server, store, runtime, lineage, model)"));
+            let hint = match place::closest(key, &TOP) {
+                Some(near) => format!("did you mean [{near}]?"),
+                None => format!("expected {}", TOP.join(", ")),
+            };
+            problems.push(format!("unknown top-level key '{key}' ({hint})"));
         }
         let mut config = validate(server, store, runtime, models, base, &mut problems);
         config.lineage = validate_lineage(lineage.unwrap_or_default(), &mut problems);
-        if problems.is_empty() { Ok(config) } else { Err(ConfigError { source: source.to_owned(), problems }) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { source: source.to_owned(), problems, partial: Some(Box::new(config)) })
+        }
     }
 }
 
-use serde::Deserialize;
+/// The `index`-th `[[model]]` table, each of its tables checked key by key first so that a bad
+/// value deep inside is reported at its place and the rest is still read.
+fn model(index: usize, item: toml::Value, places: &place::Places, problems: &mut Vec<String>) -> Option<RawModel> {
+    let toml::Value::Table(mut table) = item else {
+        problems.push(format!("[[model]] #{}: expected a table", index + 1));
+        return None;
+    };
+    let at = place::Table::model(places, index, &table);
+    macro_rules! clean {
+        ($key:literal, $raw:ty) => {
+            if let Some(inner) = at.take_table(&mut table, $key, problems) {
+                let cleaned = at.inner($key).clean::<$raw>(inner, problems);
+                table.insert($key.to_owned(), toml::Value::Table(cleaned));
+            }
+        };
+    }
+    clean!("engine", RawEngine);
+    clean!("routing", RawRouting);
+    clean!("lineage", RawModelLineage);
+    clean!("guard", RawGuard);
+    clean!("promotion", RawPromotion);
+    at.read(table, problems)
+}
 
-fn section<T: DeserializeOwned>(table: &mut toml::Table, key: &str, problems: &mut Vec<String>) -> Option<T> {
-    let value = table.remove(key)?;
-    match T::deserialize(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problems.push(format!("[{key}]: {}", e.message()));
+/// The top-level `[key]` table read as a `T`, every problem reported at its place.
+fn section<T: DeserializeOwned>(
+    table: &mut toml::Table,
+    key: &str,
+    places: &place::Places,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match table.remove(key)? {
+        toml::Value::Table(inner) => place::Table::top(places, key).read(inner, problems),
+        _ => {
+            problems.push(format!("'{key}' must be a table: write [{key}]"));
             None
         }
     }
@@ -705,7 +747,6 @@ fn validate_model(
     server_threads: usize,
     problems: &mut Vec<String>,
 ) -> Option<ModelConfig> {
-    let before = problems.len();
     let name = raw.name.clone().unwrap_or_default();
     let name_ok = !name.is_empty()
         && name.len() <= 128
@@ -795,11 +836,11 @@ fn validate_model(
     }
     let lineage_input_sha256 = raw.lineage.input_sha256.unwrap_or(false);
     let guard = raw.guard.as_ref().and_then(|g| validate_guard(g, label, problems));
-    if problems.len() > before {
-        return None;
-    }
     let promotion = raw.promotion.as_ref().map(|p| validate_promotion(p, label, problems));
-    if problems.len() > before {
+    // With problems the config is refused whole; the model is still returned, so that a check
+    // can resolve its versions too (`ConfigError::partial`). A bad name or routing leaves
+    // nothing to resolve.
+    if !name_ok {
         return None;
     }
     Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard, promotion })

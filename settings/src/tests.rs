@@ -59,14 +59,14 @@ unknown = true
     let text = err.to_string();
     for needle in [
         "unknown top-level key 'colour'",
-        "[server]: unknown field `bogus`",
+        "line 5, column 1: [server] → bogus: unknown key `bogus`; expected one of listen, admin_listen",
         "model 'a': 0 is not a version number",
         "model 'a': \"Bad Alias\" is not a version number",
         "model 'b': version 1 is listed twice",
         "model 'b': default_version 4 is not one of its versions",
         "model 'b': device \"tpu\" must be",
         "model 'b': engine.instances = 0 must be between 1 and 64",
-        "[[model]] #3: unknown field `unknown`",
+        "line 19, column 1: model \"c\" → unknown: unknown key `unknown`",
         "[store] path is required",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
@@ -196,7 +196,9 @@ fn lineage_section_defaults_and_refusals() {
     assert!(c.models[0].lineage_input_sha256);
     let bad = format!("{GOOD}\n[lineage]\ncapacity = 0\non_full = \"sometimes\"\nbatch = 3\n");
     let text = Config::from_toml_str("bad", &bad).unwrap_err().to_string();
-    assert!(text.contains("unknown field `batch`"), "{text}");
+    assert!(text.contains("[lineage] → batch: unknown key `batch`"), "{text}");
+    // The unknown key hides nothing else of its table.
+    assert!(text.contains("[lineage] capacity = 0 must be between 1 and 10000000"), "{text}");
     let bad = format!("{GOOD}\n[lineage]\ncapacity = 0\non_full = \"sometimes\"\ndurability = \"fsync\"\n");
     let text = Config::from_toml_str("bad", &bad).unwrap_err().to_string();
     assert!(text.contains("[lineage] durability = \"fsync\" must be \"full\" or \"normal\""), "{text}");
@@ -263,4 +265,38 @@ fn the_example_config_shows_the_defaults() {
         .expect("valid");
     assert_eq!(bare.server, d);
     assert_eq!(bare.lineage, LineageConfig::default());
+}
+
+/// What a newcomer's typos look like: the place (line, column, the model by name, the key
+/// path), what was expected, the nearest known key, and every problem at once.
+#[test]
+fn problems_name_their_place_and_a_bad_value_hides_nothing() {
+    let text = r#"[store]
+path = "s"
+[[model]]
+name = "mlp"
+versions = [1, 2]
+[model.routing]
+champion = 1
+chalengers = { 2 = 10 }
+[model.guard]
+p99_ms = "fifty"
+min_requests = 0
+[model.engine]
+instances = "two"
+max_batch = 0
+"#;
+    let err = Config::from_toml_str("switchyard.toml", text).unwrap_err();
+    let all = err.to_string();
+    for needle in [
+        "line 8, column 1: model \"mlp\" → routing → chalengers: unknown key `chalengers`; did you mean `challengers`?",
+        "line 10, column 1: model \"mlp\" → guard → p99_ms: invalid type: string \"fifty\", expected a number",
+        "line 13, column 1: model \"mlp\" → engine → instances: invalid type: string \"two\", expected a whole number ≥ 0",
+        // Semantic problems of the same model are still found.
+        "model 'mlp': engine.max_batch = 0 must be between 1 and 4096",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    let typo = Config::from_toml_str("t.toml", "[servr]\n[store]\npath='s'\n").unwrap_err().to_string();
+    assert!(typo.contains("unknown top-level key 'servr' (did you mean [server]?)"), "{typo}");
 }

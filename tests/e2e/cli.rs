@@ -190,3 +190,31 @@ fn onnx_runtime_is_found_in_the_checkout_cache_without_any_variable() {
     assert!(!out.status.success());
     assert!(err.contains("ONNX Runtime library not found") && err.contains("make setup"), "{err}");
 }
+
+/// `config check` resolves what the file names in its store by default when the store exists,
+/// and a value of the wrong type does not hide a version the store does not have.
+#[test]
+fn config_check_resolves_by_default_and_shows_every_problem_at_its_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    register(&store, "mlp", "mlp_v1", None);
+    let path = dir.path().join("switchyard.toml");
+    let text = format!(
+        "[store]\npath = \"{}\"\n[[model]]\nname = \"mlp\"\n[model.routing]\nchampion = 9\nchalengers = {{ 1 = 5 }}\n\
+         [model.guard]\np99_ms = \"fifty\"\nmax_error_rate = 0.1\n",
+        store.display()
+    );
+    std::fs::write(&path, text).expect("write");
+    let out = run(&["config", "check", path.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "line 7, column 1: model \"mlp\" → routing → chalengers: unknown key `chalengers`; did you mean `challengers`?",
+        "line 9, column 1: model \"mlp\" → guard → p99_ms: invalid type: string \"fifty\", expected a number",
+        "model 'mlp': version 9: ",
+    ] {
+        assert!(shown.contains(needle), "missing {needle:?} in:\n{shown}");
+    }
+    let alone = run(&["config", "check", "--no-resolve", path.to_str().expect("utf8")]);
+    assert!(!String::from_utf8_lossy(&alone.stdout).contains("version 9"), "--no-resolve opens no store");
+}

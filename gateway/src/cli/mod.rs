@@ -54,12 +54,17 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check a config file and list every problem; exits 1 when there are any.
+    /// Check a config file and list every problem; exits 1 when there are any. Every version
+    /// it names is also resolved in its store when the store exists (reading only).
     Check {
         file: PathBuf,
-        /// Also resolve every named version in the store (opens the store read-only in effect).
-        #[arg(long)]
+        /// Resolve the named versions even if the store does not exist (that is then a problem).
+        #[arg(long, conflicts_with = "no_resolve")]
         resolve: bool,
+        /// Check the file alone, without opening the store.
+        #[arg(long)]
+        no_resolve: bool,
+        /// Print `{"file", "ok", "problems"}` as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -69,7 +74,14 @@ pub enum ConfigCommand {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve { config } => serve::serve(&config),
-        Command::Config(ConfigCommand::Check { file, resolve, json }) => serve::check(&file, resolve, json),
+        Command::Config(ConfigCommand::Check { file, resolve, no_resolve, json }) => {
+            let mode = match (resolve, no_resolve) {
+                (true, _) => serve::Resolve::Always,
+                (_, true) => serve::Resolve::Never,
+                _ => serve::Resolve::WhenTheStoreExists,
+            };
+            serve::check(&file, mode, json)
+        }
         Command::Models(cmd) => models::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),
         Command::Admin(args) => admin::run(args),

@@ -15,13 +15,28 @@ use crate::http::{admin, public, server};
 use crate::lineage;
 use crate::serving::ServingState;
 
-/// `switchyard config check FILE`.
-pub fn check(file: &Path, resolve: bool, json: bool) -> anyhow::Result<i32> {
-    let mut problems = match Config::load(file) {
-        Ok(config) if resolve => super::block_on(resolve_problems(&config))??,
-        Ok(_) => Vec::new(),
-        Err(e) => e.problems,
+/// Whether `config check` resolves the versions a config names in its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    Always,
+    WhenTheStoreExists,
+    Never,
+}
+
+/// `switchyard config check FILE`: every problem of the file, then (per `resolve`) every
+/// reference its store cannot satisfy, also for a file with other problems (what could be read
+/// of it is resolved).
+pub fn check(file: &Path, resolve: Resolve, json: bool) -> anyhow::Result<i32> {
+    let (config, mut problems) = match Config::load(file) {
+        Ok(config) => (Some(config), Vec::new()),
+        Err(e) => (e.partial.map(|c| *c), e.problems),
     };
+    if let Some(config) = config {
+        let store_exists = config.store_path.join("registry.db").is_file();
+        if resolve == Resolve::Always || (resolve == Resolve::WhenTheStoreExists && store_exists) {
+            problems.extend(super::block_on(resolve_problems(&config))??);
+        }
+    }
     problems.dedup();
     if json {
         out!(
