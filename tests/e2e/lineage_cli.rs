@@ -246,3 +246,28 @@ fn a_closed_stdout_is_not_a_panic() {
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A typo'd model or a version the store lacks is an error, not an empty answer; `--format
+/// table` prints a line per record for people, `--json` the export format.
+#[test]
+fn query_names_what_does_not_exist_and_prints_a_table_for_people() {
+    let f = fixture();
+    let err = failure(&run(&["lineage", "query", "--store", &f.store, "--model", "mpl"]));
+    assert!(err.contains("mpl"), "{err}");
+    let err = failure(&run(&["lineage", "query", "--store", &f.store, "--model", "mlp", "--version", "7"]));
+    assert!(err.contains('7'), "{err}");
+    let table = stdout(&run(&["lineage", "query", "--store", &f.store, "--model", "mlp", "--format", "table"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("at ") && lines[0].contains("request id"), "{table}");
+    assert!(lines.iter().any(|l| l.contains("req-b") && l.contains("champion alias")), "{table}");
+    assert!(!table.contains('{'), "no JSON in the table: {table}");
+    let json = stdout(&run(&["lineage", "query", "--store", &f.store, "--model", "mlp", "--json"]));
+    assert_eq!(records(&json).len(), lines.len() - 1, "the same records either way");
+    // The store from the environment, as every --store.
+    let from_env = Command::new(bin())
+        .env("SWITCHYARD_STORE", &f.store)
+        .args(["lineage", "query", "--model", "mlp", "--json"])
+        .output()
+        .expect("run");
+    assert_eq!(stdout(&from_env), json);
+}

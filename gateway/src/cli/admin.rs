@@ -143,19 +143,116 @@ fn render(command: &AdminCommand, body: &Value, json: bool) -> anyhow::Result<St
     if json {
         return Ok(serde_json::to_string(body)?);
     }
-    match command {
-        AdminCommand::Reload { .. } if body.get("result").and_then(Value::as_str) == Some("ok") => {
-            Ok("reloaded".to_owned())
-        }
+    Ok(match command {
+        AdminCommand::Status => status_summary(body),
+        AdminCommand::Models { model: None } => body
+            .as_array()
+            .map(|models| models.iter().map(model_summary).collect::<Vec<_>>().join("\n\n"))
+            .unwrap_or_default(),
+        AdminCommand::Models { model: Some(_) }
+        | AdminCommand::Promote { .. }
+        | AdminCommand::Rollback { .. }
+        | AdminCommand::Weights { .. } => model_summary(body),
         AdminCommand::Reset { model, .. } => match (body.get("changed").and_then(Value::as_bool), body.get("model")) {
-            (Some(false), _) => Ok(format!("{model} already serves its configured routing")),
-            (Some(true), Some(state)) => {
-                Ok(format!("{model} reset to its configured routing\n{}", serde_json::to_string_pretty(state)?))
-            }
-            _ => Ok(serde_json::to_string_pretty(body)?),
+            (Some(false), _) => format!("{model} already serves its configured routing"),
+            (Some(true), Some(state)) => format!("{model} reset to its configured routing\n{}", model_summary(state)),
+            _ => serde_json::to_string_pretty(body)?,
         },
-        _ => Ok(serde_json::to_string_pretty(body)?),
+        AdminCommand::Reload { .. } => reload_summary(body),
+        AdminCommand::Lineage { .. } => serde_json::to_string_pretty(body)?,
+    })
+}
+
+/// "status: ok" and the lineage writer's figures, a line each.
+fn status_summary(body: &Value) -> String {
+    let mut lines = vec![format!("status: {}", text(&body["status"]))];
+    if let Some(lineage) = body["lineage"].as_object() {
+        let figures: Vec<String> = lineage.iter().map(|(k, v)| format!("{k} {}", text(v))).collect();
+        lines.push(format!("lineage: {}", figures.join(", ")));
     }
+    lines.join("\n")
+}
+
+/// One model's routing for people: who is champion and why, the split, and each version's
+/// recent figures.
+fn model_summary(m: &Value) -> String {
+    let r = &m["routing"];
+    let origin = &m["origin"];
+    let why = match origin["kind"].as_str() {
+        Some("config") => "as configured".to_owned(),
+        Some("guard_trip") => format!("guard trip at {}", text(&origin["at"])),
+        Some("operator") => {
+            format!("{} by {} at {}", text(&origin["action"]), text(&origin["actor"]), text(&origin["at"]))
+        }
+        _ => text(origin),
+    };
+    let percent = |list: &Value, key: &str| -> String {
+        let parts: Vec<String> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{} = {}%", text(&e["version"]), text(&e[key])))
+            .collect();
+        if parts.is_empty() { "none".to_owned() } else { parts.join(", ") }
+    };
+    let mut lines = vec![
+        format!(
+            "{}: champion {} ({}; route {}), {}",
+            text(&m["name"]),
+            text(&r["champion"]),
+            why,
+            text(&r["champion_route"]),
+            { format!("{}% of requests", text(&r["champion_weight_percent"])) }
+        ),
+        format!("  challengers: {}", percent(&r["challengers"], "weight_percent")),
+        format!("  shadows:     {}", percent(&r["shadows"], "percent")),
+        format!("  backup:      {}", list(&r["backup"])),
+    ];
+    if m["guard_alarm"].is_object() {
+        lines.push("  ALARM: the champion breaches its guard and no backup is healthy".to_owned());
+    }
+    for v in m["versions"].as_array().into_iter().flatten() {
+        let line = match v["state"].as_str() {
+            Some("ready") => format!(
+                "  v{:<4} ready   {:<10} {} requests, {:.1}% errors, p99 {:.1} ms over {} s{}",
+                text(&v["version"]),
+                text(&v["stage"]),
+                text(&v["recent"]["requests"]),
+                v["recent"]["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                v["recent"]["p99_ms"].as_f64().unwrap_or(0.0),
+                v["recent"]["window_ms"].as_u64().unwrap_or(0) / 1000,
+                if v["ejected"] == true { " (ejected by the guard)" } else { "" }
+            ),
+            _ => format!("  v{:<4} FAILED  {}", text(&v["version"]), text(&v["reason"])),
+        };
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// What a reload changed.
+fn reload_summary(body: &Value) -> String {
+    let mut lines = vec!["reloaded".to_owned()];
+    for key in ["loaded", "unloaded", "rerouted", "ignored"] {
+        if body[key].as_array().is_some_and(|a| !a.is_empty()) {
+            lines.push(format!("  {key}: {}", list(&body[key])));
+        }
+    }
+    lines.join("\n")
+}
+
+/// A JSON value as people read it: strings without quotes, null as "-".
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn list(v: &Value) -> String {
+    let items: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
+    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
 }
 
 /// Parses one `VERSION=PERCENT` argument: a version number from 1 and a percent from 0 to 100
@@ -322,15 +419,41 @@ mod tests {
     #[test]
     fn rendering() {
         let reload = AdminCommand::Reload { actor: None };
-        assert_eq!(render(&reload, &json!({"result": "ok", "changed": []}), false).unwrap(), "reloaded");
+        assert_eq!(render(&reload, &json!({"result": "ok", "loaded": []}), false).unwrap(), "reloaded");
+        let report = json!({"result": "ok", "loaded": ["mlp:4"], "unloaded": [], "rerouted": ["mlp"]});
+        assert_eq!(render(&reload, &report, false).unwrap(), "reloaded\n  loaded: mlp:4\n  rerouted: mlp");
         assert_eq!(render(&reload, &json!({"result": "ok"}), true).unwrap(), r#"{"result":"ok"}"#);
         let reset = AdminCommand::Reset { model: "mlp".to_owned(), actor: None };
         let unchanged = json!({"changed": false, "model": {"name": "mlp"}});
         assert_eq!(render(&reset, &unchanged, false).unwrap(), "mlp already serves its configured routing");
-        let changed = render(&reset, &json!({"changed": true, "model": {"name": "mlp"}}), false).unwrap();
-        assert!(changed.starts_with("mlp reset to its configured routing\n{\n  \"name\": \"mlp\""), "{changed}");
-        let status = render(&AdminCommand::Status, &json!({"status": "ok"}), false).unwrap();
-        assert_eq!(status, "{\n  \"status\": \"ok\"\n}");
+        let model = json!({
+            "name": "mlp",
+            "origin": {"kind": "operator", "action": "promoted", "actor": "alice", "at": "2026-12-08T00:00:00Z"},
+            "routing": {"champion": 2, "champion_route": "champion", "champion_weight_percent": 80.0,
+                        "challengers": [{"version": 3, "weight_percent": 20.0}], "shadows": [], "backup": [1]},
+            "versions": [
+                {"version": 2, "state": "ready", "stage": "production",
+                 "recent": {"requests": 40, "error_rate": 0.025, "p99_ms": 3.25, "window_ms": 30000}, "ejected": false},
+                {"version": 3, "state": "failed", "reason": "corrupt artifact"},
+            ],
+        });
+        let changed = render(&reset, &json!({"changed": true, "model": model}), false).unwrap();
+        assert_eq!(
+            changed,
+            "mlp reset to its configured routing\n\
+             mlp: champion 2 (promoted by alice at 2026-12-08T00:00:00Z; route champion), 80.0% of requests\n\
+             \x20 challengers: 3 = 20.0%\n\
+             \x20 shadows:     none\n\
+             \x20 backup:      1\n\
+             \x20 v2    ready   production 40 requests, 2.5% errors, p99 3.2 ms over 30 s\n\
+             \x20 v3    FAILED  corrupt artifact"
+        );
+        let status = json!({"status": "ok", "lineage": {"healthy": true, "queued": 0}});
+        assert_eq!(
+            render(&AdminCommand::Status, &status, false).unwrap(),
+            "status: ok\nlineage: healthy true, queued 0"
+        );
+        assert_eq!(render(&AdminCommand::Status, &status, true).unwrap(), status.to_string(), "--json: the body as is");
     }
 
     // ---- against a fake admin server ----

@@ -27,7 +27,8 @@ pub enum ImportCommand {
     /// Import a Triton model repository: <REPO>/<MODEL>/<VERSION>/model.onnx, versions in
     /// ascending order, each model under its directory name.
     Triton {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         /// The model repository.
         repo: PathBuf,
@@ -40,23 +41,28 @@ pub enum ImportCommand {
         /// ONNX Runtime library used to read each model's signature.
         #[arg(long, env = "SWITCHYARD_ONNXRUNTIME")]
         onnxruntime: Option<PathBuf>,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },
     /// Import an MLflow model directory (an MLmodel file with an `onnx` flavor) as a version of
     /// MODEL, with the run's metadata, metrics and params as its provenance.
     Mlflow {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         /// The MLflow model directory (the one holding MLmodel).
         model_dir: PathBuf,
         /// The model to register it under.
         #[arg(long)]
         model: String,
+        /// Who acts, recorded in the event (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
+        /// ONNX Runtime library used to read each model's signature.
         #[arg(long, env = "SWITCHYARD_ONNXRUNTIME")]
         onnxruntime: Option<PathBuf>,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },

@@ -20,16 +20,21 @@ pub enum LineageCommand {
     Show {
         /// The request id, as the gateway assigned or received it.
         request_id: String,
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         /// Print the whole chain as one JSON object.
         #[arg(long)]
         json: bool,
     },
-    /// Print a model's lineage records as JSON lines (one record per line), the oldest first.
+    /// Print a model's lineage records, the oldest first: JSON lines (one record per line, the
+    /// export format; the default) or a table for people. A model or version the store does not
+    /// have is an error (exit 1).
     Query {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
+        /// The model name.
         #[arg(long)]
         model: String,
         /// Only records of this version number.
@@ -45,14 +50,28 @@ pub enum LineageCommand {
         /// At most N records (default 1000, at most 100000).
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        /// `jsonl` (one JSON record per line) or `table` (a line per record for people).
+        #[arg(long, value_enum, default_value_t = QueryFormat::Jsonl)]
+        format: QueryFormat,
+        /// Same as --format jsonl (every command's machine output is --json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
+}
+
+/// How `lineage query` prints its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryFormat {
+    Jsonl,
+    Table,
 }
 
 /// Runs a lineage verb. Returns the process exit code.
 pub fn run(cmd: LineageCommand) -> anyhow::Result<i32> {
     match cmd {
         LineageCommand::Show { request_id, store, json } => super::block_on(show(&store, &request_id, json))?,
-        LineageCommand::Query { store, model, version, since, until, limit } => {
+        LineageCommand::Query { store, model, version, since, until, limit, format, json } => {
+            let format = if json { QueryFormat::Jsonl } else { format };
             // Times are parsed against one clock reading, so `--since 2h --until 1h` is exact.
             let now = SystemTime::now();
             let since_ms = since.as_deref().map(|t| parse_time(t, now)).transpose()?;
@@ -68,7 +87,7 @@ pub fn run(cmd: LineageCommand) -> anyhow::Result<i32> {
                 );
             }
             let query = LineageQuery { model: Some(model), version, since_ms, until_ms, limit };
-            super::block_on(query_records(&store, &query))?
+            super::block_on(query_records(&store, &query, format))?
         }
     }
 }
@@ -86,14 +105,45 @@ async fn show(store: &Path, request_id: &str, json: bool) -> anyhow::Result<i32>
 }
 
 /// `lineage query`: the matching records as JSON lines, the export format.
-async fn query_records(store: &Path, query: &LineageQuery) -> anyhow::Result<i32> {
+async fn query_records(store: &Path, query: &LineageQuery, format: QueryFormat) -> anyhow::Result<i32> {
     let store = super::models::open_existing(store).await?;
-    let records = store.registry().query_lineage(query).await?;
+    let registry = store.registry();
+    // A name that matches nothing is a mistake to report, not an empty answer.
+    if let Some(model) = &query.model {
+        match query.version {
+            Some(v) => drop(registry.version(model, v).await?),
+            None => drop(registry.versions(model).await?),
+        }
+    }
+    let records = registry.query_lineage(query).await?;
     // Up to 100,000 lines: one buffered, locked writer rather than a write per line. A closed
     // stdout (`| head`) ends the output quietly, like `out!`, without formatting the rest.
     let mut stdout = BufWriter::new(std::io::stdout().lock());
+    if format == QueryFormat::Table
+        && writeln!(
+            stdout,
+            "{:<29} {:<24} {:>7} {:<10} {:>6} {:>10}  reason",
+            "at", "request id", "version", "route", "status", "total ms"
+        )
+        .is_err()
+    {
+        return Ok(0);
+    }
     for record in &records {
-        if writeln!(stdout, "{}", serde_json::to_string(record)?).is_err() {
+        let line = match format {
+            QueryFormat::Jsonl => serde_json::to_string(record)?,
+            QueryFormat::Table => format!(
+                "{:<29} {:<24} {:>7} {:<10} {:>6} {:>10.3}  {}",
+                record.at,
+                record.request_id,
+                record.version,
+                record.route,
+                record.status,
+                record.total_us as f64 / 1000.0,
+                record.reason
+            ),
+        };
+        if writeln!(stdout, "{line}").is_err() {
             return Ok(0);
         }
     }

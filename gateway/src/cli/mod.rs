@@ -1,7 +1,9 @@
 //! Command-line interface: `serve`, `config check`, `models …`, `lineage …` and `admin …` (the
-//! last talks to a running gateway's admin API; the others work on files and stores). Every
-//! command that prints takes `--json`, except `lineage query`, which always prints JSON lines.
-//! Errors reach `main` as `anyhow` with a one-line cause chain.
+//! last talks to a running gateway's admin API; the others work on files and stores). One
+//! dialect: every command prints a summary for people by default and takes `--json` for
+//! machines (`lineage query` prints JSON lines by default, its export format, or `--format
+//! table`); `--store` reads `SWITCHYARD_STORE`; errors reach `main` as `anyhow` and print as one
+//! `error: …` line, exit 1. A test walks every command's `--help` and options.
 
 /// `println!` that ignores a closed stdout (`switchyard models list | head` must not panic).
 macro_rules! out {
@@ -34,6 +36,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the models named in a config file (KServe v2 on `listen`, admin on `admin_listen`).
     Serve {
+        /// The config file to serve (TOML; see configs/example.toml).
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -101,4 +104,66 @@ fn actor(given: Option<String>) -> String {
         .filter(|s| !s.is_empty())
         .map(|u| format!("cli:{u}"))
         .unwrap_or_else(|| "cli".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::Cli;
+
+    /// Every leaf command: its path of names and its clap definition.
+    fn leaves(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, clap::Command)>) {
+        if cmd.get_subcommands().next().is_none() {
+            out.push((path, cmd.clone()));
+            return;
+        }
+        // clap's own `help` subcommands are not ours.
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut next = path.clone();
+            next.push(sub.get_name().to_owned());
+            leaves(sub, next, out);
+        }
+    }
+
+    /// One dialect: every command and every option is documented in `--help`, every command
+    /// that prints something takes `--json`, and `--store` reads SWITCHYARD_STORE.
+    #[test]
+    fn every_command_documents_its_options_and_speaks_json() {
+        let mut root = Cli::command();
+        root.build();
+        let mut all = Vec::new();
+        leaves(&root, Vec::new(), &mut all);
+        assert!(all.len() >= 20, "{} commands", all.len());
+        let mut problems = Vec::new();
+        for (path, cmd) in &all {
+            let name = path.join(" ");
+            if cmd.get_about().is_none() {
+                problems.push(format!("`{name}` has no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() && !arg.is_positional() {
+                    problems.push(format!("`{name} --{id}` has no help text"));
+                }
+                if id == "store" && arg.get_env().is_none_or(|e| e != "SWITCHYARD_STORE") {
+                    problems.push(format!("`{name} --store` does not read SWITCHYARD_STORE"));
+                }
+            }
+            let speaks_json = cmd.get_arguments().any(|a| a.get_id() == "json");
+            if name != "serve" && !speaks_json {
+                problems.push(format!("`{name}` has no --json"));
+            }
+            // `--help` renders for every command.
+            let mut words: Vec<String> = vec!["switchyard".to_owned()];
+            words.extend(path.iter().cloned());
+            words.push("--help".to_owned());
+            let err = Cli::try_parse_from(&words).expect_err("--help stops parsing");
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{name}");
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
 }

@@ -18,10 +18,13 @@ use super::import::ImportCommand;
 pub enum ModelsCommand {
     /// Register an ONNX file as a new version (or find the existing version with the same bytes).
     Register {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
+        /// The model name.
         #[arg(long)]
         model: String,
+        /// The ONNX model file to register.
         #[arg(long)]
         file: PathBuf,
         /// Provenance manifest (TOML or JSON).
@@ -33,6 +36,7 @@ pub enum ModelsCommand {
         /// ONNX Runtime library used to read the model's signature.
         #[arg(long, env = "SWITCHYARD_ONNXRUNTIME")]
         onnxruntime: Option<PathBuf>,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },
@@ -44,7 +48,8 @@ pub enum ModelsCommand {
     /// alias points at them and no other live version shares the file. Records, provenance,
     /// events and lineage stay.
     Gc {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         /// How long a version must have been archived first, e.g. 30d, 12h, 0s.
         #[arg(long, default_value = "30d")]
@@ -52,59 +57,74 @@ pub enum ModelsCommand {
         /// List what would be collected and removed; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Who acts, recorded in the event (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },
     /// List models with their version counts and aliases.
     List {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },
     /// Show a model's versions (NAME), or one version with its provenance and history (NAME:VERSION).
     Show {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         /// NAME or NAME:VERSION (VERSION may be a number or an alias).
         target: String,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },
     /// Move a version to a stage: staging, production or archived.
     Stage {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         /// NAME:VERSION
         target: String,
         stage: String,
+        /// Who acts, recorded in the event (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },
     /// Point an alias at a version (NAME:VERSION ALIAS), or remove it with --remove (NAME ALIAS).
     Alias {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         target: String,
         alias: String,
+        /// Remove the alias instead of setting it.
         #[arg(long)]
         remove: bool,
+        /// Who acts, recorded in the event (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
+        /// Print the result as JSON, for machines.
         #[arg(long)]
         json: bool,
     },
     /// Render a version's model card: intended use, signature, provenance, offline metrics, live
     /// traffic, latency, errors and feedback, guard trips, stage and alias history.
     Card {
-        #[arg(long)]
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
         store: PathBuf,
         /// NAME:VERSION (VERSION may be a number or an alias).
         target: String,
+        /// `markdown` (for people; the default) or `json` (same as --json).
         #[arg(long, value_enum, default_value_t)]
         format: super::card::CardFormat,
         /// Same as --format json.
@@ -218,7 +238,19 @@ async fn list(store: &Path, json: bool) -> anyhow::Result<i32> {
     let store = open_existing(store).await?;
     let models = store.registry().models().await?;
     if json {
-        out!("{}", serde_json::to_string(&models)?);
+        // Aliases as a list, the shape `show --json` gives a version's (`[]` when none).
+        let listed: Vec<serde_json::Value> = models
+            .iter()
+            .map(|m| {
+                let aliases: Vec<serde_json::Value> =
+                    m.aliases.iter().map(|(a, v)| serde_json::json!({ "alias": a, "version": v })).collect();
+                serde_json::json!({
+                    "name": m.name, "versions": m.versions, "latest": m.latest,
+                    "created_at": m.created_at, "aliases": aliases,
+                })
+            })
+            .collect();
+        out!("{}", serde_json::to_string(&listed)?);
         return Ok(0);
     }
     out!("{:<24} {:>8} {:>7}  ALIASES", "MODEL", "VERSIONS", "LATEST");
