@@ -59,29 +59,30 @@ pub struct Training {
 /// messages name an unknown key and list the expected ones.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The manifest file could not be read.
-    #[error("cannot read manifest {}: {source}", path.display())]
+    /// The manifest file could not be read. (Causes are fields named `cause`, not `source`: the
+    /// message already holds them, and a chained source would print them twice.)
+    #[error("cannot read manifest {}: {cause}", path.display())]
     Read {
         /// The manifest file.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The manifest is not valid TOML, or not the expected shape.
-    #[error("invalid TOML manifest{}: {source}", origin(path.as_deref()))]
+    #[error("invalid TOML manifest{}: {cause}", origin(path.as_deref()))]
     Toml {
         /// The manifest file, if it came from one.
         path: Option<PathBuf>,
         /// Parser message with line, column and the offending key or value.
-        source: toml::de::Error,
+        cause: toml::de::Error,
     },
     /// The manifest is not valid JSON, or not the expected shape.
-    #[error("invalid JSON manifest{}: {source}", origin(path.as_deref()))]
+    #[error("invalid JSON manifest{}: {cause}", origin(path.as_deref()))]
     Json {
         /// The manifest file, if it came from one.
         path: Option<PathBuf>,
         /// Parser message with line, column and the offending key or value.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// A file without a `.toml` or `.json` extension parses as neither.
     #[error(
@@ -113,11 +114,11 @@ impl Manifest {
     /// TOML then JSON. Errors name the file and what is wrong with it.
     pub fn from_path(path: &Path) -> Result<Manifest, ManifestError> {
         let text =
-            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+            std::fs::read_to_string(path).map_err(|cause| ManifestError::Read { path: path.to_owned(), cause })?;
         let extension = path.extension().and_then(|ext| ext.to_str()).map(str::to_ascii_lowercase);
         let with_path = |err: ManifestError| match err {
-            ManifestError::Toml { source, .. } => ManifestError::Toml { path: Some(path.to_owned()), source },
-            ManifestError::Json { source, .. } => ManifestError::Json { path: Some(path.to_owned()), source },
+            ManifestError::Toml { cause, .. } => ManifestError::Toml { path: Some(path.to_owned()), cause },
+            ManifestError::Json { cause, .. } => ManifestError::Json { path: Some(path.to_owned()), cause },
             other => other,
         };
         match extension.as_deref() {
@@ -135,12 +136,12 @@ impl Manifest {
 
     /// Parses a TOML manifest.
     pub fn from_toml_str(s: &str) -> Result<Manifest, ManifestError> {
-        toml::from_str(s).map_err(|source| ManifestError::Toml { path: None, source })
+        toml::from_str(s).map_err(|cause| ManifestError::Toml { path: None, cause })
     }
 
     /// Parses a JSON manifest of the same shape as the TOML one.
     pub fn from_json_str(s: &str) -> Result<Manifest, ManifestError> {
-        serde_json::from_str(s).map_err(|source| ManifestError::Json { path: None, source })
+        serde_json::from_str(s).map_err(|cause| ManifestError::Json { path: None, cause })
     }
 
     /// Checks the invariants that parsing enforces, for manifests built in code: every metric

@@ -218,3 +218,26 @@ fn config_check_resolves_by_default_and_shows_every_problem_at_its_place() {
     let alone = run(&["config", "check", "--no-resolve", path.to_str().expect("utf8")]);
     assert!(!String::from_utf8_lossy(&alone.stdout).contains("version 9"), "--no-resolve opens no store");
 }
+
+/// A manifest with an unknown key is refused with the key, its place and the known keys, said
+/// once (the cause is not repeated by the error chain).
+#[test]
+fn a_bad_manifest_key_is_reported_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("bad.toml");
+    std::fs::write(&manifest, "description = \"x\"\nbogus = 1\n").expect("write");
+    let out = Command::new(bin())
+        .args(["models", "register", "--model", "m", "--store"])
+        .arg(dir.path().join("store"))
+        .arg("--file")
+        .arg(fixtures().join("models/mlp_v1.onnx"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("line 2, column 1") && err.contains("unknown field `bogus`"), "{err}");
+    assert_eq!(err.matches("unknown field `bogus`").count(), 1, "said once: {err}");
+    assert!(!dir.path().join("store/registry.db").exists() || err.contains("error:"), "{err}");
+}
