@@ -20,7 +20,7 @@ pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{
     CHAMPION_ALIAS, ChampionMove, CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary,
-    ParseStageError, Registry, RemovedArtifact, RoutingOverride, Stage, VersionRecord,
+    ParseStageError, Registry, RemovedArtifact, RoutingOverride, ServedVersion, ServingClaim, Stage, VersionRecord,
 };
 pub use signature::{Signature, TensorSpec};
 

@@ -21,10 +21,12 @@ mod names;
 mod overrides;
 pub(crate) mod queries;
 mod records;
+mod serving;
 
 pub use gc::{CollectedVersion, GcOptions, GcReport, KeptVersion, RemovedArtifact};
 pub use overrides::{CHAMPION_ALIAS, ChampionMove, EventSpec, RoutingOverride};
 pub use records::{Event, ModelSummary, ParseStageError, Stage, VersionRecord};
+pub use serving::{ServedVersion, ServingClaim};
 
 pub use names::check_model_name;
 use names::{Selector, check_alias, parse_selector};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Subcommand;
-use model_store::{GcOptions, Manifest, ModelStore, NewVersion, Signature, Stage};
+use model_store::{GcOptions, Manifest, ModelStore, NewVersion, Registry, Signature, Stage};
 use serde_json::json;
 
 use crate::engine::{EngineSettings, Runtime, convert};
@@ -92,6 +92,9 @@ pub enum ModelsCommand {
         /// NAME:VERSION
         target: String,
         stage: String,
+        /// Archive a version although a running gateway serves it (recorded in the event).
+        #[arg(long)]
+        force: bool,
         /// Who acts, recorded in the event (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
@@ -109,6 +112,9 @@ pub enum ModelsCommand {
         /// Remove the alias instead of setting it.
         #[arg(long)]
         remove: bool,
+        /// Remove an alias although a running gateway serves its version.
+        #[arg(long)]
+        force: bool,
         /// Who acts, recorded in the event (default: cli:$USER).
         #[arg(long)]
         actor: Option<String>,
@@ -145,11 +151,11 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
         }
         ModelsCommand::List { store, json } => super::block_on(list(&store, json))?,
         ModelsCommand::Show { store, target, json } => super::block_on(show(&store, &target, json))?,
-        ModelsCommand::Stage { store, target, stage, actor, json } => {
-            super::block_on(set_stage(&store, &target, &stage, &super::actor(actor), json))?
+        ModelsCommand::Stage { store, target, stage, force, actor, json } => {
+            super::block_on(set_stage(&store, &target, &stage, force, &super::actor(actor), json))?
         }
-        ModelsCommand::Alias { store, target, alias, remove, actor, json } => {
-            super::block_on(set_alias(&store, &target, &alias, remove, &super::actor(actor), json))?
+        ModelsCommand::Alias { store, target, alias, remove, force, actor, json } => {
+            super::block_on(set_alias(&store, &target, &alias, remove, force, &super::actor(actor), json))?
         }
         ModelsCommand::Card { store, target, format, json } => {
             let format = if json { super::card::CardFormat::Json } else { format };
@@ -356,11 +362,42 @@ pub(super) fn parse_version_target(target: &str) -> anyhow::Result<(&str, &str)>
     }
 }
 
-async fn set_stage(store: &Path, target: &str, stage: &str, actor: &str, json: bool) -> anyhow::Result<i32> {
+/// Refuses to retire (`what`) a version a running gateway serves, naming who serves it and how,
+/// unless `force`.
+async fn refuse_if_served(
+    registry: &Registry,
+    model: &str,
+    version: u32,
+    what: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let claims = registry.served_by(model, version).await?;
+    if claims.is_empty() || force {
+        return Ok(());
+    }
+    let by: Vec<String> = claims.iter().map(|c| format!("{} (as {})", c.replica, c.roles.join(", "))).collect();
+    bail!(
+        "refusing to {what}: version {version} of '{model}' is being served by {}; change the gateway's \
+         config (or its routing) first, or pass --force to do it anyway",
+        by.join(", ")
+    )
+}
+
+async fn set_stage(
+    store: &Path,
+    target: &str,
+    stage: &str,
+    force: bool,
+    actor: &str,
+    json: bool,
+) -> anyhow::Result<i32> {
     let (name, selector) = parse_version_target(target)?;
     let stage: Stage = stage.parse().map_err(|e| anyhow!("{e}"))?;
     let store = open_existing(store).await?;
     let v = store.registry().resolve(name, selector).await?;
+    if stage == Stage::Archived {
+        refuse_if_served(store.registry(), name, v.version, "archive it", force).await?;
+    }
     let event = store.registry().set_stage(name, v.version, stage, actor).await?;
     if json {
         out!("{}", serde_json::to_string(&event)?);
@@ -375,6 +412,7 @@ async fn set_alias(
     target: &str,
     alias: &str,
     remove: bool,
+    force: bool,
     actor: &str,
     json: bool,
 ) -> anyhow::Result<i32> {
@@ -385,6 +423,8 @@ async fn set_alias(
         if extra.is_some() {
             bail!("--remove takes NAME ALIAS, not NAME:VERSION");
         }
+        let target = registry.resolve(name, alias).await?;
+        refuse_if_served(registry, name, target.version, &format!("remove alias '{alias}'"), force).await?;
         registry.remove_alias(name, alias, actor).await?
     } else {
         let (name, selector) = parse_version_target(target)?;

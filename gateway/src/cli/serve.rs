@@ -161,6 +161,7 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     ));
     let guard = tokio::spawn(control::guard::run(Arc::clone(&control), stop_rx.clone()));
     let watcher = tokio::spawn(control::watch_config(Arc::clone(&control), stop_rx.clone()));
+    let publisher = tokio::spawn(control::publish::run(Arc::clone(&control), stop_rx.clone()));
     // Signal handlers exist before anyone can learn our ports: a SIGTERM sent the moment the
     // line below is read must already mean "drain and exit 0".
     let mut signals = Signals::install()?;
@@ -187,7 +188,7 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         std::process::exit(130);
     });
     reloader.abort();
-    let _ = tokio::join!(public, admin, guard, watcher);
+    let _ = tokio::join!(public, admin, guard, watcher, publisher);
     // Every request has answered, so every primary record is in the channel. Shadow runs still
     // going add theirs; then the writer drains the channel.
     if !app.pipeline.drain_shadows(deadline).await {

@@ -9,6 +9,7 @@
 
 mod error;
 pub mod guard;
+pub mod publish;
 mod reload;
 mod routing_metrics;
 #[cfg(test)]
@@ -53,6 +54,10 @@ pub struct Control {
     seen: std::sync::Mutex<Option<[u8; 32]>>,
     /// Models whose champion breaches with no healthy backup: the evaluation that said so.
     alarms: std::sync::Mutex<BTreeMap<String, Value>>,
+    /// This process's name in the registry's serving claims (`host:pid`).
+    replica: String,
+    /// Woken by every install, so the serving claim follows at once (`publish`).
+    changed: tokio::sync::Notify,
 }
 
 impl Control {
@@ -75,7 +80,14 @@ impl Control {
             config: Mutex::new(config),
             seen: std::sync::Mutex::new(digest),
             alarms: std::sync::Mutex::default(),
+            replica: replica_name(),
+            changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// This process's name in the registry's serving claims.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// The serving snapshot now: a request loads it once and keeps it throughout. Cheap (no
@@ -105,6 +117,7 @@ impl Control {
         let now = self.serving.load();
         routing_metrics::export_routing(&now, Some(&previous));
         routing_metrics::retire_versions(&previous, &now);
+        self.changed.notify_one();
     }
 
     /// Applies a guard verdict to the model it was made for, unless its routing changed since
@@ -444,6 +457,16 @@ fn follow_champion(model: &ServedModel, mv: ChampionMove) {
     {
         serving::set_stage(loaded, Stage::Staging);
     }
+}
+
+/// `host:pid`: unique among the gateways sharing a registry, and readable in a refusal.
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
 }
 
 fn now_text() -> String {
