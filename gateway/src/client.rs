@@ -196,6 +196,55 @@ impl AdminClient {
         self.get(&format!("/admin/lineage/{}", encode_segment(request_id))).await
     }
 
+    /// `GET /admin/registry/models`: the registry's models, their version counts and aliases.
+    pub async fn registry_models(&self) -> Result<Value> {
+        self.get("/admin/registry/models").await
+    }
+
+    /// `GET /admin/registry/models/{model}`: its versions.
+    pub async fn registry_versions(&self, model: &str) -> Result<Value> {
+        self.get(&registry_path(model, "")?).await
+    }
+
+    /// `GET /admin/registry/models/{model}/versions/{selector}`: one version (number or alias),
+    /// its provenance and events.
+    pub async fn registry_version(&self, model: &str, selector: &str) -> Result<Value> {
+        self.get(&registry_path(model, &format!("/versions/{}", encode_segment(selector)))?).await
+    }
+
+    /// `POST /admin/registry/models/{model}/versions`: registers `artifact` (the model file) with
+    /// its `manifest` (a JSON object, or TOML text), after the gateway's engine has read its
+    /// signature. The answer says whether a version was `created`.
+    pub async fn register(&self, model: &str, artifact: &[u8], manifest: Option<Value>, actor: &str) -> Result<Value> {
+        use base64::Engine as _;
+        let body = json!({
+            "artifact": base64::engine::general_purpose::STANDARD.encode(artifact),
+            "manifest": manifest,
+            "actor": actor,
+        });
+        self.post(&registry_path(model, "/versions")?, &body).await
+    }
+
+    /// `POST …/versions/{selector}/stage`: moves a version to `stage` (archiving a served version
+    /// needs `force`).
+    pub async fn set_stage(&self, model: &str, selector: &str, stage: &str, force: bool, actor: &str) -> Result<Value> {
+        let path = registry_path(model, &format!("/versions/{}/stage", encode_segment(selector)))?;
+        self.post(&path, &json!({ "stage": stage, "force": force, "actor": actor })).await
+    }
+
+    /// `POST …/aliases/{alias}`: points `alias` at the version `selector` names.
+    pub async fn set_alias(&self, model: &str, alias: &str, selector: &str, actor: &str) -> Result<Value> {
+        let path = registry_path(model, &format!("/aliases/{}", encode_segment(alias)))?;
+        self.post(&path, &json!({ "version": selector, "actor": actor })).await
+    }
+
+    /// `DELETE …/aliases/{alias}`: removes it (the alias of a served version needs `force`).
+    pub async fn remove_alias(&self, model: &str, alias: &str, force: bool, actor: &str) -> Result<Value> {
+        let path = registry_path(model, &format!("/aliases/{}", encode_segment(alias)))?;
+        let (status, body) = self.send(Method::DELETE, &path, Some(&json!({ "force": force, "actor": actor }))).await?;
+        self.accepted(status, body)
+    }
+
     /// `GET path`; the body when the answer is 2xx, else the gateway's error.
     async fn get(&self, path: &str) -> Result<Value> {
         let (status, body) = self.send(Method::GET, path, None).await?;
@@ -349,6 +398,14 @@ pub(crate) fn encode_segment(text: &str) -> String {
 
 /// `/admin/models/{model}{rest}`, the name percent-encoded. An empty name is refused: it would
 /// address the list instead.
+/// `/admin/registry/models/{model}{rest}`, the name percent-encoded.
+fn registry_path(model: &str, rest: &str) -> Result<String> {
+    if model.is_empty() {
+        return Err(invalid("the model name is empty".to_owned()));
+    }
+    Ok(format!("/admin/registry/models/{}{rest}", encode_segment(model)))
+}
+
 fn model_path(model: &str, rest: &str) -> Result<String> {
     if model.is_empty() {
         return Err(invalid("the model name is empty".to_owned()));

@@ -274,3 +274,54 @@ fn a_served_version_is_not_archived_from_under_a_running_gateway() {
     let out = run(&["models", "stage", "--store", &s, "mlp:2", "archived"]);
     assert!(out.status.success(), "no gateway serves it now: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A training pipeline on another machine registers through a running gateway's admin API: the
+/// gateway reads the signature with its own ONNX Runtime, the manifest goes with it, and stage
+/// and alias work the same way, with the same refusals.
+#[test]
+fn models_register_stage_and_alias_through_a_running_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::support::full_store(dir.path());
+    let gw = Gateway::start(dir.path(), &store, crate::support::FULL_CONFIG);
+    let url = format!("http://{}", gw.admin);
+    let remote = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .args(["--url", &url])
+            .env_remove("SWITCHYARD_STORE")
+            .env("ORT_DYLIB_PATH", "/nonexistent/not-needed-here.so")
+            .output()
+            .expect("run switchyard")
+    };
+    let file = fixtures().join("models/mlp_v2.onnx");
+    let manifest = fixtures().join("manifests/mlp_v2.toml");
+    let out = remote(&[
+        "models",
+        "register",
+        "--json",
+        "--model",
+        "ranker",
+        "--file",
+        file.to_str().expect("utf8"),
+        "--manifest",
+        manifest.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let registered: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!((registered["model"].as_str(), registered["version"].as_u64()), (Some("ranker"), Some(1)));
+    let shown = cli_json(&["models", "show", "--json", "--store", store.to_str().expect("utf8"), "ranker:1"]);
+    assert_eq!(shown["version"]["signature"]["inputs"][0]["name"], "input", "read by the gateway's engine");
+    assert!(shown["provenance"]["metrics"].is_object(), "{shown}");
+
+    let not_a_model = remote(&["models", "register", "--model", "ranker", "--file", manifest.to_str().expect("utf8")]);
+    let err = String::from_utf8_lossy(&not_a_model.stderr);
+    assert!(!not_a_model.status.success() && err.contains("400") && err.contains("not a model"), "{err}");
+
+    assert!(remote(&["models", "alias", "ranker:1", "stable"]).status.success());
+    let refused = remote(&["models", "stage", "mlp:2", "archived"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("409") && err.contains("being served"), "{err}");
+    let done = remote(&["models", "stage", "ranker:1", "production"]);
+    assert!(String::from_utf8_lossy(&done.stdout).contains("ranker version 1 is now production"));
+    assert!(gw.terminate().success());
+}

@@ -19,8 +19,15 @@ pub enum ModelsCommand {
     /// Register an ONNX file as a new version (or find the existing version with the same bytes).
     Register {
         /// The store directory (artifacts and registry.db), as `models register` made it.
-        #[arg(long, env = "SWITCHYARD_STORE")]
-        store: PathBuf,
+        #[arg(long, env = "SWITCHYARD_STORE", required_unless_present = "url")]
+        store: Option<PathBuf>,
+        /// A running gateway's admin URL (http://HOST:PORT): act through its admin API instead of
+        /// a store directory, e.g. from a training pipeline on another machine.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Bearer token for the admin API (with --url).
+        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// The model name.
         #[arg(long)]
         model: String,
@@ -87,8 +94,15 @@ pub enum ModelsCommand {
     /// Move a version to a stage: staging, production or archived.
     Stage {
         /// The store directory (artifacts and registry.db), as `models register` made it.
-        #[arg(long, env = "SWITCHYARD_STORE")]
-        store: PathBuf,
+        #[arg(long, env = "SWITCHYARD_STORE", required_unless_present = "url")]
+        store: Option<PathBuf>,
+        /// A running gateway's admin URL (http://HOST:PORT): act through its admin API instead of
+        /// a store directory, e.g. from a training pipeline on another machine.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Bearer token for the admin API (with --url).
+        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// NAME:VERSION
         target: String,
         stage: String,
@@ -105,8 +119,15 @@ pub enum ModelsCommand {
     /// Point an alias at a version (NAME:VERSION ALIAS), or remove it with --remove (NAME ALIAS).
     Alias {
         /// The store directory (artifacts and registry.db), as `models register` made it.
-        #[arg(long, env = "SWITCHYARD_STORE")]
-        store: PathBuf,
+        #[arg(long, env = "SWITCHYARD_STORE", required_unless_present = "url")]
+        store: Option<PathBuf>,
+        /// A running gateway's admin URL (http://HOST:PORT): act through its admin API instead of
+        /// a store directory, e.g. from a training pipeline on another machine.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Bearer token for the admin API (with --url).
+        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         target: String,
         alias: String,
         /// Remove the alias instead of setting it.
@@ -141,8 +162,17 @@ pub enum ModelsCommand {
 
 pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
     match cmd {
-        ModelsCommand::Register { store, model, file, manifest, actor, onnxruntime, json } => {
-            register(&store, &model, &file, manifest.as_deref(), super::actor(actor), onnxruntime.as_deref(), json)
+        ModelsCommand::Register { store, url, token, model, file, manifest, actor, onnxruntime, json } => {
+            let actor = super::actor(actor);
+            match (url, store) {
+                (Some(url), _) => {
+                    super::block_on(remote_register(&url, token, &model, &file, manifest.as_deref(), &actor, json))?
+                }
+                (None, Some(store)) => {
+                    register(&store, &model, &file, manifest.as_deref(), actor, onnxruntime.as_deref(), json)
+                }
+                (None, None) => bail!("give --store DIR or --url URL"),
+            }
         }
         ModelsCommand::Import(cmd) => super::import::run(cmd),
         ModelsCommand::Gc { store, retention, dry_run, actor, json } => {
@@ -151,17 +181,106 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
         }
         ModelsCommand::List { store, json } => super::block_on(list(&store, json))?,
         ModelsCommand::Show { store, target, json } => super::block_on(show(&store, &target, json))?,
-        ModelsCommand::Stage { store, target, stage, force, actor, json } => {
-            super::block_on(set_stage(&store, &target, &stage, force, &super::actor(actor), json))?
+        ModelsCommand::Stage { store, url, token, target, stage, force, actor, json } => {
+            let actor = super::actor(actor);
+            match (url, store) {
+                (Some(url), _) => super::block_on(async {
+                    let (name, selector) = parse_version_target(&target)?;
+                    let event = client(&url, token)?.set_stage(name, selector, &stage, force, &actor).await?;
+                    print_event(&event, json, || format!("{name} version {} is now {stage}", text(&event["version"])));
+                    anyhow::Ok(0)
+                })?,
+                (None, Some(store)) => super::block_on(set_stage(&store, &target, &stage, force, &actor, json))?,
+                (None, None) => bail!("give --store DIR or --url URL"),
+            }
         }
-        ModelsCommand::Alias { store, target, alias, remove, force, actor, json } => {
-            super::block_on(set_alias(&store, &target, &alias, remove, force, &super::actor(actor), json))?
+        ModelsCommand::Alias { store, url, token, target, alias, remove, force, actor, json } => {
+            let actor = super::actor(actor);
+            match (url, store) {
+                (Some(url), _) => super::block_on(async {
+                    let client = client(&url, token)?;
+                    let event = if remove {
+                        let (name, extra) = split_target(&target);
+                        if extra.is_some() {
+                            bail!("--remove takes NAME ALIAS, not NAME:VERSION");
+                        }
+                        client.remove_alias(name, &alias, force, &actor).await?
+                    } else {
+                        let (name, selector) = parse_version_target(&target)?;
+                        client.set_alias(name, &alias, selector, &actor).await?
+                    };
+                    print_event(&event, json, || match remove {
+                        true => format!("removed alias {alias} of {}", text(&event["model"])),
+                        false => format!("{} {alias} → version {}", text(&event["model"]), text(&event["version"])),
+                    });
+                    anyhow::Ok(0)
+                })?,
+                (None, Some(store)) => {
+                    super::block_on(set_alias(&store, &target, &alias, remove, force, &actor, json))?
+                }
+                (None, None) => bail!("give --store DIR or --url URL"),
+            }
         }
         ModelsCommand::Card { store, target, format, json } => {
             let format = if json { super::card::CardFormat::Json } else { format };
             super::block_on(super::card::card(&store, &target, format))?
         }
     }
+}
+
+/// The admin API client for `--url`.
+fn client(url: &str, token: Option<String>) -> anyhow::Result<crate::client::AdminClient> {
+    Ok(crate::client::AdminClient::new(url, token.as_deref())?)
+}
+
+/// A registry event as the commands print it: JSON, or `human`.
+fn print_event(event: &serde_json::Value, json: bool, human: impl FnOnce() -> String) {
+    if json {
+        out!("{event}");
+    } else {
+        out!("{}", human());
+    }
+}
+
+/// A JSON value as people read it.
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `models register --url`: the file and its manifest sent to a running gateway, which reads
+/// the signature with its own engine and registers them in its store.
+async fn remote_register(
+    url: &str,
+    token: Option<String>,
+    model: &str,
+    file: &Path,
+    manifest: Option<&Path>,
+    actor: &str,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    // Checked here first, so a bad manifest is reported with its file name before any upload.
+    let manifest = match manifest {
+        Some(path) => Some(serde_json::to_value(Manifest::from_path(path)?)?),
+        None => None,
+    };
+    let v = client(url, token)?.register(model, &bytes, manifest, actor).await?;
+    if json {
+        out!("{v}");
+    } else if v["created"] == true {
+        out!("registered {} version {} sha256 {}", text(&v["model"]), text(&v["version"]), text(&v["sha256"]));
+    } else {
+        out!(
+            "already registered: {} version {} sha256 {} (same bytes)",
+            text(&v["model"]),
+            text(&v["version"]),
+            text(&v["sha256"])
+        );
+    }
+    Ok(0)
 }
 
 fn register(

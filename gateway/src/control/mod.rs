@@ -106,6 +106,11 @@ impl Control {
         &self.store
     }
 
+    /// What loads versions (and reads a new artifact's signature at registration).
+    pub fn loader(&self) -> Loader {
+        self.loader
+    }
+
     /// The config file reloads read.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

@@ -49,4 +49,20 @@ impl Loader {
             Loader::Scripted => testing::load(model, version, sha256, bytes, settings),
         }
     }
+
+    /// Reads a model file's signature (opening it as the engine would): what a registration
+    /// records, refused when the engine cannot load the file. Blocking.
+    pub fn signature(self, bytes: &[u8]) -> Result<model_store::Signature, LoadError> {
+        match self {
+            Loader::Onnx(runtime) => {
+                let session = build_session(runtime, bytes, &EngineSettings::default())?;
+                convert::signature_of(&session).map_err(LoadError::Signature)
+            }
+            #[cfg(test)]
+            Loader::Scripted => match bytes.starts_with(b"refuse") {
+                true => Err(LoadError::Session("the test loader refuses this artifact".to_owned())),
+                false => Ok(testing::echo_signature()),
+            },
+        }
+    }
 }

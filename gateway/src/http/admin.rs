@@ -80,7 +80,7 @@ where
         }
         ["admin", "models", name, action @ ("promote" | "rollback" | "weights" | "reset")] if post => {
             let (name, action) = ((*name).to_owned(), *action);
-            let body = json_body(req).await?;
+            let body = json_body(req, MAX_ADMIN_BODY).await?;
             let actor = actor(&body)?;
             let model = match action {
                 "promote" => {
@@ -103,7 +103,7 @@ where
             Ok(json_response(StatusCode::OK, &model_state(&model)))
         }
         ["admin", "reload"] if post => {
-            let body = json_body(req).await?;
+            let body = json_body(req, MAX_ADMIN_BODY).await?;
             let actor = actor(&body)?;
             match app.control.reload(&format!("admin:{actor}")).await {
                 Ok(report) => Ok(json_response(StatusCode::OK, &serde_json::to_value(report).unwrap_or(Value::Null))),
@@ -130,6 +130,16 @@ where
             lineage(app, &id).await
         }
         ["admin", "status"] if get => Ok(json_response(StatusCode::OK, &status(app))),
+        ["admin", "registry", rest @ ..] => {
+            let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
+            // An upload carries the artifact: it may be as large as any request body.
+            let limit =
+                if post && rest.len() == 3 && rest[2] == "versions" { app.max_body_bytes } else { MAX_ADMIN_BODY };
+            let body = json_body(req, limit).await?;
+            let actor = actor(&body)?;
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            super::registry::handle(app, &method, &rest, body, actor).await
+        }
         ["metrics"] | ["admin", "models"] | ["admin", "models", _] | ["admin", "lineage", _] | ["admin", "status"] => {
             not_allowed(super::public::GET)
         }
@@ -148,13 +158,13 @@ fn unknown_model(name: &str) -> ApiError {
     ApiError::NotFound(format!("unknown model '{name}'"))
 }
 
-/// The body as a JSON object; an empty body is `{}`.
-async fn json_body<B>(req: Request<B>) -> Result<serde_json::Map<String, Value>, ApiError>
+/// The body as a JSON object (at most `limit` bytes); an empty body is `{}`.
+async fn json_body<B>(req: Request<B>, limit: usize) -> Result<serde_json::Map<String, Value>, ApiError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let (_, body) = super::public::read_body(req, MAX_ADMIN_BODY, ADMIN_BODY_TIMEOUT).await?;
+    let (_, body) = super::public::read_body(req, limit, ADMIN_BODY_TIMEOUT).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }

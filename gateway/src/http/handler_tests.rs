@@ -218,3 +218,55 @@ async fn feedback_is_rate_limited_per_client() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
     assert_eq!(limited.headers["retry-after"], "1");
 }
+
+#[tokio::test]
+async fn the_registry_over_http_registers_lists_shows_stages_and_aliases() {
+    use base64::Engine as _;
+    let f = fixture("champion = 1\nchallengers = { 2 = 10 }", "").await;
+    let (app, _writer) = app(&f);
+    let upload = json!({
+        "artifact": base64::engine::general_purpose::STANDARD.encode(b"echo-4"),
+        "manifest": {"description": "from a pipeline", "metrics": {"auc": 0.91}},
+        "actor": "pipeline",
+    })
+    .to_string();
+    let created = call(&app, true, "POST", "/admin/registry/models/m/versions", &[], &upload).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!((created.body["version"].as_u64(), created.body["created"].as_bool()), (Some(4), Some(true)));
+    let again = call(&app, true, "POST", "/admin/registry/models/m/versions", &[], &upload).await;
+    assert_eq!(
+        (again.status, again.body["created"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "same bytes, same version"
+    );
+    let refused = json!({"artifact": base64::engine::general_purpose::STANDARD.encode(b"refuse: junk")}).to_string();
+    let bad = call(&app, true, "POST", "/admin/registry/models/m/versions", &[], &refused).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let bad_manifest = json!({"artifact": "ZWNoby01", "manifest": {"bogus": 1}}).to_string();
+    assert_eq!(
+        call(&app, true, "POST", "/admin/registry/models/m/versions", &[], &bad_manifest).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(f.control.store().registry().versions("m").await.expect("versions").len(), 4, "nothing more written");
+
+    let listed = call(&app, true, "GET", "/admin/registry/models", &[], "").await;
+    assert_eq!(listed.body[0]["versions"], 4);
+    let shown = call(&app, true, "GET", "/admin/registry/models/m/versions/4", &[], "").await;
+    assert_eq!(shown.body["provenance"]["metrics"]["auc"], 0.91);
+    assert_eq!(shown.body["events"][0]["actor"], "pipeline");
+
+    // Archiving a version this gateway serves is refused, naming how it is served; force does it.
+    let archive = |force: bool| json!({"stage": "archived", "force": force}).to_string();
+    let served = call(&app, true, "POST", "/admin/registry/models/m/versions/2/stage", &[], &archive(false)).await;
+    assert_eq!(served.status, StatusCode::CONFLICT, "{}", served.body);
+    assert!(served.body["error"].as_str().expect("message").contains("(as challenger)"), "{}", served.body);
+    let idle = call(&app, true, "POST", "/admin/registry/models/m/versions/4/stage", &[], &archive(false)).await;
+    assert_eq!(idle.status, StatusCode::OK, "version 4 is not served: {}", idle.body);
+    let alias = call(&app, true, "POST", "/admin/registry/models/m/aliases/stable", &[], r#"{"version": 3}"#).await;
+    assert_eq!(alias.status, StatusCode::OK, "{}", alias.body);
+    let removed = call(&app, true, "DELETE", "/admin/registry/models/m/aliases/stable", &[], "{}").await;
+    assert_eq!(removed.status, StatusCode::CONFLICT, "version 3 is loaded here: {}", removed.body);
+    let forced = call(&app, true, "DELETE", "/admin/registry/models/m/aliases/stable", &[], r#"{"force": true}"#).await;
+    assert_eq!(forced.status, StatusCode::OK, "{}", forced.body);
+    assert_eq!(call(&app, true, "GET", "/admin/registry/models/nope", &[], "").await.status, StatusCode::NOT_FOUND);
+}

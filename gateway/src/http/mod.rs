@@ -9,6 +9,7 @@ pub mod feedback;
 mod handler_tests;
 pub mod metadata;
 pub mod public;
+pub mod registry;
 pub mod server;
 
 use std::net::SocketAddr;
