@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 mod artifact;
+mod diff;
 mod error;
 mod feedback;
 mod lineage;
@@ -14,6 +15,7 @@ mod registry;
 mod signature;
 
 pub use artifact::ArtifactStore;
+pub use diff::{Compatibility, FieldDiff, Live, MetricDiff, Summary as DiffSide, VersionDiff};
 pub use error::StoreError;
 pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
 pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery, LineageRecord, LineageStats};

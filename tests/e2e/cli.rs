@@ -325,3 +325,47 @@ fn models_register_stage_and_alias_through_a_running_gateway() {
     assert!(String::from_utf8_lossy(&done.stdout).contains("ranker version 1 is now production"));
     assert!(gw.terminate().success());
 }
+
+/// `models diff` between two fixture versions: every changed manifest field marked, metric
+/// deltas, the live figures of both after traffic, signature compatibility, stable JSON.
+#[test]
+fn models_diff_shows_what_changed_and_how_each_did() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = crate::support::full_store(dir.path());
+    let s = store.to_str().expect("utf8").to_owned();
+    let gw = Gateway::start(dir.path(), &store, crate::support::FULL_CONFIG);
+    for _ in 0..5 {
+        let body: serde_json::Value = serde_json::from_str(&mlp_body(0.2)).expect("json");
+        assert_eq!(post_json(gw.public, "/v2/models/mlp/versions/3/infer", &body).status, 200);
+    }
+    assert!(gw.terminate().success(), "drains lineage");
+    let d = cli_json(&["models", "diff", "--json", "--store", &s, "mlp:1", "3"]);
+    let differs: Vec<&str> = d["provenance"]
+        .as_array()
+        .expect("provenance")
+        .iter()
+        .filter(|f| f["differs"] == true)
+        .map(|f| f["field"].as_str().expect("field"))
+        .collect();
+    for field in [
+        "training.code_commit",
+        "training.data_snapshot",
+        "training.random_seed",
+        "training.hyperparameters.learning_rate",
+        "description",
+    ] {
+        assert!(differs.contains(&field), "{field} not marked in {differs:?}");
+    }
+    assert!(!differs.contains(&"training.features"), "the same features: {differs:?}");
+    let auc = d["metrics"].as_array().expect("metrics").iter().find(|m| m["metric"] == "auc").expect("auc");
+    assert!(
+        (auc["delta"].as_f64().expect("delta") - (auc["b"].as_f64().expect("b") - auc["a"].as_f64().expect("a"))).abs()
+            < 1e-12
+    );
+    assert_eq!((d["live"]["a"]["requests"].as_u64(), d["live"]["b"]["requests"].as_u64()), (Some(0), Some(5)));
+    assert_eq!(d["signature"]["compatible"], true);
+    let text = String::from_utf8(run(&["models", "diff", "--store", &s, "mlp:1", "mlp:3"]).stdout).expect("utf8");
+    assert!(text.contains("≠ training.code_commit") && text.contains("B can replace A"), "{text}");
+    let other = run(&["models", "diff", "--store", &s, "mlp:1", "slow:1"]);
+    assert!(String::from_utf8_lossy(&other.stderr).contains("both versions must be of one model"));
+}

@@ -143,6 +143,21 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compare two versions of a model: provenance with what differs marked, offline metrics
+    /// with deltas, live figures from lineage and feedback, whether B can replace A for A's
+    /// callers, and the events between them.
+    Diff {
+        /// The store directory (artifacts and registry.db), as `models register` made it.
+        #[arg(long, env = "SWITCHYARD_STORE")]
+        store: PathBuf,
+        /// NAME:A (A a number or an alias).
+        a: String,
+        /// NAME:B, or just B (a number or an alias) for the same model.
+        b: String,
+        /// Print the result as JSON, for machines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Render a version's model card: intended use, signature, provenance, offline metrics, live
     /// traffic, latency, errors and feedback, guard trips, stage and alias history.
     Card {
@@ -221,6 +236,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
                 (None, None) => bail!("give --store DIR or --url URL"),
             }
         }
+        ModelsCommand::Diff { store, a, b, json } => super::block_on(diff(&store, &a, &b, json))?,
         ModelsCommand::Card { store, target, format, json } => {
             let format = if json { super::card::CardFormat::Json } else { format };
             super::block_on(super::card::card(&store, &target, format))?
@@ -322,6 +338,70 @@ pub(super) fn read_signature(runtime: &Runtime, bytes: &[u8], file: &Path) -> an
     let session = crate::engine::build_session(runtime, bytes, &EngineSettings::default())
         .map_err(|e| anyhow!("{} is not a model ONNX Runtime can load: {e}", file.display()))?;
     convert::signature_of(&session).map_err(|e| anyhow!("{}: {e}", file.display()))
+}
+
+async fn diff(store: &Path, a: &str, b: &str, json: bool) -> anyhow::Result<i32> {
+    let (model, a) = parse_version_target(a)?;
+    let b = match split_target(b) {
+        (name, Some(v)) if name == model => v,
+        (name, Some(_)) => bail!("both versions must be of one model: {model} and {name}"),
+        (v, None) => v,
+    };
+    let store = open_existing(store).await?;
+    let d = store.registry().diff(model, a, b).await?;
+    if json {
+        out!("{}", serde_json::to_string(&d)?);
+        return Ok(0);
+    }
+    let who = |s: &model_store::DiffSide| {
+        format!("version {} ({}, sha256 {}…)", s.version, s.stage, &s.sha256[..12.min(s.sha256.len())])
+    };
+    out!("{model}: {} → {}", who(&d.a), who(&d.b));
+    out!("provenance:");
+    for f in &d.provenance {
+        out!("  {} {:<36} {} → {}", if f.differs { "≠" } else { " " }, f.field, text(&f.a), text(&f.b));
+    }
+    out!("offline metrics:");
+    for m in &d.metrics {
+        let n = |x: Option<f64>| x.map_or("-".to_owned(), |x| format!("{x}"));
+        let delta = m.delta.map_or(String::new(), |d| format!("  ({d:+.4})"));
+        out!("  {:<38} {} → {}{delta}", m.metric, n(m.a), n(m.b));
+    }
+    out!("live (lineage and feedback):");
+    out!(
+        "  {:<8} {:>9} {:>9} {:>9} {:>11} {:>16}",
+        "",
+        "requests",
+        "p50 ms",
+        "p99 ms",
+        "error rate",
+        "online accuracy"
+    );
+    for (side, s) in [("A", &d.live["a"]), ("B", &d.live["b"])] {
+        let ms = |us: Option<u64>| us.map_or("-".to_owned(), |us| format!("{:.3}", us as f64 / 1000.0));
+        let pct = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{:.2}%", r * 100.0));
+        out!(
+            "  {side:<8} {:>9} {:>9} {:>9} {:>11} {:>16}",
+            s.requests,
+            ms(s.p50_us),
+            ms(s.p99_us),
+            pct(s.error_rate),
+            pct(s.online_accuracy)
+        );
+    }
+    if d.signature.compatible {
+        out!("signature: B can replace A for A's callers");
+    } else {
+        out!("signature: B cannot replace A for A's callers:");
+        for p in &d.signature.problems {
+            out!("  - {p}");
+        }
+    }
+    out!("events between them: {}", d.events.len());
+    for e in &d.events {
+        out!("  {}  {:<16} v{:<4} {}", e.at, e.kind, e.version.map_or("-".to_owned(), |v| v.to_string()), e.actor);
+    }
+    Ok(0)
 }
 
 async fn gc(store: &Path, options: &GcOptions, json: bool) -> anyhow::Result<i32> {

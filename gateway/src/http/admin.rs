@@ -113,6 +113,27 @@ where
                 )),
             }
         }
+        ["admin", "models", name, "diff"] if get => {
+            let query = req.uri().query().unwrap_or_default().to_owned();
+            let param = |key: &str| {
+                query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')).and_then(super::percent_decode)
+            };
+            let (Some(a), Some(b)) = (param("a"), param("b")) else {
+                return Err(ApiError::BadRequest("diff needs ?a=VERSION&b=VERSION (numbers or aliases)".to_owned()));
+            };
+            match app.store.registry().diff(name, &a, &b).await {
+                Ok(d) => Ok(json_response(StatusCode::OK, &serde_json::to_value(d).unwrap_or(Value::Null))),
+                Err(
+                    e @ (StoreError::ModelNotFound { .. }
+                    | StoreError::VersionNotFound { .. }
+                    | StoreError::AliasNotFound { .. }),
+                ) => Err(ApiError::NotFound(e.to_string())),
+                Err(e) => Err(ApiError::Unavailable {
+                    message: format!("the registry cannot be read: {e}"),
+                    retry_after: Some(1),
+                }),
+            }
+        }
         ["admin", "models", name, "gates", version] if get => {
             let version = version_of(&Value::String((*version).to_owned()))
                 .ok_or_else(|| ApiError::BadRequest(format!("'{version}' is not a version number ≥ 1")))?;

@@ -270,3 +270,22 @@ async fn the_registry_over_http_registers_lists_shows_stages_and_aliases() {
     assert_eq!(forced.status, StatusCode::OK, "{}", forced.body);
     assert_eq!(call(&app, true, "GET", "/admin/registry/models/nope", &[], "").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn two_versions_compared_through_the_admin_port() {
+    let f = fixture("champion = 1", "").await;
+    let (app, writer) = app(&f);
+    for _ in 0..3 {
+        let r = call(&app, false, "POST", "/v2/models/m/versions/2/infer", &[], &infer_body([1.0; 4])).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    writer.drain(Duration::from_secs(5)).await;
+    let d = call(&app, true, "GET", "/admin/models/m/diff?a=1&b=2", &[], "").await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
+    assert_eq!((d.body["a"]["version"].as_u64(), d.body["b"]["version"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(d.body["live"]["b"]["requests"], 3);
+    assert_eq!(d.body["live"]["a"]["requests"], 0);
+    assert_eq!(d.body["signature"]["compatible"], true);
+    assert_eq!(call(&app, true, "GET", "/admin/models/m/diff?a=1", &[], "").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(call(&app, true, "GET", "/admin/models/m/diff?a=1&b=9", &[], "").await.status, StatusCode::NOT_FOUND);
+}

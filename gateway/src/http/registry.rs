@@ -66,7 +66,9 @@ pub async fn handle(
             let stage: Stage = match body.get("stage") {
                 Some(Value::String(s)) => s.parse().map_err(|e| ApiError::BadRequest(format!("{e}")))?,
                 _ => {
-                    return Err(ApiError::BadRequest("stage needs {\"stage\": \"staging|production|archived\"}".into()));
+                    return Err(ApiError::BadRequest(
+                        "stage needs {\"stage\": \"staging|production|archived\"}".into(),
+                    ));
                 }
             };
             let v = registry.resolve(model, selector).await.map_err(store_error)?;
