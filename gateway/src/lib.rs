@@ -11,6 +11,7 @@
 //! (listeners and handlers), `client` (the typed admin API client), `cli` (commands).
 //! `docs/architecture.md` draws the layers.
 
+pub mod alerts;
 pub mod app;
 pub mod cli;
 pub mod client;
@@ -29,7 +30,7 @@ pub mod telemetry;
 /// (`docs/architecture.md` draws the picture).
 #[rustfmt::skip]
 pub const LAYERS: [&[&str]; 8] = [
-    &["engine", "telemetry", "lineage", "limiter"],
+    &["engine", "telemetry", "lineage", "limiter", "alerts"],
     &["serving"],
     &["control"],
     &["pipeline"],

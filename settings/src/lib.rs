@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings, Execution};
 pub use raw::{
-    RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting, RawRuntime, RawServer,
-    RawStore,
+    RawAlert, RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting, RawRuntime,
+    RawServer, RawStore,
 };
 
 /// A validated configuration. Every field is usable as is.
@@ -34,6 +34,47 @@ pub struct Config {
     pub lineage: LineageConfig,
     /// Served models, names unique, in file order.
     pub models: Vec<ModelConfig>,
+    /// Where alerts go (`[[alert]]`), in file order.
+    pub alerts: Vec<AlertConfig>,
+}
+
+/// The kinds of alert a gateway sends; `[[alert]] events` names some of them.
+pub const ALERT_KINDS: [&str; 9] = [
+    "guard_trip",
+    "guard_no_healthy_backup",
+    "guard_shadow_breach",
+    "promoted",
+    "rolled_back",
+    "weights_set",
+    "routing_reset",
+    "reload_failed",
+    "lineage_store_unhealthy",
+];
+
+/// One `[[alert]]` sink, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertConfig {
+    pub sink: AlertSink,
+    /// `http://host:port/path`.
+    pub url: String,
+    /// The alert kinds sent there (every one of `ALERT_KINDS` by default).
+    pub events: Vec<String>,
+}
+
+/// What an alert receiver speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertSink {
+    /// A JSON object per alert (documented in the README).
+    Webhook,
+    /// Prometheus Alertmanager: a list of alerts posted to `/api/v2/alerts`.
+    Alertmanager,
+    /// A Slack-compatible incoming webhook: `{"text": …}`.
+    Slack,
+}
+
+impl Choice for AlertSink {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("webhook", AlertSink::Webhook), ("alertmanager", AlertSink::Alertmanager), ("slack", AlertSink::Slack)];
 }
 
 /// `[lineage]`, validated.
@@ -312,6 +353,16 @@ impl Config {
         let store: Option<RawStore> = section(&mut table, "store", places, &mut problems);
         let runtime: Option<RawRuntime> = section(&mut table, "runtime", places, &mut problems);
         let lineage: Option<RawLineage> = section(&mut table, "lineage", places, &mut problems);
+        let alerts = match table.remove("alert") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => {
+                items.into_iter().enumerate().filter_map(|(i, item)| alert(i, item, places, &mut problems)).collect()
+            }
+            Some(_) => {
+                problems.push("'alert' must be an array of tables: write [[alert]]".to_owned());
+                Vec::new()
+            }
+        };
         let models = match table.remove("model") {
             None => Vec::new(),
             Some(toml::Value::Array(items)) => {
@@ -322,7 +373,7 @@ impl Config {
                 Vec::new()
             }
         };
-        const TOP: [&str; 5] = ["server", "store", "runtime", "lineage", "model"];
+        const TOP: [&str; 6] = ["server", "store", "runtime", "lineage", "model", "alert"];
         for key in table.keys() {
             let hint = match place::closest(key, &TOP) {
                 Some(near) => format!("did you mean [{near}]?"),
@@ -332,12 +383,48 @@ impl Config {
         }
         let mut config = validate(server, store, runtime, models, base, &mut problems);
         config.lineage = validate_lineage(lineage.unwrap_or_default(), &mut problems);
+        config.alerts = alerts;
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError { source: source.to_owned(), problems, partial: Some(Box::new(config)) })
         }
     }
+}
+
+/// The `index`-th `[[alert]]` table, validated.
+fn alert(index: usize, item: toml::Value, places: &place::Places, problems: &mut Vec<String>) -> Option<AlertConfig> {
+    let label = format!("[[alert]] #{}", index + 1);
+    let toml::Value::Table(table) = item else {
+        problems.push(format!("{label}: expected a table"));
+        return None;
+    };
+    let at = place::Table { path: format!("alert.{index}"), label: label.clone(), places };
+    let raw: RawAlert = at.read(table, problems)?;
+    let before = problems.len();
+    let Some(kind) = raw.kind.as_deref() else {
+        problems.push(format!("{label}: kind is required (\"webhook\", \"alertmanager\" or \"slack\")"));
+        return None;
+    };
+    let sink = one_of(Some(kind), AlertSink::Webhook, &format!("{label}: kind"), problems);
+    let url = raw.url.unwrap_or_default();
+    let valid_url = url.strip_prefix("http://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !valid_url {
+        problems.push(format!("{label}: url = {url:?} must be an http:// URL with a host"));
+    }
+    let events = match raw.events {
+        None => ALERT_KINDS.iter().map(|k| (*k).to_owned()).collect(),
+        Some(events) => {
+            for e in &events {
+                if !ALERT_KINDS.contains(&e.as_str()) {
+                    problems
+                        .push(format!("{label}: events: unknown alert kind {e:?} (known: {})", ALERT_KINDS.join(", ")));
+                }
+            }
+            events
+        }
+    };
+    (problems.len() == before).then_some(AlertConfig { sink, url, events })
 }
 
 /// The `index`-th `[[model]]` table, each of its tables checked key by key first so that a bad
@@ -493,7 +580,14 @@ fn validate(
             Some(model)
         })
         .collect();
-    Config { server: server_config, store_path, onnxruntime, lineage: LineageConfig::default(), models }
+    Config {
+        server: server_config,
+        store_path,
+        onnxruntime,
+        lineage: LineageConfig::default(),
+        models,
+        alerts: Vec::new(),
+    }
 }
 
 /// A duration written as a string such as `"30s"`, `"500ms"`, `"2m"`, within `range`.

@@ -177,3 +177,16 @@ pub struct RawEngine {
     /// Requests waiting per version before new ones get 503.
     pub queue_capacity: Option<u64>,
 }
+
+/// One `[[alert]]` table: where alerts go.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    /// `"webhook"` (a JSON body per alert), `"alertmanager"` (Prometheus Alertmanager's
+    /// `/api/v2/alerts`) or `"slack"` (a Slack-compatible incoming webhook).
+    pub kind: Option<String>,
+    /// The receiver's URL (http://; for Alertmanager its base, e.g. `http://am:9093`).
+    pub url: Option<String>,
+    /// Only these alert kinds (default: all), e.g. `["guard_trip", "rolled_back"]`.
+    pub events: Option<Vec<String>>,
+}

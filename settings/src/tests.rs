@@ -300,3 +300,26 @@ max_batch = 0
     let typo = Config::from_toml_str("t.toml", "[servr]\n[store]\npath='s'\n").unwrap_err().to_string();
     assert!(typo.contains("unknown top-level key 'servr' (did you mean [server]?)"), "{typo}");
 }
+
+#[test]
+fn alert_sinks_are_validated() {
+    let good = "[store]\npath = 's'\n[[model]]\nname = 'm'\nversions = [1]\n\
+                [[alert]]\nkind = 'webhook'\nurl = 'http://hooks:8080/x'\n\
+                [[alert]]\nkind = 'alertmanager'\nurl = 'http://am:9093'\nevents = ['guard_trip']\n";
+    let c = Config::from_toml_str("ok", good).expect("valid");
+    assert_eq!(c.alerts.len(), 2);
+    assert_eq!(c.alerts[0].sink, AlertSink::Webhook);
+    assert_eq!(c.alerts[0].events.len(), ALERT_KINDS.len(), "every kind by default");
+    assert_eq!(c.alerts[1].events, ["guard_trip"]);
+    let bad = "[store]\npath = 's'\n[[model]]\nname = 'm'\nversions = [1]\n\
+               [[alert]]\nkind = 'pager'\nurl = 'https://x'\nevents = ['trip']\n[[alert]]\nurl = 'http://x'\n";
+    let text = Config::from_toml_str("bad", bad).unwrap_err().to_string();
+    for needle in [
+        "[[alert]] #1: kind = \"pager\" must be \"webhook\", \"alertmanager\" or \"slack\"",
+        "[[alert]] #1: url = \"https://x\" must be an http:// URL with a host",
+        "[[alert]] #1: events: unknown alert kind \"trip\"",
+        "[[alert]] #2: kind is required",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

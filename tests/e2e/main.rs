@@ -3,6 +3,7 @@
 // Tests drive a separate process from plain threads; sleeping there blocks nothing async.
 #![allow(clippy::disallowed_methods)]
 
+mod alerts;
 mod card;
 mod cli;
 mod feedback;

@@ -122,8 +122,9 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     } else {
         (None, None)
     };
-    let control =
-        Arc::new(Control::new(loader, store, serving, config.clone(), Some(config_path.to_path_buf()), Some(digest)));
+    let control = Control::new(loader, store, serving, config.clone(), Some(config_path.to_path_buf()), Some(digest));
+    let alerts = crate::alerts::Alerts::start(config.alerts.clone(), control.replica().to_owned());
+    let control = Arc::new(control.with_alerts(alerts));
     let app = Arc::new(App::new(Arc::clone(&control), &config, lineage));
 
     let public_listener = TcpListener::bind(config.server.listen)

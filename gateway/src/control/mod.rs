@@ -34,6 +34,7 @@ pub use error::ControlError;
 pub use reload::{ReloadError, ReloadReport};
 pub use watch::{WATCH_INTERVAL, watch_config};
 
+use crate::alerts::{Alert, Alerts};
 use crate::engine::Loader;
 use crate::serving::{self, RoutingOrigin, ServedModel, ServingState, VersionSlot};
 
@@ -58,6 +59,8 @@ pub struct Control {
     replica: String,
     /// Woken by every install, so the serving claim follows at once (`publish`).
     changed: tokio::sync::Notify,
+    /// Where what this plane decides is announced (`[[alert]]`).
+    alerts: Alerts,
 }
 
 impl Control {
@@ -82,7 +85,19 @@ impl Control {
             alarms: std::sync::Mutex::default(),
             replica: replica_name(),
             changed: tokio::sync::Notify::new(),
+            alerts: Alerts::none(),
         }
+    }
+
+    /// This control plane, announcing its decisions to `alerts`.
+    pub fn with_alerts(mut self, alerts: Alerts) -> Control {
+        self.alerts = alerts;
+        self
+    }
+
+    /// Announces an alert (queued; never blocks).
+    fn alert(&self, kind: &'static str, model: &str, version: Option<u32>, summary: String, detail: &Value) {
+        self.alerts.send(Alert { kind, model: Some(model.to_owned()), version, summary, detail: detail.clone() });
     }
 
     /// This process's name in the registry's serving claims.
@@ -154,6 +169,16 @@ impl Control {
         metrics::counter!("switchyard_guard_trips_total", "model" => current.name.clone(),
             "from" => from.to_string(), "to" => to.to_string(), "reason" => reason.as_str())
         .increment(1);
+        let reason_text = detail["reason_text"].as_str().unwrap_or("threshold breached").to_owned();
+        let summary = if kind == Event::GUARD_TRIP {
+            format!("{}: the guard moved traffic from version {from} to {to} ({reason_text})", current.name)
+        } else {
+            format!(
+                "{}: champion {from} breaches its guard ({reason_text}) and no backup is healthy; version {to} keeps serving",
+                current.name
+            )
+        };
+        self.alert(kind, &current.name, Some(from), summary, &detail);
         let Some(next) = next else {
             self.record_event_logged(&current.name, Some(from), kind, detail, "guard").await;
             return false;
@@ -193,8 +218,13 @@ impl Control {
         self.alarms.lock().unwrap_or_else(|p| p.into_inner()).get(model).cloned()
     }
 
-    /// Records a guard event that changes nothing (a breaching shadow), logging a failure.
-    pub async fn record_guard_event(&self, model: &str, version: u32, kind: &str, detail: Value) {
+    /// Records a guard event that changes nothing (a breaching shadow), logging a failure, and
+    /// announces it.
+    pub async fn record_guard_event(&self, model: &str, version: u32, kind: &'static str, detail: Value) {
+        let reason_text = detail["reason_text"].as_str().unwrap_or("threshold breached");
+        let summary =
+            format!("{model}: shadow version {version} breaches its guard ({reason_text}); routing unchanged");
+        self.alert(kind, model, Some(version), summary, &detail);
         self.record_event_logged(model, Some(version), kind, detail, "guard").await;
     }
 
@@ -258,6 +288,8 @@ impl Control {
         let current = known(&state, model)?;
         let (next, detail, version) = change(current)?;
         tracing::info!(model, action, actor, %detail, "operator routing change");
+        let summary = format!("{model}: {action} by {actor} ({} → {})", detail["from"], detail["to"]);
+        self.alert(action, model, version, summary, &detail);
         let origin = |event_id| RoutingOrigin::Operator {
             action: action.to_owned(),
             actor: actor.to_owned(),
@@ -447,6 +479,8 @@ impl Control {
         }
         self.clear_alarm(model);
         tracing::info!(model, actor, "routing reset to the config's");
+        let summary = format!("{model}: routing reset to the config's by {actor} (champion {})", next.routing.champion);
+        self.alert(Event::ROUTING_RESET, model, None, summary, &json!({ "from": current.override_state() }));
         self.install(state.with_model(next.clone()));
         Ok((true, next))
     }

@@ -47,7 +47,14 @@ impl Control {
                 tracing::info!(trigger, loaded = ?r.loaded, unloaded = ?r.unloaded, rerouted = ?r.rerouted, "config reloaded")
             }
             Err(e) => {
-                tracing::error!(trigger, problems = ?e.problems, "config reload refused; the running config keeps serving")
+                tracing::error!(trigger, problems = ?e.problems, "config reload refused; the running config keeps serving");
+                self.alerts.send(crate::alerts::Alert {
+                    kind: "reload_failed",
+                    model: None,
+                    version: None,
+                    summary: format!("config reload ({trigger}) refused: {}", e.error),
+                    detail: serde_json::json!({ "error": e.error, "problems": e.problems }),
+                });
             }
         }
         result
@@ -87,6 +94,9 @@ impl Control {
         }
         if config.onnxruntime != served.onnxruntime {
             ignored.push("[runtime] (ONNX Runtime is loaded once)".to_owned());
+        }
+        if config.alerts != served.alerts {
+            ignored.push("[[alert]] (alert sinks are set at start)".to_owned());
         }
         let state = self.serving.load_full();
         let staged = ServingState::build(&config, &self.store, self.loader, Some(&state))
