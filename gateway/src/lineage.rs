@@ -206,6 +206,9 @@ pub fn start(registry: &Registry, config: &LineageConfig) -> anyhow::Result<(Lin
         let _ = done_tx.send(());
     })?;
     metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
+    // Present from the start, so rates and dashboards have a series before the first commit.
+    metrics::counter!("switchyard_lineage_records_written_total").increment(0);
+    metrics::gauge!("switchyard_lineage_queue_depth").set(0.0);
     let writer = LineageWriter { close: close_tx, done: done_rx, thread };
     Ok((LineageSink { tx, on_full: config.on_full, status }, writer))
 }

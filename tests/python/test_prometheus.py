@@ -421,3 +421,48 @@ def test_prometheus_scrapes_canary_split(fixture_store, start_routed_server, pro
 
         assert prom.proc.poll() is None, f"prometheus exited:\n{prom.log_tail()}"
     assert srv.alive(), f"the gateway died:\n{srv.log_tail()}"
+
+
+# --------------------------------------------------------------------------------------------
+# The shipped rules and dashboard
+
+DEPLOY = REPO / "deploy"
+
+# Series that exist only once their event happened: their labels name what happened (the
+# versions a guard trip moved traffic between), so there is nothing to export before it.
+EVENT_ONLY = {"switchyard_guard_trips_total"}
+
+
+def test_shipped_rules_pass_promtool_and_use_only_metrics_the_gateway_exports(
+    fixture_store, start_routed_server, prom_tools, tmp_path
+):
+    """deploy/prometheus/rules.yml passes `promtool check rules` and its unit tests
+    (rules_test.yml), and every metric the rules and deploy/grafana/switchyard.json name is on a
+    running gateway's /metrics (a guarded canary with a shadow, after traffic)."""
+    rules = DEPLOY / "prometheus" / "rules.yml"
+    for args, cwd in ((["check", "rules", str(rules)], REPO), (["test", "rules", "rules_test.yml"], rules.parent)):
+        proc = subprocess.run([str(prom_tools.promtool), *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+        assert proc.returncode == 0, f"promtool {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
+    dashboard = json.loads((DEPLOY / "grafana" / "switchyard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs.append(dashboard["templating"]["list"][1]["query"])
+    used = set()
+    for text in [rules.read_text(), *exprs]:
+        used |= {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"\bswitchyard_[a-z_]+", text)}
+    assert used, "no metric names found"
+
+    store, _ = fixture_store
+    config = tmp_path / "guarded.toml"
+    config.write_text(
+        routed_config_toml(store, {"name": "mlp", "versions": [1, 2, 3]}, {"champion": 1, "challengers": {2: 50}, "shadows": {3: 100}})
+        + "[model.guard]\np99_ms = 5000\n"
+    )
+    srv = start_server(config, store, tmp_path / "guarded.log")
+    try:
+        for seed in range(20):
+            assert srv.post("/v2/models/mlp/infer", json=mlp_json_body(1, seed)).status_code == 200
+        exported = set(re.findall(r"^(switchyard_[a-z_]+?)(?:_bucket|_sum|_count)?[{ ]", srv.admin_get("/metrics").text, re.M))
+    finally:
+        assert stop_server(srv) == 0
+    missing = sorted(used - exported - EVENT_ONLY)
+    assert not missing, f"the rules or dashboard use metrics the gateway does not export: {missing}"

@@ -75,6 +75,10 @@ impl Control {
         digest: Option<[u8; 32]>,
     ) -> Control {
         routing_metrics::export_routing(&serving, None);
+        // The alarm gauge of every guarded model starts at 0 (an alarm raises it).
+        for m in serving.models.values().filter(|m| m.guard.is_some()) {
+            metrics::gauge!("switchyard_guard_no_healthy_backup", "model" => m.name.clone()).set(0.0);
+        }
         Control {
             serving: ArcSwap::from_pointee(serving),
             store,

@@ -35,6 +35,14 @@ pub(super) fn export_routing(state: &ServingState, previous: Option<&ServingStat
         }
     }
     for (model, version, route, ratio) in now {
+        if route == "shadow" {
+            // Present from the start (at 0), so agreement ratios have a series to divide.
+            for agree in ["true", "false"] {
+                metrics::counter!("switchyard_shadow_argmax_rows_total",
+                    "model" => model.clone(), "version" => version.to_string(), "agree" => agree)
+                .increment(0);
+            }
+        }
         metrics::gauge!("switchyard_routing_weight_ratio", "model" => model, "version" => version.to_string(), "route" => route)
             .set(ratio);
     }

@@ -52,6 +52,7 @@ pub fn metrics_handle() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only its own");
             }
             describe_metrics();
+            zero_counters();
             let upkeep = handle.clone();
             spawn_every("switchyard-metrics", METRICS_UPKEEP_INTERVAL, move || upkeep.run_upkeep());
             handle
@@ -73,6 +74,19 @@ fn spawn_every(name: &str, interval: Duration, f: impl Fn() + Send + 'static) {
     if let Err(e) = spawned {
         tracing::error!(thread = name, error = %e, "could not start a background thread");
     }
+}
+
+/// Counters of rare events start at 0 rather than appearing with their first event, so rates and
+/// alerting rules over them (deploy/prometheus/rules.yml) have a series from the first scrape.
+fn zero_counters() {
+    for reason in ["full", "closed", "write_failed", "invalid"] {
+        metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => reason).increment(0);
+    }
+    for result in ["ok", "error", "unreadable"] {
+        metrics::counter!("switchyard_config_reloads_total", "result" => result).increment(0);
+    }
+    metrics::counter!("switchyard_lineage_write_errors_total").increment(0);
+    metrics::counter!("switchyard_routing_persist_errors_total").increment(0);
 }
 
 fn describe_metrics() {
