@@ -13,6 +13,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod client;
 pub mod control;
@@ -30,7 +31,7 @@ pub mod telemetry;
 /// (`docs/architecture.md` draws the picture).
 #[rustfmt::skip]
 pub const LAYERS: [&[&str]; 8] = [
-    &["engine", "telemetry", "lineage", "limiter", "alerts"],
+    &["engine", "telemetry", "lineage", "limiter", "alerts", "capture"],
     &["serving"],
     &["control"],
     &["pipeline"],

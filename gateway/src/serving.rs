@@ -103,6 +103,8 @@ pub struct ServedModel {
     /// Registry aliases of the configured versions (alias → version), so a path may name a
     /// version by alias. The control plane keeps `champion` in step when it moves it.
     pub aliases: BTreeMap<String, u32>,
+    /// Payload capture, if configured.
+    pub capture: Option<settings::CaptureConfig>,
 }
 
 /// Why a model's routing is what it is.
@@ -454,6 +456,7 @@ async fn load_model(
         versions,
         lineage_input_sha256: model.lineage_input_sha256,
         aliases,
+        capture: model.capture.clone(),
     })
 }
 

@@ -118,7 +118,49 @@ impl Feedback {
     }
 }
 
+/// `request_id, version, kind, truth_json, correct, abs_error, at` of a stored item.
+type FeedbackExportRow = (String, i64, String, String, Option<i64>, Option<f64>, String);
+
+/// Feedback as stored, for exports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredFeedback {
+    pub request_id: String,
+    pub version: u32,
+    pub kind: String,
+    pub truth: Value,
+    pub correct: Option<bool>,
+    pub abs_error: Option<f64>,
+    /// When it arrived, RFC 3339 UTC.
+    pub at: String,
+}
+
 impl Registry {
+    /// Every feedback item stored for `model` (by request id), for exports.
+    pub async fn feedback_of(&self, model: &str) -> Result<Vec<StoredFeedback>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows: Vec<FeedbackExportRow> = sqlx::query_as(
+            "SELECT request_id, version, kind, truth_json, correct, abs_error, at FROM feedback \
+             WHERE model = $1 ORDER BY at_ms, id",
+        )
+        .bind(model)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.into_iter()
+            .map(|(request_id, version, kind, truth, correct, abs_error, at)| {
+                Ok(StoredFeedback {
+                    request_id,
+                    version: crate::registry::to_u32(version, "version number")?,
+                    kind,
+                    truth: serde_json::from_str(&truth)
+                        .map_err(|e| StoreError::decode(format!("stored feedback truth: {e}")))?,
+                    correct: correct.map(|c| c != 0),
+                    abs_error,
+                    at,
+                })
+            })
+            .collect()
+    }
+
     /// Stores judged feedback in one transaction. Returns, per item, whether it was new: an
     /// item for a request that already has feedback is not stored again (never counted twice).
     pub async fn insert_feedback(&self, items: &[Feedback]) -> Result<Vec<bool>, StoreError> {

@@ -17,7 +17,7 @@ mod signature;
 pub use artifact::ArtifactStore;
 pub use diff::{Compatibility, FieldDiff, Live, MetricDiff, Summary as DiffSide, VersionDiff};
 pub use error::StoreError;
-pub use feedback::{Feedback, FeedbackKind, FeedbackSummary};
+pub use feedback::{Feedback, FeedbackKind, FeedbackSummary, StoredFeedback};
 pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery, LineageRecord, LineageStats};
 pub use manifest::{Manifest, ManifestError, Training};
 pub use registry::{

@@ -8,7 +8,7 @@ mod place;
 pub mod promotion;
 mod raw;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::{Device, EngineSettings, Execution};
 pub use raw::{
-    RawAlert, RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting, RawRuntime,
-    RawServer, RawStore,
+    RawAlert, RawCapture, RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting,
+    RawRuntime, RawServer, RawStore,
 };
 
 /// A validated configuration. Every field is usable as is.
@@ -206,6 +206,68 @@ pub struct ModelConfig {
     pub guard: Option<GuardConfig>,
     /// Promotion gates, if configured.
     pub promotion: Option<crate::promotion::PromotionPolicy>,
+    /// Payload capture, if configured.
+    pub capture: Option<CaptureConfig>,
+}
+
+/// `[model.capture]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureConfig {
+    /// Share of answered requests captured.
+    pub rate: f64,
+    /// Route label → share, where it differs from `rate`.
+    pub routes: BTreeMap<String, f64>,
+    pub max_file_bytes: u64,
+    pub max_total_bytes: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> CaptureConfig {
+        CaptureConfig { rate: 0.01, routes: BTreeMap::new(), max_file_bytes: 16 << 20, max_total_bytes: 1 << 30 }
+    }
+}
+
+impl CaptureConfig {
+    /// The share captured of requests answered on `route`.
+    pub fn rate_for(&self, route: &str) -> f64 {
+        self.routes.get(route).copied().unwrap_or(self.rate)
+    }
+}
+
+fn validate_capture(raw: &RawCapture, label: &str, problems: &mut Vec<String>) -> CaptureConfig {
+    let d = CaptureConfig::default();
+    let share = |v: f64, what: String, problems: &mut Vec<String>| {
+        if !(0.0..=1.0).contains(&v) {
+            problems.push(format!("{label}: capture.{what} = {v} must be a share between 0 and 1"));
+        }
+    };
+    let rate = raw.rate.unwrap_or(d.rate);
+    share(rate, "rate".to_owned(), problems);
+    const ROUTES: [&str; 4] = ["champion", "challenger", "backup", "pinned"];
+    for (route, v) in &raw.routes {
+        share(*v, format!("routes.{route}"), problems);
+        if !ROUTES.contains(&route.as_str()) {
+            problems.push(format!("{label}: capture.routes: unknown route {route:?} (routes: {})", ROUTES.join(", ")));
+        }
+    }
+    CaptureConfig {
+        rate,
+        routes: raw.routes.clone(),
+        max_file_bytes: bounded(
+            raw.max_file_bytes,
+            d.max_file_bytes,
+            4096..=(1 << 34),
+            &format!("{label}: capture.max_file_bytes"),
+            problems,
+        ),
+        max_total_bytes: bounded(
+            raw.max_total_bytes,
+            d.max_total_bytes,
+            4096..=(1 << 44),
+            &format!("{label}: capture.max_total_bytes"),
+            problems,
+        ),
+    }
 }
 
 /// `[model.guard]`, validated: at least one threshold is set.
@@ -448,6 +510,7 @@ fn model(index: usize, item: toml::Value, places: &place::Places, problems: &mut
     clean!("lineage", RawModelLineage);
     clean!("guard", RawGuard);
     clean!("promotion", RawPromotion);
+    clean!("capture", RawCapture);
     at.read(table, problems)
 }
 
@@ -931,13 +994,14 @@ fn validate_model(
     let lineage_input_sha256 = raw.lineage.input_sha256.unwrap_or(false);
     let guard = raw.guard.as_ref().and_then(|g| validate_guard(g, label, problems));
     let promotion = raw.promotion.as_ref().map(|p| validate_promotion(p, label, problems));
+    let capture = raw.capture.as_ref().map(|c| validate_capture(c, label, problems));
     // With problems the config is refused whole; the model is still returned, so that a check
     // can resolve its versions too (`ConfigError::partial`). A bad name or routing leaves
     // nothing to resolve.
     if !name_ok {
         return None;
     }
-    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard, promotion })
+    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard, promotion, capture })
 }
 
 /// Most versions one routing list (challengers, shadows, backup) may name.

@@ -96,6 +96,23 @@ pub struct RawModel {
     pub guard: Option<RawGuard>,
     /// What a candidate must show before it may be promoted; none = no gates.
     pub promotion: Option<RawPromotion>,
+    /// Payload capture (inputs, outputs, lineage key) of a sample of requests; none = off.
+    pub capture: Option<RawCapture>,
+}
+
+/// `[model.capture]`: a sample of requests kept whole for the next training set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    /// Share of answered requests captured, 0–1 (default 0.01).
+    pub rate: Option<f64>,
+    /// Route → share, overriding `rate` for requests on that route, e.g. `{ challenger = 1.0 }`.
+    #[serde(default)]
+    pub routes: std::collections::BTreeMap<String, f64>,
+    /// A capture file is closed and a new one begun past this size (bytes; default 16 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// The oldest capture files of the model are removed past this total (bytes; default 1 GiB).
+    pub max_total_bytes: Option<u64>,
 }
 
 /// `[model.promotion]`: gates a candidate must pass to replace the champion.

@@ -117,3 +117,88 @@ fn per_version_online_accuracy_matches_a_hand_count() {
     assert_eq!(r.status, 405);
     assert!(gw.terminate().success());
 }
+
+/// Capture at 10 % keeps about a tenth of the requests whole (binomial bounds), each joined to
+/// its lineage record, and `feedback export` gives one row per answered request whose accuracy
+/// per version matches switchyard_online_accuracy_ratio.
+#[test]
+fn captured_payloads_and_feedback_export_close_the_loop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = full_store(dir.path());
+    let config = CONFIG.to_owned() + "[model.capture]\nrate = 0.1\n";
+    let gw = Gateway::start(dir.path(), &store, &config);
+    const N: usize = 2000;
+    let mut labels = Vec::with_capacity(N);
+    for i in 0..N {
+        let data: Vec<f64> = (0..64).map(|j| ((i * 7 + j * 13) % 101) as f64 / 101.0).collect();
+        let body = json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": data}]});
+        let id = format!("loop-{i}");
+        let r = crate::support::request(
+            gw.public,
+            "POST",
+            "/v2/models/mlp/infer",
+            &[("x-request-id", &id), ("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+        labels.push((id, argmax(r.json()["outputs"][0]["data"].as_array().expect("scores"))));
+    }
+    // Truth for every other request: right for a third of them, wrong for the rest.
+    std::thread::sleep(Duration::from_millis(500)); // lineage commits every 100 ms
+    let items: Vec<Value> = labels
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(i, (id, predicted))| json!({"request_id": id, "label": if i % 3 == 0 { *predicted } else { predicted + 1 }}))
+        .collect();
+    let r = post_json(gw.public, "/v2/models/mlp/feedback", &json!({ "feedback": items }));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["stored"], N / 2);
+    let accuracy =
+        |v: &str| metric_value(&gw, "switchyard_online_accuracy_ratio", &[("version", v), ("window", "all")]);
+    let live = [accuracy("1"), accuracy("2")];
+    std::thread::sleep(Duration::from_millis(500)); // captures reach their files
+    assert!(gw.terminate().success());
+
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["feedback", "export", "--model", "mlp", "--store"])
+        .arg(&store)
+        .output()
+        .expect("export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Value> =
+        String::from_utf8(out.stdout).expect("utf8").lines().map(|l| serde_json::from_str(l).expect("row")).collect();
+    assert_eq!(rows.len(), N, "one row per answered request");
+    let captured = rows.iter().filter(|r| r["inputs"].is_array()).count();
+    // Binomial(2000, 0.1): mean 200, sd 13.4; six sd either way.
+    assert!((120..=280).contains(&captured), "{captured} of {N} captured at 10 %");
+    let row = rows.iter().find(|r| r["inputs"].is_array()).expect("a captured row");
+    assert_eq!(row["inputs"][0]["shape"], json!([1, 64]));
+    assert_eq!(row["outputs"][0]["name"], "output");
+    for (i, v) in ["1", "2"].iter().enumerate() {
+        let judged: Vec<&Value> =
+            rows.iter().filter(|r| r["version"] == v.parse::<u64>().expect("n") && r["feedback"].is_object()).collect();
+        let right = judged.iter().filter(|r| r["feedback"]["correct"] == true).count();
+        let exported = right as f64 / judged.len() as f64;
+        let metric = live[i].expect("accuracy exported");
+        assert!((exported - metric).abs() < 1e-9, "v{v}: export {exported} vs metric {metric}");
+    }
+    // Into a file: its sha256 is recorded for the next manifest to cite.
+    let file = dir.path().join("next-training.jsonl");
+    let summary = crate::support::cli_json(&[
+        "feedback",
+        "export",
+        "--json",
+        "--with-feedback",
+        "--model",
+        "mlp",
+        "--store",
+        store.to_str().expect("utf8"),
+        "--output",
+        file.to_str().expect("utf8"),
+    ]);
+    assert_eq!(summary["rows"], N / 2);
+    let events =
+        crate::support::cli_json(&["models", "show", "--json", "--store", store.to_str().expect("utf8"), "mlp:1"]);
+    assert!(events.is_object());
+}

@@ -287,7 +287,7 @@ const TIME_FORMATS: &str = "expected RFC 3339 (2026-11-22T10:00:00Z, 2026-11-22T
 /// Parses a `--since` / `--until` value to unix milliseconds: an integer is unix milliseconds,
 /// text with a unit is a duration before `now`, anything else RFC 3339. Before 1970 is allowed
 /// (negative), so `--since 100y` simply matches everything.
-fn parse_time(text: &str, now: SystemTime) -> anyhow::Result<i64> {
+pub(super) fn parse_time(text: &str, now: SystemTime) -> anyhow::Result<i64> {
     let text = text.trim();
     let refuse = |why: String| anyhow!("invalid time {text:?}: {why}; {TIME_FORMATS}");
     if text.is_empty() {

@@ -15,6 +15,7 @@ macro_rules! out {
 
 mod admin;
 mod card;
+mod feedback;
 mod import;
 mod lineage;
 mod models;
@@ -50,6 +51,9 @@ pub enum Command {
     /// records over a time range.
     #[command(subcommand)]
     Lineage(lineage::LineageCommand),
+    /// Export what the service saw with the truth that arrived later (the next training set).
+    #[command(subcommand)]
+    Feedback(feedback::FeedbackCommand),
     /// Inspect and steer a running gateway through its admin API: promote, roll back, set
     /// challenger weights, reset, reload; show models, status and lineage.
     Admin(admin::AdminArgs),
@@ -87,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Models(cmd) => models::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),
+        Command::Feedback(cmd) => feedback::run(cmd),
         Command::Admin(args) => admin::run(args),
     }
 }

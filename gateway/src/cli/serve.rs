@@ -125,7 +125,17 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     let control = Control::new(loader, store, serving, config.clone(), Some(config_path.to_path_buf()), Some(digest));
     let alerts = crate::alerts::Alerts::start(config.alerts.clone(), control.replica().to_owned());
     let control = Arc::new(control.with_alerts(alerts));
-    let app = Arc::new(App::new(Arc::clone(&control), &config, lineage));
+    let capture = if config.models.iter().any(|m| m.capture.is_some()) {
+        Some(
+            crate::capture::CaptureSink::start(&config.store_path)
+                .with_context(|| format!("cannot start payload capture under {}", config.store_path.display()))?,
+        )
+    } else {
+        None
+    };
+    let mut app = App::new(Arc::clone(&control), &config, lineage);
+    app.pipeline = app.pipeline.with_capture(capture);
+    let app = Arc::new(app);
 
     let public_listener = TcpListener::bind(config.server.listen)
         .await

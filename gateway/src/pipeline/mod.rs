@@ -32,6 +32,7 @@ pub use decide::Choice;
 pub use error::PipelineError;
 pub use shadow::compare;
 
+use crate::capture::{self, CaptureSink};
 use crate::engine::validate_inputs;
 use crate::lineage::{LineageSink, Prediction, inputs_sha256, prediction_summary};
 use crate::serving::{LoadedVersion, ServedModel};
@@ -58,6 +59,8 @@ pub struct Pipeline {
     shadow_tasks: TaskTracker,
     /// Deadline of a request from arrival (a request's v2 `timeout` parameter may shorten it).
     request_timeout: Duration,
+    /// Where captured payloads go, when any model captures.
+    capture: Option<CaptureSink>,
 }
 
 /// One request's run through the pipeline: chosen in `decide`, run by `execute`, recorded by
@@ -112,7 +115,13 @@ impl Outcome {
 
 impl Pipeline {
     pub fn new(lineage: Option<LineageSink>, request_timeout: Duration) -> Pipeline {
-        Pipeline { lineage, shadow_tasks: TaskTracker::new(), request_timeout }
+        Pipeline { lineage, shadow_tasks: TaskTracker::new(), request_timeout, capture: None }
+    }
+
+    /// This pipeline, capturing payloads of the models that ask for it into `sink`.
+    pub fn with_capture(mut self, sink: Option<CaptureSink>) -> Pipeline {
+        self.capture = sink;
+        self
     }
 
     /// The lineage sink, when lineage is on.
@@ -175,6 +184,14 @@ impl Run<'_> {
         }
         // Shadows get their own copy; cloning costs only the requests that are mirrored.
         let shadow_inputs = if self.shadows.is_empty() { None } else { Some(request.inputs.clone()) };
+        // So does capture: only the sampled requests.
+        let route = self.choice.decision.route.as_str();
+        let capture = match (&self.pipeline.capture, &self.model.capture) {
+            (Some(sink), Some(cfg)) if capture::sampled(cfg.rate_for(route)) => {
+                Some((sink, capture::limits(cfg), request.inputs.clone()))
+            }
+            _ => None,
+        };
         let budget = deadline(self.pipeline.request_timeout, &request.parameters)?;
         let remaining = budget.saturating_sub(self.facts.started.elapsed());
         // Past the deadline the future is dropped: a job not yet started is skipped by its worker.
@@ -187,6 +204,18 @@ impl Run<'_> {
         })??;
         self.facts.queue = outcome.queue;
         self.facts.compute = outcome.compute;
+        if let Some((sink, limits, inputs)) = capture {
+            sink.submit(capture::Captured {
+                request_id: self.facts.request_id,
+                arrived: self.facts.arrived,
+                model: Arc::clone(&inst.model),
+                version: inst.version,
+                route,
+                inputs,
+                outputs: outcome.outputs.clone(),
+                limits,
+            });
+        }
         if self.pipeline.lineage.is_some() {
             self.facts.prediction = prediction_summary(&outcome.outputs);
         }

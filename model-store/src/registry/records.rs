@@ -168,6 +168,9 @@ impl Event {
     /// A stored routing override no longer applies because the configured routing changed;
     /// detail `{"reason", "override_event_id"}`.
     pub const ROUTING_OVERRIDE_CLEARED: &'static str = "routing_override_cleared";
+    /// `switchyard feedback export --output` wrote a data set; detail `{"file", "rows",
+    /// "sha256", "query"}`, so a manifest can cite it as its data snapshot.
+    pub const FEEDBACK_EXPORTED: &'static str = "feedback_exported";
 }
 
 impl Timestamp {
