@@ -105,6 +105,8 @@ pub struct ServedModel {
     pub aliases: BTreeMap<String, u32>,
     /// Payload capture, if configured.
     pub capture: Option<settings::CaptureConfig>,
+    /// What a request outside a version's training range gets.
+    pub out_of_range: settings::OutOfRange,
 }
 
 /// Why a model's routing is what it is.
@@ -134,6 +136,8 @@ pub struct LoadedVersion {
     pub stage: StageCell,
     /// Recent requests, judged by the guard. Replaced when the guard's window length changes.
     pub window: ArcSwap<Window>,
+    /// Its live inputs against its training profile, when its manifest has one.
+    pub drift: Option<InputDrift>,
     /// Rows compared while this version ran as a shadow, and how many agreed (argmax), since load.
     pub shadow_rows: AtomicU64,
     pub shadow_agree: AtomicU64,
@@ -141,6 +145,44 @@ pub struct LoadedVersion {
     pub metrics: VersionMetrics,
     /// The header values naming it in every answer, built once.
     pub headers: VersionHeaders,
+}
+
+/// One input of a version watched against its training profile.
+#[derive(Debug)]
+pub struct InputDrift {
+    /// The input tensor profiled.
+    pub input: String,
+    pub window: policy::drift::DriftWindow,
+    /// The instant window epochs count from.
+    pub origin: std::time::Instant,
+}
+
+impl InputDrift {
+    /// The first input profile of `manifest` that fits the signature (a 1-D or `[batch, F]`
+    /// input with F features), as a drift window of `length`.
+    fn of(
+        manifest: Option<&model_store::Manifest>,
+        signature: &model_store::Signature,
+        length: Duration,
+    ) -> Option<InputDrift> {
+        let manifest = manifest?;
+        signature.inputs.iter().find_map(|spec| {
+            let p = manifest.data_profile.get(&spec.name)?;
+            let features = match spec.shape.as_slice() {
+                [_] => 1,
+                [_, f] => usize::try_from(*f).ok()?,
+                _ => return None,
+            };
+            (p.features() == features && p.problem().is_none()).then(|| InputDrift {
+                input: spec.name.clone(),
+                window: policy::drift::DriftWindow::new(
+                    policy::drift::Profile { min: p.min.clone(), max: p.max.clone(), deciles: p.deciles.clone() },
+                    length,
+                ),
+                origin: std::time::Instant::now(),
+            })
+        })
+    }
 }
 
 /// A served version's registry stage. Read by every view (admin API, `switchyard_model_info`);
@@ -457,6 +499,7 @@ async fn load_model(
         lineage_input_sha256: model.lineage_input_sha256,
         aliases,
         capture: model.capture.clone(),
+        out_of_range: model.validation.out_of_range,
     })
 }
 
@@ -528,7 +571,11 @@ async fn load_version(
         .await
         .map_err(|e| format!("loader task failed: {e}"))?
         .map_err(|e| e.to_string())?;
+    // A registry that cannot be read here leaves the version serving without drift figures.
+    let manifest = store.registry().provenance(&model.name, record.version).await.ok().flatten();
+    let drift = InputDrift::of(manifest.as_ref(), &instance.signature, model.validation.window);
     Ok(LoadedVersion {
+        drift,
         metrics: VersionMetrics::new(&model.name, record.version),
         headers: VersionHeaders::of(&instance),
         instance,

@@ -19,7 +19,7 @@ pub use diff::{Compatibility, FieldDiff, Live, MetricDiff, Summary as DiffSide, 
 pub use error::StoreError;
 pub use feedback::{Feedback, FeedbackKind, FeedbackSummary, StoredFeedback};
 pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery, LineageRecord, LineageStats};
-pub use manifest::{Manifest, ManifestError, Training};
+pub use manifest::{InputProfile, Manifest, ManifestError, Training};
 pub use registry::{
     CHAMPION_ALIAS, ChampionMove, CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary,
     ParseStageError, Registry, RemovedArtifact, RoutingOverride, ServedVersion, ServingClaim, Stage, VersionRecord,

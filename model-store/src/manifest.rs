@@ -32,6 +32,58 @@ pub struct Manifest {
     /// Free-form labels. TOML datetimes become RFC 3339 strings.
     #[serde(default, deserialize_with = "free_form", skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, serde_json::Value>,
+    /// The training data's profile per input tensor (by input name): what live inputs are
+    /// compared with (drift) and checked against (validation). `switchyard models profile`
+    /// computes one from data.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data_profile: BTreeMap<String, InputProfile>,
+}
+
+/// One input's training profile, per feature (the last dimension of a `[batch, features]`
+/// input; a 1-D input is one feature). Every list has one entry per feature.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputProfile {
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    /// The deciles of each feature (9 cut points, ascending): the bins drift is measured over,
+    /// each holding a tenth of the training data.
+    pub deciles: Vec<Vec<f64>>,
+    /// Rows the profile was computed from.
+    #[serde(default)]
+    pub rows: u64,
+}
+
+impl InputProfile {
+    /// Features described.
+    pub fn features(&self) -> usize {
+        self.min.len()
+    }
+
+    /// Why the profile is not usable, if it is not: lists of different lengths, bounds that
+    /// are not finite or not ordered, deciles that are not 9 ascending values.
+    pub fn problem(&self) -> Option<String> {
+        let n = self.min.len();
+        if n == 0 {
+            return Some("no features".to_owned());
+        }
+        if [self.max.len(), self.mean.len(), self.std.len(), self.deciles.len()].iter().any(|&l| l != n) {
+            return Some(format!("min has {n} features; max, mean, std and deciles must have as many"));
+        }
+        for f in 0..n {
+            let (lo, hi) = (self.min[f], self.max[f]);
+            if !(lo.is_finite() && hi.is_finite() && lo <= hi && self.std[f].is_finite() && self.std[f] >= 0.0) {
+                return Some(format!("feature {f}: min {lo}, max {hi}, std {} are not a valid range", self.std[f]));
+            }
+            let d = &self.deciles[f];
+            if d.len() != 9 || d.iter().any(|x| !x.is_finite()) || d.windows(2).any(|w| w[0] > w[1]) {
+                return Some(format!("feature {f}: deciles must be 9 finite values in ascending order"));
+            }
+        }
+        None
+    }
 }
 
 /// How a model version was trained. Unknown keys are refused.
@@ -84,6 +136,9 @@ pub enum ManifestError {
         /// Parser message with line, column and the offending key or value.
         cause: serde_json::Error,
     },
+    /// A `data_profile` entry is not usable.
+    #[error("data_profile of input '{input}': {reason}")]
+    Profile { input: String, reason: String },
     /// A file without a `.toml` or `.json` extension parses as neither.
     #[error(
         "manifest {} is neither valid TOML nor valid JSON (name it .toml or .json to get only \
@@ -147,10 +202,15 @@ impl Manifest {
     /// Checks the invariants that parsing enforces, for manifests built in code: every metric
     /// is finite (JSON cannot carry NaN or infinity, so the registry could not store it).
     pub fn validate(&self) -> Result<(), ManifestError> {
-        match self.metrics.iter().find(|(_, value)| !value.is_finite()) {
-            Some((name, &value)) => Err(ManifestError::NonFiniteMetric { name: name.clone(), value }),
-            None => Ok(()),
+        if let Some((name, &value)) = self.metrics.iter().find(|(_, value)| !value.is_finite()) {
+            return Err(ManifestError::NonFiniteMetric { name: name.clone(), value });
         }
+        for (input, profile) in &self.data_profile {
+            if let Some(reason) = profile.problem() {
+                return Err(ManifestError::Profile { input: input.clone(), reason });
+            }
+        }
+        Ok(())
     }
 }
 

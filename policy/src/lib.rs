@@ -4,6 +4,7 @@
 //! nothing is stored here except the guard's sliding windows, which the serving layer owns; no
 //! tokio, ONNX Runtime or registry (cargo enforces it), so every edge case is a unit test.
 
+pub mod drift;
 pub mod guard;
 pub mod promotion;
 pub mod router;

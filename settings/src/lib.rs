@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{Device, EngineSettings, Execution};
 pub use raw::{
     RawAlert, RawCapture, RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting,
-    RawRuntime, RawServer, RawStore,
+    RawRuntime, RawServer, RawStore, RawValidation,
 };
 
 /// A validated configuration. Every field is usable as is.
@@ -208,6 +208,55 @@ pub struct ModelConfig {
     pub promotion: Option<crate::promotion::PromotionPolicy>,
     /// Payload capture, if configured.
     pub capture: Option<CaptureConfig>,
+    /// Live inputs against the training profile.
+    pub validation: ValidationConfig,
+}
+
+/// `[model.validation]`, validated (defaults when the table is absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationConfig {
+    pub out_of_range: OutOfRange,
+    /// The drift window.
+    pub window: Duration,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> ValidationConfig {
+        ValidationConfig { out_of_range: OutOfRange::Count, window: Duration::from_secs(300) }
+    }
+}
+
+/// What a request with a value outside the training range gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfRange {
+    /// Served; the value counts in `switchyard_out_of_range_ratio`.
+    Count,
+    /// Refused with 400 naming the feature and the bound.
+    Refuse,
+}
+
+impl Choice for OutOfRange {
+    const CHOICES: &'static [(&'static str, Self)] = &[("count", OutOfRange::Count), ("refuse", OutOfRange::Refuse)];
+}
+
+fn validate_validation(raw: Option<&RawValidation>, label: &str, problems: &mut Vec<String>) -> ValidationConfig {
+    let d = ValidationConfig::default();
+    let Some(raw) = raw else { return d };
+    ValidationConfig {
+        out_of_range: one_of(
+            raw.out_of_range.as_deref(),
+            d.out_of_range,
+            &format!("{label}: validation.out_of_range"),
+            problems,
+        ),
+        window: duration(
+            raw.window.as_deref(),
+            d.window,
+            Duration::from_secs(1)..=Duration::from_secs(86_400),
+            &format!("{label}: validation.window"),
+            problems,
+        ),
+    }
 }
 
 /// `[model.capture]`, validated.
@@ -511,6 +560,7 @@ fn model(index: usize, item: toml::Value, places: &place::Places, problems: &mut
     clean!("guard", RawGuard);
     clean!("promotion", RawPromotion);
     clean!("capture", RawCapture);
+    clean!("validation", RawValidation);
     at.read(table, problems)
 }
 
@@ -995,13 +1045,24 @@ fn validate_model(
     let guard = raw.guard.as_ref().and_then(|g| validate_guard(g, label, problems));
     let promotion = raw.promotion.as_ref().map(|p| validate_promotion(p, label, problems));
     let capture = raw.capture.as_ref().map(|c| validate_capture(c, label, problems));
+    let validation = validate_validation(raw.validation.as_ref(), label, problems);
     // With problems the config is refused whole; the model is still returned, so that a check
     // can resolve its versions too (`ConfigError::partial`). A bad name or routing leaves
     // nothing to resolve.
     if !name_ok {
         return None;
     }
-    Some(ModelConfig { name, versions, routing: routing?, engine, lineage_input_sha256, guard, promotion, capture })
+    Some(ModelConfig {
+        name,
+        versions,
+        routing: routing?,
+        engine,
+        lineage_input_sha256,
+        guard,
+        promotion,
+        capture,
+        validation,
+    })
 }
 
 /// Most versions one routing list (challengers, shadows, backup) may name.

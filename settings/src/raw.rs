@@ -98,6 +98,19 @@ pub struct RawModel {
     pub promotion: Option<RawPromotion>,
     /// Payload capture (inputs, outputs, lineage key) of a sample of requests; none = off.
     pub capture: Option<RawCapture>,
+    /// What to do with inputs outside the training profile (from the version's manifest).
+    pub validation: Option<RawValidation>,
+}
+
+/// `[model.validation]`: live inputs against the training data's profile.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidation {
+    /// `"count"` (default: drift and out-of-range shares are measured and exported) or
+    /// `"refuse"` (a request with a value outside the training range gets 400).
+    pub out_of_range: Option<String>,
+    /// How much recent traffic drift is measured over, e.g. `"5m"` (the default).
+    pub window: Option<String>,
 }
 
 /// `[model.capture]`: a sample of requests kept whole for the next training set.

@@ -6,6 +6,7 @@
 mod alerts;
 mod card;
 mod cli;
+mod drift;
 mod feedback;
 mod guard;
 mod import;

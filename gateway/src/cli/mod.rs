@@ -19,6 +19,7 @@ mod feedback;
 mod import;
 mod lineage;
 mod models;
+mod profile;
 mod serve;
 
 use std::path::PathBuf;

@@ -143,6 +143,20 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compute the training data's profile (per feature: range, mean, std, deciles) from a
+    /// NumPy .npy file, as the `[data_profile.INPUT]` table of a manifest: live inputs are then
+    /// measured against it (drift) and checked (`[model.validation]`).
+    Profile {
+        /// The training inputs: float32 or float64, `[rows, features]` or `[rows]`.
+        #[arg(long, value_name = "FILE.npy")]
+        data: PathBuf,
+        /// The model input the profile describes.
+        #[arg(long, default_value = "input")]
+        input: String,
+        /// Print the profile as JSON instead of a TOML table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare two versions of a model: provenance with what differs marked, offline metrics
     /// with deltas, live figures from lineage and feedback, whether B can replace A for A's
     /// callers, and the events between them.
@@ -236,6 +250,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
                 (None, None) => bail!("give --store DIR or --url URL"),
             }
         }
+        ModelsCommand::Profile { data, input, json } => super::profile::run(&data, &input, json),
         ModelsCommand::Diff { store, a, b, json } => super::block_on(diff(&store, &a, &b, json))?,
         ModelsCommand::Card { store, target, format, json } => {
             let format = if json { super::card::CardFormat::Json } else { format };

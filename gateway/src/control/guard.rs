@@ -35,6 +35,7 @@ pub async fn run(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let now = Instant::now();
+        export_drift(&state, now);
         for model in state.models.values() {
             let Some(g) = &model.guard else { continue };
             if last_eval.get(&model.name).is_some_and(|t| now.duration_since(*t) < g.interval) {
@@ -68,6 +69,27 @@ pub async fn run(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
                         last_trip.insert(model.name.clone(), now);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Sets each profiled version's drift figures: PSI and out-of-range share per feature.
+fn export_drift(state: &crate::serving::ServingState, now: Instant) {
+    for model in state.models.values() {
+        for loaded in model.ready_versions() {
+            let Some(drift) = &loaded.drift else { continue };
+            let stats = drift.window.stats(drift.origin, now);
+            let version = loaded.instance.version.to_string();
+            for (feature, (psi, out)) in stats.psi.iter().zip(&stats.out_of_range).enumerate() {
+                let labels = [
+                    ("model", model.name.clone()),
+                    ("version", version.clone()),
+                    ("input", drift.input.clone()),
+                    ("feature", feature.to_string()),
+                ];
+                metrics::gauge!("switchyard_drift_psi", &labels).set(psi.unwrap_or(0.0));
+                metrics::gauge!("switchyard_out_of_range_ratio", &labels).set(*out);
             }
         }
     }

@@ -153,9 +153,10 @@ impl From<PipelineError> for ApiError {
         match e {
             PipelineError::Engine(e) => ApiError::from(e),
             PipelineError::VersionNotServed { .. } => ApiError::NotFound(e.to_string()),
-            PipelineError::Input(_) | PipelineError::UnknownOutput { .. } | PipelineError::BadParameter(_) => {
-                ApiError::BadRequest(e.to_string())
-            }
+            PipelineError::Input(_)
+            | PipelineError::UnknownOutput { .. }
+            | PipelineError::BadParameter(_)
+            | PipelineError::OutOfProfile { .. } => ApiError::BadRequest(e.to_string()),
             PipelineError::DeadlineExceeded { .. } => ApiError::Timeout(e.to_string()),
             PipelineError::NoVersion { .. } | PipelineError::VersionUnavailable { .. } => {
                 ApiError::Unavailable { message: e.to_string(), retry_after: e.retry_after() }

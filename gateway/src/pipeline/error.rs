@@ -22,6 +22,11 @@ pub enum PipelineError {
     /// The request asks for an output the model does not have.
     #[error("unknown output '{name}' (the model has {known})")]
     UnknownOutput { name: String, known: String },
+    /// A value is outside the version's training range and the model refuses such inputs.
+    #[error(
+        "input '{input}' feature {feature}: {value} is outside the training range (bound {bound}); this model refuses out-of-profile requests"
+    )]
+    OutOfProfile { input: String, feature: usize, value: f64, bound: f64 },
     /// A request parameter the pipeline reads is malformed.
     #[error("{0}")]
     BadParameter(String),
@@ -38,7 +43,10 @@ impl PipelineError {
     pub fn status(&self) -> u16 {
         match self {
             PipelineError::VersionNotServed { .. } => 404,
-            PipelineError::Input(_) | PipelineError::UnknownOutput { .. } | PipelineError::BadParameter(_) => 400,
+            PipelineError::Input(_)
+            | PipelineError::UnknownOutput { .. }
+            | PipelineError::BadParameter(_)
+            | PipelineError::OutOfProfile { .. } => 400,
             PipelineError::DeadlineExceeded { .. } => 504,
             PipelineError::NoVersion { .. } | PipelineError::VersionUnavailable { .. } => 503,
             PipelineError::Engine(InferError::QueueFull { .. } | InferError::Stopped { .. }) => 503,

@@ -179,6 +179,16 @@ impl Run<'_> {
             let names: Vec<&str> = inst.signature.outputs.iter().map(|s| s.name.as_str()).collect();
             return Err(PipelineError::UnknownOutput { name: unknown.name.clone(), known: names.join(", ") });
         }
+        if let Some(drift) = &self.loaded.drift
+            && let Some(values) = request.inputs.iter().find(|t| t.name == drift.input).and_then(|t| t.data.to_f64())
+        {
+            if self.model.out_of_range == settings::OutOfRange::Refuse
+                && let Some((feature, value, bound)) = drift.window.profile().out_of_range(&values)
+            {
+                return Err(PipelineError::OutOfProfile { input: drift.input.clone(), feature, value, bound });
+            }
+            drift.window.record(drift.origin, Instant::now(), &values);
+        }
         if self.model.lineage_input_sha256 {
             self.facts.input_sha256 = Some(inputs_sha256(&request.inputs));
         }

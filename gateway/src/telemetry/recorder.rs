@@ -159,6 +159,22 @@ fn describe_metrics() {
         "switchyard_routing_persist_errors_total",
         "Routing changes applied but not persisted to the registry."
     );
+    describe_gauge!(
+        "switchyard_drift_psi",
+        "Population stability index of a profiled input feature over the drift window, against the training deciles."
+    );
+    describe_gauge!(
+        "switchyard_out_of_range_ratio",
+        "Share of a profiled input feature's live values outside the training range, over the drift window."
+    );
+    describe_counter!(
+        "switchyard_capture_total",
+        "Captured payloads by model and result: captured, dropped, write_failed."
+    );
+    describe_counter!(
+        "switchyard_alerts_total",
+        "Alerts by sink, kind and result: sent, rejected, failed, dropped, deduplicated."
+    );
     describe_histogram!(
         "switchyard_lineage_batch_write_duration_seconds",
         Unit::Seconds,
