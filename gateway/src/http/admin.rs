@@ -26,6 +26,15 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    // The console's page and assets carry no data (the page asks for the token and sends it
+    // with every API call), so they are served without it: a browser without the token gets
+    // the sign-in form.
+    if let Some(asset) = super::console::asset(req.method(), req.uri().path()) {
+        return asset;
+    }
+    if req.uri().path() == "/ui/auth" {
+        return json_response(StatusCode::OK, &json!({ "token_required": app.admin_token.is_some() }));
+    }
     if let Some(token) = &app.admin_token
         && !authorized(req.headers(), token)
     {

@@ -3,6 +3,7 @@
 //! call them without a socket.
 
 pub mod admin;
+pub mod console;
 pub mod error;
 pub mod feedback;
 #[cfg(test)]

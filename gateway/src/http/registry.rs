@@ -5,6 +5,7 @@
 //!
 //! - `GET  /admin/registry/models`                          models, their version counts and aliases
 //! - `GET  /admin/registry/models/{m}`                      its versions
+//! - `GET  /admin/registry/models/{m}/events`               its events, oldest first
 //! - `GET  /admin/registry/models/{m}/versions/{v}`         one version (number or alias), provenance, events
 //! - `POST /admin/registry/models/{m}/versions`             register: `{"artifact": BASE64, "manifest": {..} | "TOML", "actor"}`
 //! - `POST /admin/registry/models/{m}/versions/{v}/stage`   `{"stage", "force", "actor"}`
@@ -55,6 +56,7 @@ pub async fn handle(
             ok(Value::Array(listed))
         }
         ["models", model] if get => ok(json!(registry.versions(model).await.map_err(store_error)?)),
+        ["models", model, "events"] if get => ok(json!(registry.events(model, None).await.map_err(store_error)?)),
         ["models", model, "versions"] if *method == Method::POST => register(app, model, body, actor).await,
         ["models", model, "versions", selector] if get => {
             let v = registry.resolve(model, selector).await.map_err(store_error)?;
