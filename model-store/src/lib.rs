@@ -21,8 +21,9 @@ pub use feedback::{Feedback, FeedbackKind, FeedbackSummary, StoredFeedback};
 pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery, LineageRecord, LineageStats};
 pub use manifest::{InputProfile, Manifest, ManifestError, Training};
 pub use registry::{
-    CHAMPION_ALIAS, ChampionMove, CollectedVersion, Event, EventSpec, GcOptions, GcReport, KeptVersion, ModelSummary,
-    ParseStageError, Registry, RemovedArtifact, RoutingOverride, ServedVersion, ServingClaim, Stage, VersionRecord,
+    CHAMPION_ALIAS, ChampionMove, CollectedVersion, Event, EventSpec, GcOptions, GcReport, Job, KeptVersion,
+    ModelSummary, NewJob, ParseStageError, Registry, RemovedArtifact, RoutingOverride, ServedVersion, ServingClaim,
+    Stage, VersionRecord,
 };
 pub use signature::{Signature, TensorSpec};
 

@@ -17,6 +17,7 @@ use crate::manifest::Manifest;
 use crate::signature::Signature;
 
 mod gc;
+mod jobs;
 mod names;
 mod overrides;
 pub(crate) mod queries;
@@ -24,6 +25,7 @@ mod records;
 mod serving;
 
 pub use gc::{CollectedVersion, GcOptions, GcReport, KeptVersion, RemovedArtifact};
+pub use jobs::{Job, NewJob};
 pub use overrides::{CHAMPION_ALIAS, ChampionMove, EventSpec, RoutingOverride};
 pub use records::{Event, ModelSummary, ParseStageError, Stage, VersionRecord};
 pub use serving::{ServedVersion, ServingClaim};

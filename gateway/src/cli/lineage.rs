@@ -95,11 +95,40 @@ pub fn run(cmd: LineageCommand) -> anyhow::Result<i32> {
 /// `lineage show`: reads the chain in one snapshot and prints it.
 async fn show(store: &Path, request_id: &str, json: bool) -> anyhow::Result<i32> {
     let store = super::models::open_existing(store).await?;
-    let chain = store.registry().lineage_chain(request_id).await?;
+    let registry = store.registry();
+    let chain = match registry.lineage_chain(request_id).await {
+        Err(model_store::StoreError::LineageNotFound { .. }) if registry.job(request_id).await?.is_some() => {
+            return show_job(registry, request_id, json).await;
+        }
+        other => other?,
+    };
     if json {
         out!("{}", serde_json::to_string(&chain)?);
     } else {
         print_chain(&chain);
+    }
+    Ok(0)
+}
+
+/// `lineage show JOB_ID`: a prediction job's chain, as a request's: the job, the version that
+/// ran (current stage and aliases), its provenance, and its events up to the job.
+async fn show_job(registry: &model_store::Registry, id: &str, json: bool) -> anyhow::Result<i32> {
+    let job = registry.job(id).await?.ok_or_else(|| anyhow::anyhow!("no prediction job '{id}'"))?;
+    let version = registry.version(&job.model, job.version).await.ok();
+    let provenance = registry.provenance(&job.model, job.version).await?;
+    let events: Vec<_> =
+        registry.events(&job.model, Some(job.version)).await?.into_iter().filter(|e| e.at <= job.started_at).collect();
+    if json {
+        out!("{}", serde_json::json!({ "job": job, "version": version, "provenance": provenance, "events": events }));
+        return Ok(0);
+    }
+    super::predict::print_job(&job);
+    if let Some(m) = &provenance {
+        print_manifest(m);
+    }
+    out!("events:");
+    for e in events {
+        out!("  {}  {:<16} {}", e.at, e.kind, e.actor);
     }
     Ok(0)
 }

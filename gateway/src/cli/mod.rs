@@ -17,8 +17,10 @@ mod admin;
 mod card;
 mod feedback;
 mod import;
+mod jobs;
 mod lineage;
 mod models;
+mod predict;
 mod profile;
 mod serve;
 
@@ -52,6 +54,11 @@ pub enum Command {
     /// records over a time range.
     #[command(subcommand)]
     Lineage(lineage::LineageCommand),
+    /// Run a model version over a data set as a recorded, resumable prediction job.
+    Predict(predict::PredictArgs),
+    /// List and show prediction jobs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Export what the service saw with the truth that arrived later (the next training set).
     #[command(subcommand)]
     Feedback(feedback::FeedbackCommand),
@@ -93,6 +100,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Models(cmd) => models::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),
         Command::Feedback(cmd) => feedback::run(cmd),
+        Command::Predict(args) => predict::run(args),
+        Command::Jobs(cmd) => jobs::run(cmd),
         Command::Admin(args) => admin::run(args),
     }
 }
