@@ -36,7 +36,7 @@ def slow_store(tmp_path_factory):
 
 
 def test_sigterm_drains_in_flight_requests(start_extra_server, slow_store):
-    """SIGTERM while requests queue on a ~20 ms model: every accepted request is answered
+    """SIGTERM while requests queue on a slow model (7 to 20 ms a call, by CPU): every accepted request is answered
     correctly, new connections are refused, and the process exits 0."""
     srv = start_extra_server(
         slow_store, [{"name": "slow", "versions": [1], "engine": {"instances": 1, "max_batch": 1}}], name="drain"
@@ -60,8 +60,10 @@ def test_sigterm_drains_in_flight_requests(start_extra_server, slow_store):
         conn.close()
         return answer
 
-    with cf.ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(call) for _ in range(16)]
+    # 48 requests: at 7 ms a call (a fast CPU; the fixture was calibrated at 20 ms) they keep the
+    # single session busy for about a third of a second, long enough to see them queued.
+    with cf.ThreadPoolExecutor(48) as pool:
+        futures = [pool.submit(call) for _ in range(48)]
         for _ in futures:
             assert sent.acquire(timeout=10), "a request was never sent"
         # Wait until requests are queued behind the single session, then ask the server to stop.
@@ -70,7 +72,6 @@ def test_sigterm_drains_in_flight_requests(start_extra_server, slow_store):
             depth = srv.admin_get("/admin/models").json()[0]["versions"][0]["queue_depth"]
             if depth >= 4:
                 break
-            time.sleep(0.002)
         else:
             pytest.fail("requests never queued up")
         srv.proc.send_signal(signal.SIGTERM)
