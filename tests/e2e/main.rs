@@ -6,6 +6,7 @@
 mod card;
 mod cli;
 mod feedback;
+mod grpc;
 mod guard;
 mod import;
 mod lifecycle;

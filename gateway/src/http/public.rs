@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::json_response;
-use crate::app::App;
+use crate::app::{App, server_ready};
 use crate::http::metadata;
 use crate::pipeline::{Outcome, Run};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
@@ -130,10 +130,6 @@ fn feedback_allowed<B>(app: &App, req: &Request<B>) -> Result<(), ApiError> {
         message: format!("too many feedback requests from {client}; retry in {} ms", wait.as_millis().max(1)),
         retry_after: u32::try_from(wait.as_secs().max(1)).unwrap_or(u32::MAX),
     })
-}
-
-fn server_ready(state: &ServingState) -> bool {
-    !state.models.is_empty() && state.models.values().all(|m| m.ready(m.routing.champion).is_some())
 }
 
 fn unknown_model(name: &str) -> ApiError {
