@@ -125,6 +125,11 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     let public_addr = public_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
     let grpc_addr = grpc_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    // Built before anything is served: a service that cannot be built stops the start.
+    let grpc_services = match grpc_addr {
+        Some(_) => Some(grpc::Services::new(Arc::clone(&app)).await?),
+        None => None,
+    };
 
     // Shutdown has one deadline, set when the signal arrives: the listeners drain until it,
     // shadow runs get what is left, the lineage writer what is left after that.
@@ -155,7 +160,8 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         max_header_bytes: config.server.max_header_bytes,
     };
     let grpc = grpc_listener
-        .map(|listener| tokio::spawn(grpc::serve(listener, Arc::clone(&app), stop_rx.clone(), drain, grpc_limits)));
+        .zip(grpc_services)
+        .map(|(listener, services)| tokio::spawn(grpc::serve(listener, services, stop_rx.clone(), drain, grpc_limits)));
     let guard = tokio::spawn(control::guard::run(Arc::clone(&control), stop_rx.clone()));
     let watcher = tokio::spawn(control::watch_config(Arc::clone(&control), stop_rx.clone()));
     // Signal handlers exist before anyone can learn our ports: a SIGTERM sent the moment the
@@ -189,11 +195,7 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     reloader.abort();
     let grpc = async {
         if let Some(task) = grpc {
-            match task.await {
-                Ok(Err(e)) => tracing::error!(error = %e, "the gRPC listener failed"),
-                Err(e) => tracing::error!(error = %e, "the gRPC listener's task failed"),
-                Ok(Ok(())) => {}
-            }
+            let _ = task.await;
         }
     };
     let _ = tokio::join!(public, admin, grpc, guard, watcher);

@@ -7,11 +7,13 @@ mod error;
 mod infer;
 mod server;
 mod service;
+#[cfg(test)]
+mod tests;
 
 use tonic::metadata::MetadataMap;
 
 pub use error::GrpcError;
-pub use server::{Limits, serve};
+pub use server::{Limits, Services, serve};
 pub use service::Inference;
 
 use crate::pipeline::Metadata;

@@ -16,6 +16,7 @@ use tokio::sync::{Semaphore, watch};
 use tonic::service::Routes;
 use tonic::{Code, Status};
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use tower::ServiceExt;
 
 use super::Inference;
@@ -34,32 +35,49 @@ pub struct Limits {
 /// The service every gRPC client is told about in health checks.
 const SERVICE_NAME: &str = "inference.GRPCInferenceService";
 
+/// What the listener serves: the inference service, health and reflection, built (and checked)
+/// before the listener accepts anything.
+#[derive(Debug)]
+pub struct Services {
+    routes: Routes,
+    health: HealthReporter,
+    /// Largest message accepted (`[server] max_body_bytes`).
+    limit: usize,
+}
+
+impl Services {
+    /// The services on `app`; health answers SERVING from here on.
+    pub async fn new(app: Arc<App>) -> anyhow::Result<Services> {
+        let limit = app.max_body_bytes;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_service_status("", ServingStatus::Serving).await;
+        health.set_service_status(SERVICE_NAME, ServingStatus::Serving).await;
+        // Both reflection versions: grpcurl and older clients ask v1alpha.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(super::DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let inference = GrpcInferenceServiceServer::new(Inference::new(app)).max_decoding_message_size(limit);
+        let routes = Routes::new(inference)
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
+            .prepare();
+        Ok(Services { routes, health, limit })
+    }
+}
+
 /// Serves `listener` until `shutdown` turns true, then lets calls in flight finish until `drain`
 /// after the signal (health turns NOT_SERVING at the signal).
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
+    services: Services,
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
     limits: Limits,
-) -> anyhow::Result<()> {
-    let limit = app.max_body_bytes;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status("", ServingStatus::Serving).await;
-    health.set_service_status(SERVICE_NAME, ServingStatus::Serving).await;
-    // Both reflection versions: grpcurl and older clients ask v1alpha.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(super::DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let inference = GrpcInferenceServiceServer::new(Inference::new(app)).max_decoding_message_size(limit);
-    let routes = Routes::new(inference)
-        .add_service(health_service)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .prepare();
-
+) {
+    let Services { routes, health, limit } = services;
     let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
     builder.http2().max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
@@ -103,7 +121,6 @@ pub async fn serve(
     if tokio::time::timeout_at(deadline, graceful.shutdown()).await.is_err() {
         tracing::warn!(?drain, "gRPC connections still open after the drain deadline; closing them");
     }
-    Ok(())
 }
 
 /// tonic refuses a message over the decoding limit with OUT_OF_RANGE; gRPC's own servers (and
