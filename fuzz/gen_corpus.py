@@ -483,9 +483,8 @@ def grpc_seeds() -> dict[str, bytes]:
     seeds["err-wrong-field"] = grpc_request([grpc_input("x", "INT64", [1], f32(1.0))])
     seeds["err-fp16-typed"] = grpc_request([grpc_input("x", "FP16", [1], f32(1.0))])
     seeds["err-duplicate"] = grpc_request([grpc_input("x", "FP32", [1], f32(1.0))] * 2)
-    seeds["err-nan-param"] = grpc_request(
-        [grpc_input("x", "FP32", [1], f32(1.0))], extra=pb_field(4, grpc_param("p", varint(4 << 3 | 1) + struct.pack("<d", float("nan"))))
-    )
+    nan = varint(4 << 3 | 1) + struct.pack("<d", float("nan"))  # InferParameter.double_param
+    seeds["err-nan-param"] = grpc_request([grpc_input("x", "FP32", [1], f32(1.0))], extra=pb_field(4, grpc_param("p", nan)))
     return seeds
 
 

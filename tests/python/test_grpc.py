@@ -224,3 +224,41 @@ def test_errors_get_their_status_codes(client, stub, healthy):
     assert status_of(lambda: client.infer("slow", [slow], client_timeout=0.001)) == "StatusCode.DEADLINE_EXCEEDED"
     r = client.infer("mlp", mlp_inputs(x), model_version="1")
     assert_tensor_equal(r.as_numpy("output"), ort_run(MODELS / "mlp_v1.onnx", {"input": x})["output"], "output")
+
+
+def test_hostile_messages_and_the_size_limit(server, stub, start_extra_server):
+    """Bytes that are no protobuf, and messages over [server] max_body_bytes, unary and streamed:
+    refused with a status, and the server stays up."""
+    channel = grpc.insecure_channel(server.grpc_host_port)
+    raw_call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+    for garbage in [b"\xff\xff\xff\xff", b"\x2a\x05\x0a\x01", bytes(range(256))]:
+        with pytest.raises(grpc.RpcError) as e:
+            raw_call(garbage, timeout=10)
+        assert e.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT), e.value
+    channel.close()
+    assert stub.ServerLive(service_pb2.ServerLiveRequest()).live
+
+    srv = start_extra_server(
+        server.store,
+        [{"name": "mlp", "versions": [1]}],
+        server={"grpc_listen": "127.0.0.1:0", "max_body_bytes": 65536},
+        name="small",
+    )
+    c = grpcclient.InferenceServerClient(url=srv.grpc_host_port)
+    big = mlp_inputs(np.zeros((300, 64), np.float32))  # 76,800 bytes of raw contents
+    with pytest.raises(InferenceServerException) as e:
+        c.infer("mlp", big)
+    assert e.value.status() == "StatusCode.RESOURCE_EXHAUSTED", e.value
+    assert "max_body_bytes" in e.value.message()
+    answers: queue.Queue = queue.Queue()
+    c.start_stream(callback=lambda result, error: answers.put((result, error)))
+    try:
+        c.async_stream_infer("mlp", big)
+        result, error = answers.get(timeout=30)
+    finally:
+        c.stop_stream()
+    assert result is None and "RESOURCE_EXHAUSTED" in str(error.status()), error
+    x = mlp_input(1)
+    want = ort_run(MODELS / "mlp_v1.onnx", {"input": x})["output"]
+    assert_tensor_equal(c.infer("mlp", mlp_inputs(x)).as_numpy("output"), want, "output")
+    c.close()

@@ -6,9 +6,10 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -31,6 +32,12 @@ pub struct Limits {
     /// Largest header list a request may send.
     pub max_header_bytes: usize,
 }
+
+/// How long a new connection may take to start its first call (as REST's header read timeout).
+const FIRST_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 pings on a quiet connection, and how long the answer may take before it is closed.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The service every gRPC client is told about in health checks.
 const SERVICE_NAME: &str = "inference.GRPCInferenceService";
@@ -79,7 +86,13 @@ pub async fn serve(
 ) {
     let Services { routes, health, limit } = services;
     let mut builder = auto::Builder::new(TokioExecutor::new()).http2_only();
-    builder.http2().max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // Peers that vanished without closing give their slot back.
+        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
@@ -100,7 +113,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let routes = routes.clone();
+        let called = Arc::new(AtomicBool::new(false));
+        let first_call = Arc::clone(&called);
         let service = hyper::service::service_fn(move |req| {
+            first_call.store(true, Ordering::Relaxed);
             let routes = routes.clone();
             async move {
                 let response = routes.oneshot(req).await.unwrap_or_else(|never: Infallible| match never {});
@@ -109,7 +125,21 @@ pub async fn serve(
         });
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            // A connection that makes no call in time is closed (it holds a slot): the protocol
+            // preface and settings have no deadline of their own.
+            let result = tokio::select! {
+                r = &mut conn => r,
+                () = tokio::time::sleep(FIRST_CALL_TIMEOUT) => {
+                    if called.load(Ordering::Relaxed) {
+                        conn.await
+                    } else {
+                        tracing::debug!(%peer, "no gRPC call within the first-call timeout; closing");
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "gRPC connection ended with an error");
             }
             drop(permit);
