@@ -29,6 +29,7 @@ name = "mlp"
 [model.routing]
 champion = 1
 challengers = { 2 = 20 }
+shadows = { 3 = 100 }
 sticky_header = "x-user-id"
 [[model]]
 name = "dtypes"
@@ -48,6 +49,7 @@ fn start(dir: &std::path::Path) -> Gateway {
     let store = dir.join("store");
     register(&store, "mlp", "mlp_v1", Some("mlp_v1"));
     register(&store, "mlp", "mlp_v2", Some("mlp_v2"));
+    register(&store, "mlp", "mlp_v3", Some("mlp_v3"));
     register(&store, "dtypes", "dtypes", None);
     register(&store, "slow", "slow", None);
     let gw = Gateway::start(dir, &store, CONFIG);
@@ -154,7 +156,7 @@ fn metadata_inference_pinned_routed_errors_and_lineage() {
             .into_inner();
         assert_eq!(
             (m.versions.clone(), m.inputs[0].name.as_str(), m.inputs[0].datatype.as_str()),
-            (vec!["1".to_owned(), "2".to_owned()], "input", "FP32")
+            (vec!["1".to_owned(), "2".to_owned(), "3".to_owned()], "input", "FP32")
         );
         let config = c
             .model_config(ModelConfigRequest { name: "mlp".into(), version: "1".into() })
@@ -270,9 +272,13 @@ fn metadata_inference_pinned_routed_errors_and_lineage() {
         let mut req = tonic::Request::new(mlp_request("", vec![0.1; 64], false));
         req.metadata_mut().insert("x-request-id", "grpc-lineage-1".parse().expect("ascii"));
         let version = c.model_infer(req).await.expect("infer").into_inner().model_version;
-        let record = lineage(&gw, "grpc-lineage-1");
+        let record = lineage_of(&gw, "grpc-lineage-1", 2);
         assert_eq!(record["records"][0]["request_id"], "grpc-lineage-1");
         assert_eq!(record["records"][0]["version"].to_string().trim_matches('"'), version);
+        // The shadow got its copy, as over REST: recorded beside the primary, compared.
+        let shadow = &record["records"][1];
+        assert_eq!((shadow["route"].as_str(), shadow["version"].as_u64()), (Some("shadow"), Some(3)), "{shadow}");
+        assert!(shadow["comparison"]["max_abs_diff"].as_f64().is_some(), "{shadow}");
         // Without metadata, the request's id is the key.
         let mut by_id = mlp_request("", vec![0.1; 64], false);
         by_id.id = "grpc-lineage-2".into();
@@ -338,10 +344,16 @@ async fn dtypes_round_trip(c: &mut Client) {
 
 /// The lineage chain of `request_id`, polled on the admin port (the writer commits in batches).
 fn lineage(gw: &Gateway, request_id: &str) -> Value {
+    lineage_of(gw, request_id, 1)
+}
+
+/// The lineage chain of `request_id` once it holds `records` records (shadow runs finish after
+/// the answer).
+fn lineage_of(gw: &Gateway, request_id: &str, records: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = get(gw.admin, &format!("/admin/lineage/{request_id}"));
-        if r.status == 200 {
+        if r.status == 200 && r.json()["records"].as_array().is_some_and(|a| a.len() >= records) {
             return r.json();
         }
         assert!(Instant::now() < deadline, "no lineage for {request_id} after 10 s");
