@@ -262,3 +262,98 @@ def test_hostile_messages_and_the_size_limit(server, stub, start_extra_server):
     want = ort_run(MODELS / "mlp_v1.onnx", {"input": x})["output"]
     assert_tensor_equal(c.infer("mlp", mlp_inputs(x)).as_numpy("output"), want, "output")
     c.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The wire contract: what the server says its protos are (through reflection) against
+# tritonclient's own copy of Triton's protos
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        b = data[at]
+        n |= (b & 0x7F) << shift
+        at += 1
+        if not b & 0x80:
+            return n, at
+        shift += 7
+
+
+def _fields(data: bytes):
+    """(number, value) of each field of a protobuf message; length-delimited values as bytes."""
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, at = _varint(data, at)
+        elif wire == 2:
+            length, at = _varint(data, at)
+            value, at = data[at : at + length], at + length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, at = data[at : at + size], at + size
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield number, value
+
+
+def test_reflected_protos_match_tritonclients(server):
+    """Every message, field (name, number, type), enum value and method the server declares
+    through reflection is the one tritonclient's compiled copy of Triton's protos has."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    channel = grpc.insecure_channel(server.grpc_host_port)
+    call = channel.stream_stream("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+    symbol, dependency = b"inference.GRPCInferenceService", b"model_config.proto"
+    requests = [
+        bytes([4 << 3 | 2, len(symbol)]) + symbol,  # ServerReflectionRequest.file_containing_symbol
+        bytes([3 << 3 | 2, len(dependency)]) + dependency,  # .file_by_filename (what clients ask next)
+    ]
+    responses = list(call(iter(requests), timeout=10))
+    channel.close()
+    files = []
+    for response in responses:
+        for number, value in _fields(response):
+            if number == 4:  # file_descriptor_response
+                files += [v for n, v in _fields(value) if n == 1]
+    names = set()
+    pool = descriptor_pool.Default()  # tritonclient.grpc imported service_pb2 and model_config_pb2 into it
+    problems = []
+    checked = []
+
+    def check_message(full: str, m) -> None:
+        upstream = pool.FindMessageTypeByName(full)
+        for f in m.field:
+            checked.append(f"{full}.{f.name}")
+            u = upstream.fields_by_name.get(f.name)
+            if u is None or (u.number, u.type) != (f.number, f.type):
+                problems.append(f"{full}.{f.name}: ours {f.number}/{f.type}, upstream {u and (u.number, u.type)}")
+        for nested in m.nested_type:
+            check_message(f"{full}.{nested.name}", nested)
+        for e in m.enum_type:
+            check_enum(f"{full}.{e.name}", e)
+
+    def check_enum(full: str, e) -> None:
+        upstream = pool.FindEnumTypeByName(full)
+        problems.extend(f"{full}.{v.name}" for v in e.value if upstream.values_by_name[v.name].number != v.number)
+
+    for raw in files:
+        fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
+        names.add(fd.name)
+        for m in fd.message_type:
+            check_message(f"{fd.package}.{m.name}", m)
+        for e in fd.enum_type:
+            check_enum(f"{fd.package}.{e.name}", e)
+        for s in fd.service:
+            upstream = pool.FindServiceByName(f"{fd.package}.{s.name}")
+            for m in s.method:
+                u = upstream.methods_by_name[m.name]
+                ours = (m.input_type.lstrip("."), m.output_type.lstrip("."), m.client_streaming, m.server_streaming)
+                theirs = (u.input_type.full_name, u.output_type.full_name, u.client_streaming, u.server_streaming)
+                if ours != theirs:
+                    problems.append(f"{s.name}.{m.name}: {ours} != {theirs}")
+    assert names == {"grpc_service.proto", "model_config.proto"}, names
+    assert not problems, "\n".join(problems)
+    assert len(checked) > 100 and "inference.ModelInferRequest.InferInputTensor.contents" in checked, checked
