@@ -19,6 +19,7 @@ COPY --from=build /out/switchyard /out/libonnxruntime.so /usr/local/bin/
 COPY configs/example.toml /etc/switchyard/config.toml
 USER switchyard
 ENV SWITCHYARD__SERVER__LISTEN=0.0.0.0:8000 SWITCHYARD__STORE__PATH=/var/lib/switchyard
-EXPOSE 8000 8001
+# 8081: gRPC, off unless enabled (e.g. -e SWITCHYARD__SERVER__GRPC_LISTEN=0.0.0.0:8081).
+EXPOSE 8000 8001 8081
 ENTRYPOINT ["/usr/local/bin/switchyard"]
 CMD ["serve", "--config", "/etc/switchyard/config.toml"]

@@ -9,6 +9,8 @@
                              settings/src/tests.rs, plus edge cases.
   fuzz/corpus/json_data/     tensor data as clients write it (the "data" arrays of the v2
                              seeds' JSON requests), and numbers at the edges of the fast reader.
+  fuzz/corpus/grpc_decode/   gRPC ModelInferRequest messages (protobuf, written by the small
+                             encoder below): every fixture case raw and typed, and refusals.
 
 Deterministic; run from anywhere:  python3 fuzz/gen_corpus.py
 It rewrites every target's directory (removing files it did not write), so the corpus stays exactly
@@ -386,6 +388,106 @@ def json_data_seeds(v2: dict[str, bytes]) -> dict[str, bytes]:
     return seeds
 
 
+# ---------------------------------------------------------------------------------------------
+# grpc_decode: protobuf-encoded inference.ModelInferRequest (proto/grpc_service.proto).
+
+
+def varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # negative int32/int64 are 10-byte two's complement
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def pb_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (strings, bytes, messages, packed repeated scalars)."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def pb_varint(number: int, value: int) -> bytes:
+    return varint(number << 3) + varint(value)
+
+
+# Typed contents: datatype -> (InferTensorContents field, how each element is written).
+TYPED = {
+    "BOOL": (1, lambda v: varint(int(v))),
+    "INT8": (2, varint), "INT16": (2, varint), "INT32": (2, varint),
+    "INT64": (3, varint),
+    "UINT8": (4, varint), "UINT16": (4, varint), "UINT32": (4, varint),
+    "UINT64": (5, varint),
+    "FP32": (6, lambda v: struct.pack("<f", v)),
+    "FP64": (7, lambda v: struct.pack("<d", v)),
+}  # fmt: skip
+
+
+def grpc_input(name: str, datatype: str, shape, contents: bytes | None = None) -> bytes:
+    msg = pb_field(1, name.encode()) + pb_field(2, datatype.encode()) + pb_field(3, b"".join(map(varint, shape)))
+    if contents is not None:
+        msg += pb_field(5, contents)
+    return msg
+
+
+def typed_contents(datatype: str, values) -> bytes | None:
+    if datatype == "BYTES":
+        return b"".join(pb_field(8, v.encode() if isinstance(v, str) else bytes(v)) for v in values)
+    if datatype not in TYPED:
+        return None  # FP16 has no typed field
+    field, enc = TYPED[datatype]
+    return pb_field(field, b"".join(enc(v) for v in values))
+
+
+def grpc_request(inputs: list[bytes], raw: list[bytes] = (), model="m", version="", extra=b"") -> bytes:
+    msg = pb_field(1, model.encode()) + (pb_field(2, version.encode()) if version else b"")
+    msg += b"".join(pb_field(5, i) for i in inputs) + b"".join(pb_field(7, r) for r in raw)
+    return msg + extra
+
+
+def grpc_param(key: str, value: bytes) -> bytes:
+    """A map<string, InferParameter> entry; `value` is the encoded InferParameter."""
+    return pb_field(1, key.encode()) + pb_field(2, value)
+
+
+def grpc_seeds() -> dict[str, bytes]:
+    seeds: dict[str, bytes] = {}
+    for path in sorted((ROOT / "tests" / "fixtures" / "expected").glob("*.json")):
+        for i, case in enumerate(json.loads(path.read_text())["cases"][:2]):
+            tensors = case["inputs"]
+            raw = [pack(t["datatype"], t["data"]) for t in tensors]
+            heads = [grpc_input(t["name"], t["datatype"], t["shape"]) for t in tensors]
+            seeds[f"raw-{path.stem}-{i}"] = grpc_request(heads, raw, model=path.stem)
+            typed = [(t, typed_contents(t["datatype"], t["data"])) for t in tensors]
+            if all(c is not None for _, c in typed):
+                inputs = [grpc_input(t["name"], t["datatype"], t["shape"], c) for t, c in typed]
+                seeds[f"typed-{path.stem}-{i}"] = grpc_request(inputs, model=path.stem)
+    f32 = lambda *v: typed_contents("FP32", v)  # noqa: E731
+    timeout = grpc_param("timeout", pb_varint(2, 5000))
+    output = pb_field(1, b"y") + pb_field(2, grpc_param("binary_data", pb_varint(1, 1)))
+    seeds["params-outputs-id"] = grpc_request(
+        [grpc_input("x", "FP32", [1, 2], f32(1.0, 2.0))],
+        extra=pb_field(3, b"req-1") + pb_field(4, timeout) + pb_field(6, output),
+    )
+    seeds["err-raw-short"] = grpc_request([grpc_input("x", "FP32", [2, 2])], [pack("FP32", [1.0, 2.0])])
+    seeds["err-raw-count"] = grpc_request(
+        [grpc_input("a", "INT32", [1]), grpc_input("b", "INT32", [1])], [pack("INT32", [7])]
+    )
+    seeds["err-raw-and-typed"] = grpc_request([grpc_input("x", "FP32", [1], f32(1.0))], [pack("FP32", [1.0])])
+    seeds["err-bytes-prefix"] = grpc_request([grpc_input("s", "BYTES", [2])], [struct.pack("<I", 99) + b"ab"])
+    seeds["err-huge-shape"] = grpc_request([grpc_input("x", "FP64", [1 << 62, 4])], [b"\0" * 8])
+    seeds["err-negative-dim"] = grpc_request([grpc_input("x", "FP32", [-1, 2], f32(1.0, 2.0))])
+    seeds["err-int8-range"] = grpc_request([grpc_input("x", "INT8", [2], typed_contents("INT32", [1, 300]))])
+    seeds["err-wrong-field"] = grpc_request([grpc_input("x", "INT64", [1], f32(1.0))])
+    seeds["err-fp16-typed"] = grpc_request([grpc_input("x", "FP16", [1], f32(1.0))])
+    seeds["err-duplicate"] = grpc_request([grpc_input("x", "FP32", [1], f32(1.0))] * 2)
+    nan = varint(4 << 3 | 1) + struct.pack("<d", float("nan"))  # InferParameter.double_param
+    seeds["err-nan-param"] = grpc_request([grpc_input("x", "FP32", [1], f32(1.0))], extra=pb_field(4, grpc_param("p", nan)))
+    return seeds
+
+
 def write(target: str, seeds: dict[str, bytes]) -> None:
     out = CORPUS / target
     if out.exists():
@@ -401,3 +503,4 @@ if __name__ == "__main__":
     write("v2_decode", v2)
     write("config_parse", config_seeds())
     write("json_data", json_data_seeds(v2))
+    write("grpc_decode", grpc_seeds())

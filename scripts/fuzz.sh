@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes the v2 request decoder, the config parser and the JSON tensor data reader (the
-# cargo-fuzz crate in fuzz/) on stable Rust, each for FUZZ_SECONDS (default 60), the targets
-# side by side. Exits non-zero if a target panics, times out or runs out of memory, printing
-# the saved input and the command that reproduces it. `make test` runs it last; `make fuzz`
-# runs it alone. Idempotent.
+# Fuzzes the v2 request decoder, the config parser, the JSON tensor data reader and the gRPC
+# request conversion (the cargo-fuzz crate in fuzz/) on stable Rust, each for FUZZ_SECONDS
+# (default 60), the targets side by side. Exits non-zero if a target panics, times out or runs
+# out of memory, printing the saved input and the command that reproduces it. `make test` runs
+# it last; `make fuzz` runs it alone. Idempotent.
 #
 #   scripts/fuzz.sh                      # every target, 60 s each
 #   FUZZ_SECONDS=10 scripts/fuzz.sh      # shorter
@@ -38,7 +38,7 @@ cd "$root"
 seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-1}"
 profile="${FUZZ_PROFILE:-quick}"
-all_targets=(v2_decode config_parse json_data)
+all_targets=(v2_decode config_parse json_data grpc_decode)
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else

@@ -1,6 +1,7 @@
 //! What the front ends share: the control plane (which owns the serving snapshot), the request
-//! pipeline, the store, the metrics handle and the request limits. Built once at start-up; tests
-//! build one without any socket.
+//! pipeline, the store, the metrics handle and the request limits, and the facts every protocol
+//! answers alike (readiness, extensions, batching). Built once at start-up; tests build one
+//! without any socket.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,22 @@ use settings::Config;
 use crate::control::Control;
 use crate::lineage::LineageSink;
 use crate::pipeline::Pipeline;
+use crate::serving::{LoadedVersion, ServedModel, ServingState};
 use crate::telemetry;
+
+/// Protocol extensions the server implements (`GET /v2`, gRPC `ServerMetadata`).
+pub const EXTENSIONS: [&str; 3] = ["binary_tensor_data", "model_configuration", "statistics"];
+
+/// Whether the server is ready: it serves a model, and every model's champion is loaded.
+pub fn server_ready(state: &ServingState) -> bool {
+    !state.models.is_empty() && state.models.values().all(|m| m.ready(m.routing.champion).is_some())
+}
+
+/// Triton's `max_batch_size` for a version: > 0 when it batches along a dynamic first dimension
+/// (whose `dims` then leave that dimension out), 0 otherwise.
+pub fn max_batch_size(model: &ServedModel, shown: &LoadedVersion) -> usize {
+    if shown.instance.batchable { model.max_batch.max(1) } else { 0 }
+}
 
 /// Shared by every request handler.
 #[derive(Debug)]

@@ -7,8 +7,9 @@
 //! recorder), `lineage` (per-request records, written off the request path), `serving` (the
 //! loaded versions, one snapshot), `control` (its owner and only writer: guard verdicts from its
 //! guard task, operator actions, reloads), `pipeline` (one inference request's run, the same for
-//! every front end: decide, run, record once), `app` (what the front ends share), `http`
-//! (listeners and handlers), `client` (the typed admin API client), `cli` (commands).
+//! every front end: decide, run, record once), `app` (what the front ends share), `http` (REST
+//! listeners and handlers) and `grpc` (the gRPC service on its own listener), `client` (the
+//! typed admin API client), `cli` (commands).
 //! `docs/architecture.md` draws the layers.
 
 pub mod alerts;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod control;
 pub mod engine;
+pub mod grpc;
 pub mod http;
 pub mod limiter;
 pub mod lineage;
@@ -36,7 +38,7 @@ pub const LAYERS: [&[&str]; 8] = [
     &["control"],
     &["pipeline"],
     &["app"],
-    &["http"],
+    &["http", "grpc"],
     &["client"],
     &["cli"],
 ];

@@ -133,7 +133,11 @@ impl Default for LineageConfig {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
-    /// Request bodies larger than this are refused with 413.
+    /// The gRPC listener (`inference.GRPCInferenceService`, health, reflection); `None` (the
+    /// default) serves no gRPC.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Request bodies larger than this are refused with 413 (gRPC messages with
+    /// RESOURCE_EXHAUSTED).
     pub max_body_bytes: usize,
     /// Tokio worker threads; `None` = tokio's default, one per core.
     pub worker_threads: Option<usize>,
@@ -166,6 +170,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
             admin_listen: DEFAULT_ADMIN_LISTEN.parse().expect("the default address parses"),
+            grpc_listen: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             worker_threads: None,
             request_timeout: Duration::from_secs(30),
@@ -619,6 +624,16 @@ fn validate(
     let server_config = ServerConfig {
         listen: addr(server.listen.as_deref(), DEFAULT_LISTEN, "listen", problems),
         admin_listen: addr(server.admin_listen.as_deref(), DEFAULT_ADMIN_LISTEN, "admin_listen", problems),
+        grpc_listen: match server.grpc_listen.as_deref() {
+            None => d.grpc_listen,
+            Some(text) => match text.parse() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problems.push(format!("[server] grpc_listen = {text:?} is not an address like \"127.0.0.1:8081\""));
+                    None
+                }
+            },
+        },
         max_body_bytes: usize::try_from(max_body).unwrap_or(usize::MAX),
         worker_threads,
         request_timeout: duration(
@@ -672,6 +687,14 @@ fn validate(
     let onnxruntime = runtime.and_then(|r| r.onnxruntime).filter(|p| !p.is_empty()).map(|p| resolve_path(base, &p));
     if models.is_empty() && problems.is_empty() {
         problems.push("no [[model]] tables: name at least one model to serve".to_owned());
+    }
+    if let Some(grpc) = server_config.grpc_listen
+        && grpc.port() != 0
+        && (grpc == server_config.listen || grpc == server_config.admin_listen)
+    {
+        problems.push(format!(
+            "[server] grpc_listen = \"{grpc}\" is also the public or admin address: give it its own port"
+        ));
     }
     // What tokio's runtime will run with (`cli::serve` builds it from the same setting).
     let server_threads = server_config

@@ -11,7 +11,11 @@ pub struct RawServer {
     pub listen: Option<String>,
     /// Admin address (`/metrics`, `/admin/…`); loopback unless you mean otherwise.
     pub admin_listen: Option<String>,
-    /// Largest request body accepted, in bytes (413 above it).
+    /// gRPC inference address (`inference.GRPCInferenceService`, health, reflection), e.g.
+    /// `"127.0.0.1:8081"`; port 0 picks a free port. No gRPC listener when absent.
+    pub grpc_listen: Option<String>,
+    /// Largest request body accepted, in bytes (413 above it; over gRPC, the largest message:
+    /// RESOURCE_EXHAUSTED above it).
     pub max_body_bytes: Option<u64>,
     /// Tokio worker threads for HTTP; default: tokio's, one per core.
     pub worker_threads: Option<u64>,

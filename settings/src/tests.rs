@@ -34,6 +34,20 @@ fn parses_a_good_config() {
 }
 
 #[test]
+fn grpc_listen_is_off_by_default_and_checked() {
+    assert_eq!(Config::from_toml_str("good", GOOD).expect("valid").server.grpc_listen, None);
+    let on = GOOD.replace("[store]", "grpc_listen = \"127.0.0.1:8081\"\n\n[store]");
+    let c = Config::from_toml_str("on", &on).expect("valid");
+    assert_eq!(c.server.grpc_listen, Some("127.0.0.1:8081".parse().expect("address")));
+    let bad = GOOD.replace("[store]", "grpc_listen = \"localhost\"\n\n[store]");
+    let e = Config::from_toml_str("bad", &bad).expect_err("not an address");
+    assert!(e.problems.iter().any(|p| p.contains("grpc_listen = \"localhost\" is not an address")), "{e:?}");
+    let clash = "[server]\nlisten = \"127.0.0.1:9000\"\ngrpc_listen = \"127.0.0.1:9000\"\n[store]\npath = \"/s\"\n[[model]]\nname = \"m\"\nversions = [1]\n";
+    let e = Config::from_toml_str("clash", clash).expect_err("same port");
+    assert!(e.problems.iter().any(|p| p.contains("give it its own port")), "{e:?}");
+}
+
+#[test]
 fn lists_every_problem() {
     let bad = r#"
 colour = "blue"

@@ -8,6 +8,7 @@ mod card;
 mod cli;
 mod drift;
 mod feedback;
+mod grpc;
 mod guard;
 mod import;
 mod lifecycle;

@@ -50,6 +50,8 @@ pub struct Gateway {
     pub child: Child,
     pub public: SocketAddr,
     pub admin: SocketAddr,
+    /// The gRPC listener, when the config enables one (`grpc=http://…` on the listening line).
+    pub grpc: Option<SocketAddr>,
 }
 
 impl Gateway {
@@ -83,7 +85,8 @@ impl Gateway {
             let start = line.find(key).unwrap_or_else(|| panic!("no {key} in {line:?}")) + key.len();
             line[start..].split_whitespace().next().expect("address").parse().expect("socket address")
         };
-        Gateway { public: addr("public=http://"), admin: addr("admin=http://"), child }
+        let grpc = line.contains("grpc=http://").then(|| addr("grpc=http://"));
+        Gateway { public: addr("public=http://"), admin: addr("admin=http://"), grpc, child }
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.

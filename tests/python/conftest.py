@@ -34,7 +34,10 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 30.0
 
-LISTENING = re.compile(r"^switchyard listening public=(http://127\.0\.0\.1:\d+) admin=(http://127\.0\.0\.1:\d+)$")
+LISTENING = re.compile(
+    r"^switchyard listening public=(http://127\.0\.0\.1:\d+) admin=(http://127\.0\.0\.1:\d+)"
+    r"(?: grpc=(http://127\.0\.0\.1:\d+))?$"  # the gRPC listener, when [server] grpc_listen is set
+)
 
 # What the session server serves: (model name, fixture file stem, manifest stem or None).
 # mlp v1..v3 are registered in order, so their registry versions are 1, 2, 3.
@@ -151,11 +154,14 @@ def toml_value(v) -> str:
         return json.dumps(v)  # a JSON string is a valid TOML basic string
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
 def config_toml(store: Path, models: list[dict], server: dict | None = None) -> str:
-    """A serve config. `models`: [{"name", "versions", "default_version"?, "engine"?: {...}}]."""
+    """A serve config. `models`: [{"name", "versions", "default_version"?, "engine"?: {...},
+    "routing"?: {...}}]."""
     srv = {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", **(server or {})}
     lines = ["[server]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in srv.items()]
@@ -167,6 +173,9 @@ def config_toml(store: Path, models: list[dict], server: dict | None = None) -> 
         if m.get("engine"):
             lines.append("[model.engine]")
             lines += [f"{k} = {toml_value(v)}" for k, v in m["engine"].items()]
+        if m.get("routing"):
+            lines.append("[model.routing]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in m["routing"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -186,6 +195,13 @@ class Server:
     log: Path
     # (model, version) -> sha256 of what was registered.
     sha256: dict[tuple[str, int], str] = dataclasses.field(default_factory=dict)
+    # The gRPC listener (http://host:port), when the config sets grpc_listen.
+    grpc: str | None = None
+
+    @property
+    def grpc_host_port(self) -> str:
+        assert self.grpc is not None, "this server has no gRPC listener"
+        return self.grpc.removeprefix("http://")
 
     @property
     def host_port(self) -> str:
@@ -245,7 +261,7 @@ def start_server(config: Path, store: Path, log: Path) -> Server:
         proc.wait(timeout=10)
         _LIVE.discard(proc)
         pytest.fail(f"unexpected first stdout line from serve: {line!r}\n{log.read_text(errors='replace')[-4000:]}")
-    return Server(public=match[1], admin=match[2], store=store, config=config, proc=proc, log=log)
+    return Server(public=match[1], admin=match[2], store=store, config=config, proc=proc, log=log, grpc=match[3])
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> str:
@@ -321,11 +337,11 @@ SESSION_MODELS = [
 
 @pytest.fixture(scope="session")
 def server(fixture_store, tmp_path_factory) -> Server:
-    """The shared server: every fixture model, as in SESSION_MODELS."""
+    """The shared server: every fixture model, as in SESSION_MODELS, over REST and gRPC."""
     store, shas = fixture_store
     workdir = tmp_path_factory.mktemp("serve")
     config = workdir / "switchyard.toml"
-    config.write_text(config_toml(store, SESSION_MODELS))
+    config.write_text(config_toml(store, SESSION_MODELS, {"grpc_listen": "127.0.0.1:0"}))
     srv = start_server(config, store, workdir / "serve.log")
     srv.sha256 = dict(shas)
     try:

@@ -89,3 +89,37 @@ def test_perf_analyzer_concurrency_sweep(server, perf_analyzer, tmp_path):
     assert done >= 4 * 10, f"only {done} successful requests during the sweep"
     assert after["fail"]["count"] == before["fail"]["count"]
     assert server.alive()
+
+
+def test_perf_analyzer_grpc(server, perf_analyzer, tmp_path):
+    """The same sweep over gRPC (-i grpc: ModelMetadata, ModelConfig, raw tensors, ModelStatistics
+    through the C++ gRPC client), on the shared server's gRPC listener."""
+    csv_path = tmp_path / "grpc.csv"
+    before = _stats(server)
+    args = [
+        str(perf_analyzer),
+        "-m", "mlp",
+        "-u", server.grpc_host_port,
+        "-i", "grpc",
+        "--concurrency-range", "1:4",
+        "--measurement-interval", "1000",
+        "--stability-percentage", "100",
+        "--max-trials", "8",
+        "-f", str(csv_path),
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=150, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    output = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}\nserver log:\n{server.log_tail(2000)}"
+    assert proc.returncode == 0, f"perf_analyzer -i grpc exited {proc.returncode} after {elapsed:.1f} s\n{output}"
+    with csv_path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("Concurrency", "").strip()]
+    by_concurrency = {int(r["Concurrency"]): r for r in rows}
+    assert sorted(by_concurrency) == CONCURRENCIES, f"CSV rows: {rows}\n{output}"
+    for c, row in by_concurrency.items():
+        assert float(row["Inferences/Second"]) > 0, f"concurrency {c}: {row}"
+    after = _stats(server)
+    done = after["success"]["count"] - before["success"]["count"]
+    assert done >= 4 * 10, f"only {done} successful requests during the sweep"
+    assert after["fail"]["count"] == before["fail"]["count"]
+    assert server.alive()

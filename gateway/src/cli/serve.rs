@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::control::{self, Control};
 use crate::engine::{Loader, Runtime};
+use crate::grpc;
 use crate::http::{admin, public, server};
 use crate::lineage;
 use crate::serving::ServingState;
@@ -143,8 +144,18 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
     let admin_listener = TcpListener::bind(config.server.admin_listen)
         .await
         .with_context(|| format!("cannot listen on {} (admin)", config.server.admin_listen))?;
+    let grpc_listener = match config.server.grpc_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (gRPC)"))?),
+        None => None,
+    };
     let public_addr = public_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    let grpc_addr = grpc_listener.as_ref().map(TcpListener::local_addr).transpose()?;
+    // Built before anything is served: a service that cannot be built stops the start.
+    let grpc_services = match grpc_addr {
+        Some(_) => Some(grpc::Services::new(Arc::clone(&app)).await?),
+        None => None,
+    };
 
     // Shutdown has one deadline, set when the signal arrives: the listeners drain until it,
     // shadow runs get what is left, the lineage writer what is left after that.
@@ -170,6 +181,13 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         drain,
         limits,
     ));
+    let grpc_limits = grpc::Limits {
+        max_connections: config.server.max_connections,
+        max_header_bytes: config.server.max_header_bytes,
+    };
+    let grpc = grpc_listener
+        .zip(grpc_services)
+        .map(|(listener, services)| tokio::spawn(grpc::serve(listener, services, stop_rx.clone(), drain, grpc_limits)));
     let guard = tokio::spawn(control::guard::run(Arc::clone(&control), stop_rx.clone()));
     let watcher = tokio::spawn(control::watch_config(Arc::clone(&control), stop_rx.clone()));
     let publisher = tokio::spawn(control::publish::run(Arc::clone(&control), stop_rx.clone()));
@@ -185,8 +203,11 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         }
     });
     // One line on stdout that scripts and tests read to find the ports (useful with port 0).
-    out!("switchyard listening public=http://{public_addr} admin=http://{admin_addr}");
-    tracing::info!(%public_addr, %admin_addr, "serving");
+    // The gRPC address comes last, and only when enabled: scripts that read the first two keep
+    // working.
+    let grpc_text = grpc_addr.map(|a| format!(" grpc=http://{a}")).unwrap_or_default();
+    out!("switchyard listening public=http://{public_addr} admin=http://{admin_addr}{grpc_text}");
+    tracing::info!(%public_addr, %admin_addr, grpc_addr = ?grpc_addr, "serving");
 
     signals.recv().await;
     let deadline = tokio::time::Instant::now() + drain;
@@ -199,7 +220,12 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         std::process::exit(130);
     });
     reloader.abort();
-    let _ = tokio::join!(public, admin, guard, watcher, publisher);
+    let grpc = async {
+        if let Some(task) = grpc {
+            let _ = task.await;
+        }
+    };
+    let _ = tokio::join!(public, admin, grpc, guard, watcher, publisher);
     // Every request has answered, so every primary record is in the channel. Shadow runs still
     // going add theirs; then the writer drains the channel.
     if !app.pipeline.drain_shadows(deadline).await {

@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use crate::engine::{Device, StatsSnapshot};
 use crate::serving::{LoadedVersion, ServedModel};
 
-/// Protocol extensions the server implements (`GET /v2`).
-pub const EXTENSIONS: [&str; 3] = ["binary_tensor_data", "model_configuration", "statistics"];
+pub use crate::app::EXTENSIONS;
 
 /// `GET /v2`.
 pub fn server_metadata() -> Value {
@@ -44,7 +43,7 @@ fn triton_type(datatype: &str) -> String {
 /// dimension, `max_batch_size` > 0 and `dims` leave that dimension out, as Triton does.
 pub fn model_config(model: &ServedModel, shown: &LoadedVersion) -> Value {
     let inst = &shown.instance;
-    let max_batch_size = if inst.batchable { model.max_batch.max(1) } else { 0 };
+    let max_batch_size = crate::app::max_batch_size(model, shown);
     let dims = |spec: &TensorSpec| -> Vec<i64> {
         if max_batch_size > 0 { spec.shape[1..].to_vec() } else { spec.shape.clone() }
     };

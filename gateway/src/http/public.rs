@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::json_response;
-use crate::app::App;
+use crate::app::{App, server_ready};
 use crate::http::metadata;
 use crate::pipeline::{Outcome, Run};
 use crate::serving::{LoadedVersion, ServedModel, ServingState, VersionSlot};
@@ -136,10 +136,6 @@ fn feedback_allowed<B>(app: &App, req: &Request<B>) -> Result<(), ApiError> {
 /// The `Allow` of read-only and of action endpoints.
 pub(super) const GET: &str = "GET, HEAD";
 pub(super) const POST: &str = "POST";
-
-fn server_ready(state: &ServingState) -> bool {
-    !state.models.is_empty() && state.models.values().all(|m| m.ready(m.routing.champion).is_some())
-}
 
 fn unknown_model(name: &str) -> ApiError {
     ApiError::NotFound(format!("unknown model '{name}'"))

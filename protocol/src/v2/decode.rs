@@ -489,7 +489,9 @@ fn decode_json_data(
     })
 }
 
-fn decode_binary_data(
+/// Tensor data of `count` elements from the binary extension's encoding (also the gRPC
+/// protocol's raw contents): every size checked against `bytes` before anything is allocated.
+pub(crate) fn decode_binary_data(
     name: &str,
     shape: &[i64],
     datatype: DataType,

@@ -1,0 +1,60 @@
+//! Fuzzes the gRPC request conversion: arbitrary bytes decoded by prost as a
+//! `ModelInferRequest` (what tonic hands the service), then `protocol::grpc::decode_request`.
+//! Neither may panic, whatever it accepts must be self-consistent, and the answer encoder must
+//! carry the accepted tensors back: encoded raw, then decoded again as inputs, they come out the
+//! same, byte for byte.
+//!
+//! Input format: the message's protobuf encoding, as it travels in a gRPC frame (without the
+//! 5-byte frame header). `fuzz/gen_corpus.py` writes the seeds in `fuzz/corpus/grpc_decode/`.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prost::Message;
+use protocol::grpc::inference::ModelInferRequest;
+use protocol::grpc::inference::model_infer_request::InferInputTensor;
+use protocol::grpc::{Parameters, decode_request, encode_response};
+use protocol::tensor::element_count;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(msg) = ModelInferRequest::decode(data) else { return };
+    let Ok(decoded) = decode_request(msg) else { return };
+    let request = decoded.request;
+    for (i, tensor) in request.inputs.iter().enumerate() {
+        assert_eq!(
+            element_count(&tensor.shape),
+            Some(tensor.data.len()),
+            "accepted input '{}' with shape {:?} but {} elements",
+            tensor.name,
+            tensor.shape,
+            tensor.data.len()
+        );
+        assert!(request.inputs[..i].iter().all(|t| t.name != tensor.name), "accepted input '{}' twice", tensor.name);
+    }
+    if let Some(outputs) = &request.outputs {
+        for (i, out) in outputs.iter().enumerate() {
+            assert!(outputs[..i].iter().all(|o| o.name != out.name), "accepted output '{}' twice", out.name);
+        }
+    }
+    // The inputs as an answer's outputs: typed must not panic; raw must decode back the same.
+    let parameters = Parameters { model_sha256: "", model_version: 1, route: "pinned" };
+    let _ = encode_response("m", request.id.clone(), parameters, request.inputs.clone(), false);
+    let raw = encode_response("m", request.id.clone(), parameters, request.inputs.clone(), true);
+    let again = ModelInferRequest {
+        inputs: raw
+            .outputs
+            .iter()
+            .map(|o| InferInputTensor {
+                name: o.name.clone(),
+                datatype: o.datatype.clone(),
+                shape: o.shape.clone(),
+                ..Default::default()
+            })
+            .collect(),
+        raw_input_contents: raw.raw_output_contents.clone(),
+        ..Default::default()
+    };
+    let back = decode_request(again).expect("an encoded answer decodes as a request");
+    let reencoded = encode_response("m", None, parameters, back.request.inputs, true);
+    assert_eq!(reencoded.raw_output_contents, raw.raw_output_contents, "raw contents changed in a round trip");
+});
