@@ -33,9 +33,10 @@ impl GrpcError {
             GrpcError::Decode(_) => Code::InvalidArgument,
             GrpcError::Pipeline(e) => match e {
                 PipelineError::VersionNotServed { .. } => Code::NotFound,
-                PipelineError::Input(_) | PipelineError::UnknownOutput { .. } | PipelineError::BadParameter(_) => {
-                    Code::InvalidArgument
-                }
+                PipelineError::Input(_)
+                | PipelineError::UnknownOutput { .. }
+                | PipelineError::BadParameter(_)
+                | PipelineError::OutOfProfile { .. } => Code::InvalidArgument,
                 PipelineError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
                 PipelineError::NoVersion { .. }
                 | PipelineError::VersionUnavailable { .. }
@@ -69,7 +70,11 @@ mod tests {
     fn pipeline_errors_get_the_protocols_codes() {
         let deadline = PipelineError::DeadlineExceeded { model: "m".into(), version: 1, budget_ms: 5 };
         let cases = [
-            (GrpcError::from(PipelineError::VersionNotServed { model: "m".into(), version: 9 }), Code::NotFound, 404),
+            (
+                GrpcError::from(PipelineError::VersionNotServed { model: "m".into(), version: 9, loaded: "1".into() }),
+                Code::NotFound,
+                404,
+            ),
             (GrpcError::from(PipelineError::BadParameter("x".into())), Code::InvalidArgument, 400),
             (GrpcError::from(deadline), Code::DeadlineExceeded, 504),
             (GrpcError::from(PipelineError::NoVersion { model: "m".into(), champion: 1 }), Code::Unavailable, 503),
