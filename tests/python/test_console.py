@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, mlp_json_body, start_server, stop_server
+from conftest import MANIFESTS, MODELS, REPO, mlp_json_body, register, start_server, stop_server
 
 TOKEN = "console-token-0123456789"
 
@@ -70,12 +70,16 @@ def console_errors(driver) -> list[str]:
     ]
 
 
-def test_the_console_shows_routing_lineage_and_gated_promotion_in_a_real_browser(fixture_store, driver, tmp_path):
+def test_the_console_shows_routing_lineage_and_gated_promotion_in_a_real_browser(driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    store, _ = fixture_store
+    # A store of its own: the promotion this test makes is stored as a routing override, which a
+    # shared store would carry into other tests' gateways with the same configured routing.
+    store = tmp_path / "store"
+    for v in (1, 2, 3):
+        register(store, "mlp", MODELS / f"mlp_v{v}.onnx", MANIFESTS / f"mlp_v{v}.toml")
     config = tmp_path / "console.toml"
     config.write_text(
         f'[server]\nlisten = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\nadmin_token = "{TOKEN}"\n'
