@@ -139,3 +139,68 @@ def test_the_console_shows_routing_lineage_and_gated_promotion_in_a_real_browser
         assert console_errors(driver) == []
     finally:
         assert stop_server(srv) == 0
+
+
+def test_a_guard_trip_under_load_appears_on_the_console_timeline(driver, tmp_path):
+    """A real fault: the champion (the faulty fixture) fails inside ONNX Runtime on every third
+    request while the model page is open; the guard swaps to the backup, and the page, which polls
+    on its own, shows the trip on its timeline and the backup serving within a few seconds."""
+    import threading
+    import time
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    store = tmp_path / "store"
+    register(store, "scorer", MODELS / "faulty.onnx")
+    register(store, "scorer", MODELS / "mlp_v2.onnx", MANIFESTS / "mlp_v2.toml")
+    config = tmp_path / "guarded.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\nadmin_listen = "127.0.0.1:0"\nadmin_token = "{TOKEN}"\n'
+        f'[store]\npath = "{store}"\n[[model]]\nname = "scorer"\nversions = [1, 2]\n'
+        "[model.routing]\nchampion = 1\nbackup = [2]\n"
+        '[model.guard]\nwindow = "10s"\ninterval = "500ms"\ncooldown = "60s"\nmin_requests = 20\nmax_error_rate = 0.2\n'
+    )
+    srv = start_server(config, store, tmp_path / "guarded.log")
+    good, bad = mlp_json_body(1, 5), mlp_json_body(1, 5)
+    bad["inputs"][0]["data"][0] = 5000.0  # column 0 >= 1000: the faulty model's run fails
+    stop = threading.Event()
+    sent = {"n": 0, "failed": 0}
+
+    def load() -> None:
+        # Bounded in count and time; one client is enough for a 33 % error rate.
+        deadline = time.monotonic() + 30
+        with requests.Session() as s:
+            while not stop.is_set() and time.monotonic() < deadline and sent["n"] < 20000:
+                r = s.post(srv.public + "/v2/models/scorer/infer", json=bad if sent["n"] % 3 == 0 else good, timeout=10)
+                sent["n"] += 1
+                sent["failed"] += r.status_code != 200
+
+    wait = WebDriverWait(driver, 15)
+    try:
+        driver.get(srv.admin + "/ui")
+        wait.until(ec.visibility_of_element_located((By.ID, "login-form")))
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "operator").send_keys("dana")
+        driver.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        driver.get(srv.admin + "/ui#/model/scorer")
+        wait.until(ec.presence_of_element_located((By.ID, "timeline")))
+        assert "guard_trip" not in driver.find_element(By.ID, "timeline").text
+
+        loader = threading.Thread(target=load, daemon=True)
+        loader.start()
+        # The page is not reloaded: its own polling must bring the trip in.
+        WebDriverWait(driver, 20, poll_frequency=0.25).until(
+            ec.text_to_be_present_in_element((By.ID, "timeline"), "guard_trip")
+        )
+        row = next(r for r in driver.find_elements(By.CSS_SELECTOR, "#timeline tbody tr") if "guard_trip" in r.text)
+        assert "guard" in row.text, row.text
+        assert sent["failed"] > 0, "the faulty champion failed nothing before the trip"
+        state = requests.get(srv.admin + "/admin/models/scorer", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+        assert state["routing"]["champion"] == 2, state["routing"]
+        WebDriverWait(driver, 10).until(lambda d: "v2" in d.find_element(By.CSS_SELECTOR, ".card table tbody").text)
+        assert console_errors(driver) == []
+    finally:
+        stop.set()
+        assert stop_server(srv) == 0
