@@ -240,18 +240,25 @@ impl GrpcInferenceService for Inference {
         Ok(Response::new(ModelStatisticsResponse { model_stats }))
     }
 
-    /// Runs on a task of its own: a client that goes away (or a deadline the transport enforces)
-    /// drops this future, not the run, which is still recorded.
+    /// A call with a deadline runs on a task of its own: at its deadline the client cancels the
+    /// call (RST_STREAM), which drops this future; the run goes on to its own
+    /// DEADLINE_EXCEEDED and is recorded, so the guard's windows see the timeouts. Without a
+    /// deadline it runs inline (a task costs 6-9 µs of CPU per call here; a client that cancels
+    /// such a call leaves no record, as over REST).
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let (metadata, _, msg) = request.into_parts();
-        let app = Arc::clone(&self.app);
         let id = request_id(Some(&metadata), &msg);
         let timeout = grpc_timeout(&metadata);
-        let run = tokio::spawn(async move { infer(&app, &metadata, msg, timeout, id).await });
-        let result = run.await.map_err(|e| {
-            tracing::error!(request_id = %id, error = %e, "gRPC inference task failed");
-            Status::internal("internal error")
-        })?;
+        let result = if timeout.is_some() {
+            let app = Arc::clone(&self.app);
+            let run = tokio::spawn(async move { infer(&app, &metadata, msg, timeout, id).await });
+            run.await.map_err(|e| {
+                tracing::error!(request_id = %id, error = %e, "gRPC inference task failed");
+                Status::internal("internal error")
+            })?
+        } else {
+            infer(&self.app, &metadata, msg, None, id).await
+        };
         match result {
             Ok(a) => Ok(answered(a, id.as_str())),
             Err(e) => {
