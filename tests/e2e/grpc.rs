@@ -1,7 +1,8 @@
 //! The gRPC front end through the real binary, with a tonic client generated from the same
 //! protos: metadata, typed and raw inference (compared with the fixtures' expected outputs),
 //! pinned and routed versions, errors with their status codes, deadlines, health, reflection's
-//! presence, streaming in order, and the lineage record of a gRPC request.
+//! presence, streaming in order, the lineage record of a gRPC request, and a guard trip on gRPC
+//! traffic.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
