@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols
 
 run:
 	scripts/run-example.sh
@@ -39,8 +39,16 @@ bench-lineage:
 # three models, with wrk and perf_analyzer. About 10 minutes once set up; the first run also builds
 # benches/rust, generates the models and installs the peers' venvs (benches/.cache/, ~20-30 min).
 # BENCH_QUICK=1 for a smoke run. Writes benches/results/side_by_side.md and .svg; see benches/README.md.
+# Then gRPC beside REST (bench-protocols).
 bench:
 	python3 benches/side_by_side.py
+	python3 benches/protocols.py
+
+# gRPC (raw tensors) beside REST (binary and JSON tensors) on one gateway: the tiny model at c=1 and
+# c=8, a 1 MiB FP32 input at c=2 (about 3 minutes after the build; not part of CI). Writes
+# benches/results/protocols.md; see benches/protocols.py.
+bench-protocols:
+	python3 benches/protocols.py
 
 # Two builds side by side on the tiny model (not part of CI): OLD=path/to/switchyard NEW=path/to/switchyard,
 # alternating rounds, medians. Writes benches/results/ab.md; see benches/ab.py.

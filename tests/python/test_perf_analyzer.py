@@ -91,9 +91,11 @@ def test_perf_analyzer_concurrency_sweep(server, perf_analyzer, tmp_path):
     assert server.alive()
 
 
-def test_perf_analyzer_grpc(server, perf_analyzer, tmp_path):
+@pytest.mark.parametrize("streaming", [False, True], ids=["unary", "streaming"])
+def test_perf_analyzer_grpc(server, perf_analyzer, tmp_path, streaming):
     """The same sweep over gRPC (-i grpc: ModelMetadata, ModelConfig, raw tensors, ModelStatistics
-    through the C++ gRPC client), on the shared server's gRPC listener."""
+    through the C++ gRPC client), on the shared server's gRPC listener; with --streaming, every
+    request goes over ModelStreamInfer (one bidirectional stream per concurrent client)."""
     csv_path = tmp_path / "grpc.csv"
     before = _stats(server)
     args = [
@@ -106,12 +108,12 @@ def test_perf_analyzer_grpc(server, perf_analyzer, tmp_path):
         "--stability-percentage", "100",
         "--max-trials", "8",
         "-f", str(csv_path),
-    ]  # fmt: skip
+    ] + (["--streaming"] if streaming else [])  # fmt: skip
     started = time.monotonic()
     proc = subprocess.run(args, capture_output=True, text=True, timeout=150, cwd=tmp_path)
     elapsed = time.monotonic() - started
     output = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}\nserver log:\n{server.log_tail(2000)}"
-    assert proc.returncode == 0, f"perf_analyzer -i grpc exited {proc.returncode} after {elapsed:.1f} s\n{output}"
+    assert proc.returncode == 0, f"perf_analyzer -i grpc{' --streaming' * streaming} exited {proc.returncode} after {elapsed:.1f} s\n{output}"
     with csv_path.open(newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("Concurrency", "").strip()]
     by_concurrency = {int(r["Concurrency"]): r for r in rows}
