@@ -1,8 +1,8 @@
 //! The gRPC front end through the real binary, with a tonic client generated from the same
 //! protos: metadata, typed and raw inference (compared with the fixtures' expected outputs),
 //! pinned and routed versions, errors with their status codes, deadlines, health, reflection's
-//! presence, streaming in order, the lineage record of a gRPC request, and a guard trip on gRPC
-//! traffic.
+//! presence, streaming in order, the lineage record of a gRPC request, a guard trip on gRPC
+//! traffic, and health watchers told NOT_SERVING at shutdown.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -512,4 +512,45 @@ max_error_rate = 0.2
     assert_eq!(state["origin"]["kind"], "guard_trip", "{state}");
     assert_eq!(state["origin"]["detail"]["reason"], "error_rate", "{state}");
     assert!(gw.terminate().success());
+}
+
+/// At SIGTERM, health turns NOT_SERVING for a client already watching (new connections are no
+/// longer accepted), and the process still exits once the drain deadline ends the watch.
+#[test]
+fn health_watchers_see_not_serving_at_shutdown() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    register(&store, "mlp", "mlp_v1", Some("mlp_v1"));
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ngrpc_listen = \"127.0.0.1:0\"\n\
+                  drain_timeout = \"1s\"\n[store]\npath = \"{store}\"\n[[model]]\nname = \"mlp\"\nversions = [1]\n";
+    let mut gw = Gateway::start(dir.path(), &store, config);
+    let addr = gw.grpc.expect("grpc");
+    let pid = gw.child.id().to_string();
+    runtime().block_on(async {
+        let channel = Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        // Both watches open before the signal: the listener accepts no new connection after it.
+        let mut watches = Vec::new();
+        for service in ["", "inference.GRPCInferenceService"] {
+            let request = tonic_health::pb::HealthCheckRequest { service: service.into() };
+            let mut watch = health.watch(request).await.expect("watch").into_inner();
+            let first = watch.message().await.expect("first status").expect("a status");
+            assert_eq!(first.status, ServingStatus::Serving as i32, "{service:?}");
+            watches.push((service, watch));
+        }
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        for (service, watch) in &mut watches {
+            let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+                .await
+                .unwrap_or_else(|_| panic!("{service:?}: no status change within 5 s of SIGTERM"))
+                .expect("status")
+                .expect("a status before the stream ends");
+            assert_eq!(next.status, ServingStatus::NotServing as i32, "{service:?}");
+        }
+    });
+    let started = Instant::now();
+    assert!(gw.wait_exit().success());
+    assert!(started.elapsed() < Duration::from_secs(5), "exit held past the 1 s drain: {:?}", started.elapsed());
 }
