@@ -554,3 +554,34 @@ fn health_watchers_see_not_serving_at_shutdown() {
     assert!(gw.wait_exit().success());
     assert!(started.elapsed() < Duration::from_secs(5), "exit held past the 1 s drain: {:?}", started.elapsed());
 }
+
+/// A connection that starts no call is closed after the first-call timeout (10 s), giving its
+/// slot back, while the listener goes on serving others.
+#[test]
+fn a_connection_that_never_calls_is_closed() {
+    use std::io::Read;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gw = start(dir.path());
+    let addr = gw.grpc.expect("grpc");
+    let opened = Instant::now();
+    let mut idle = std::net::TcpStream::connect(addr).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut buf = [0u8; 256];
+    // The server may send its SETTINGS first; it then closes the connection: EOF (or a reset).
+    loop {
+        match idle.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the idle connection was not closed after {:?}: {e}", opened.elapsed()),
+        }
+    }
+    let after = opened.elapsed();
+    assert!((Duration::from_secs(9)..Duration::from_secs(15)).contains(&after), "closed after {after:?}");
+    runtime().block_on(async {
+        let mut c = client(&gw).await;
+        assert!(c.server_live(ServerLiveRequest {}).await.expect("live").into_inner().live);
+    });
+    assert!(gw.terminate().success());
+}
