@@ -7,6 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={dir}/{file}");
     }
     let fds = protox::compile(["grpc_service.proto"], [dir])?;
-    prost_build::Config::new().compile_fds(fds)?;
+    prost_build::Config::new()
+        // Raw inputs as `Bytes`: slices of the received message, not copies of it.
+        .bytes([".inference.ModelInferRequest.raw_input_contents"])
+        .compile_fds(fds)?;
     Ok(())
 }

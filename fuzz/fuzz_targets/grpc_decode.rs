@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
                 ..Default::default()
             })
             .collect(),
-        raw_input_contents: raw.raw_output_contents.clone(),
+        raw_input_contents: raw.raw_output_contents.iter().map(|b| b.clone().into()).collect(),
         ..Default::default()
     };
     let back = decode_request(again).expect("an encoded answer decodes as a request");

@@ -102,7 +102,7 @@ fn mlp_request(version: &str, values: Vec<f32>, raw: bool) -> ModelInferRequest 
         model_name: "mlp".into(),
         model_version: version.into(),
         inputs: vec![input],
-        raw_input_contents: bytes.into_iter().collect(),
+        raw_input_contents: bytes.into_iter().map(Into::into).collect(),
         ..Default::default()
     }
 }
@@ -331,7 +331,7 @@ async fn dtypes_round_trip(c: &mut Client) {
     let req = ModelInferRequest {
         model_name: "dtypes".into(),
         inputs: tensors,
-        raw_input_contents: inputs.iter().map(raw_of).collect(),
+        raw_input_contents: inputs.iter().map(|t| raw_of(t).into()).collect(),
         ..Default::default()
     };
     let r = c.model_infer(req).await.expect("dtypes raw").into_inner();

@@ -61,14 +61,14 @@ async fn an_inference_is_answered_named_and_recorded() {
     let mut raw = typed("2", vec![]);
     raw.inputs[0].contents = None;
     raw.inputs[0].shape = vec![1, 4];
-    raw.raw_input_contents = vec![[0.5f32; 4].iter().flat_map(|x| x.to_le_bytes()).collect()];
+    raw.raw_input_contents = vec![[0.5f32; 4].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>().into()];
     let r = service.model_infer(Request::new(raw)).await.expect("raw").into_inner();
     assert_eq!(r.raw_output_contents, vec![[0.5f32; 4].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()]);
     assert_eq!(r.model_version, "2");
 
     // A request that does not decode is refused with its code and still recorded, once.
     let mut bad = typed("", vec![1.0, 2.0, 3.0, 4.0]);
-    bad.raw_input_contents = vec![vec![0; 16], vec![0; 16]];
+    bad.raw_input_contents = vec![vec![0; 16].into(), vec![0; 16].into()];
     let e = service.model_infer(with_id(bad, "grpc-2")).await.expect_err("refused");
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_eq!(e.metadata().get("x-request-id").and_then(|v| v.to_str().ok()), Some("grpc-2"));

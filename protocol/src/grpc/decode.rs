@@ -100,7 +100,7 @@ pub fn decode_request(msg: ModelInferRequest) -> Result<Decoded, DecodeError> {
     Ok(Decoded { request, raw_output })
 }
 
-fn decode_input(input: InferInputTensor, raw: Option<Vec<u8>>) -> Result<Tensor, DecodeError> {
+fn decode_input(input: InferInputTensor, raw: Option<prost::bytes::Bytes>) -> Result<Tensor, DecodeError> {
     let InferInputTensor { name, datatype, shape, parameters, contents } = input;
     if let Some(parameter) = parameters.keys().find(|k| k.starts_with("shared_memory")) {
         return Err(DecodeError::UnsupportedInputParameter { input: name, parameter: parameter.clone() });

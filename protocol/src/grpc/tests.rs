@@ -17,7 +17,8 @@ fn input(name: &str, datatype: &str, shape: &[i64], contents: Option<InferTensor
 }
 
 fn request(inputs: Vec<InferInputTensor>, raw: Vec<Vec<u8>>) -> ModelInferRequest {
-    ModelInferRequest { model_name: "m".to_owned(), inputs, raw_input_contents: raw, ..ModelInferRequest::default() }
+    let raw_input_contents = raw.into_iter().map(Into::into).collect();
+    ModelInferRequest { model_name: "m".to_owned(), inputs, raw_input_contents, ..ModelInferRequest::default() }
 }
 
 fn fp32(values: &[f32]) -> InferTensorContents {
