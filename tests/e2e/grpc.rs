@@ -15,7 +15,7 @@ use serde_json::Value;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::support::{Gateway, fixtures, get, register};
+use crate::support::{Gateway, fixtures, lineage, register};
 
 const CONFIG: &str = r#"
 [server]
@@ -264,7 +264,7 @@ fn metadata_inference_pinned_routed_errors_and_lineage() {
         req.metadata_mut().insert("x-request-id", "grpc-deadline".parse().expect("ascii"));
         let e = c.model_infer(req).await.expect_err("past its deadline");
         assert!(matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled), "{e:?}");
-        assert_eq!(lineage(&gw, "grpc-deadline")["records"][0]["status"], 504);
+        assert_eq!(lineage(&gw, "grpc-deadline", 1)["records"][0]["status"], 504);
         assert!(c.server_live(ServerLiveRequest {}).await.is_ok(), "still up");
         let r = c.model_infer(mlp_request("1", x.clone(), false)).await.expect("still answers").into_inner();
         assert_close(&output_floats(&r, 0), &want);
@@ -273,7 +273,7 @@ fn metadata_inference_pinned_routed_errors_and_lineage() {
         let mut req = tonic::Request::new(mlp_request("", vec![0.1; 64], false));
         req.metadata_mut().insert("x-request-id", "grpc-lineage-1".parse().expect("ascii"));
         let version = c.model_infer(req).await.expect("infer").into_inner().model_version;
-        let record = lineage_of(&gw, "grpc-lineage-1", 2);
+        let record = lineage(&gw, "grpc-lineage-1", 2);
         assert_eq!(record["records"][0]["request_id"], "grpc-lineage-1");
         assert_eq!(record["records"][0]["version"].to_string().trim_matches('"'), version);
         // The shadow got its copy, as over REST: recorded beside the primary, compared.
@@ -284,7 +284,7 @@ fn metadata_inference_pinned_routed_errors_and_lineage() {
         let mut by_id = mlp_request("", vec![0.1; 64], false);
         by_id.id = "grpc-lineage-2".into();
         assert_eq!(c.model_infer(by_id).await.expect("infer").into_inner().id, "grpc-lineage-2");
-        lineage(&gw, "grpc-lineage-2");
+        lineage(&gw, "grpc-lineage-2", 1);
     });
 }
 
@@ -343,25 +343,6 @@ async fn dtypes_round_trip(c: &mut Client) {
     }
 }
 
-/// The lineage chain of `request_id`, polled on the admin port (the writer commits in batches).
-fn lineage(gw: &Gateway, request_id: &str) -> Value {
-    lineage_of(gw, request_id, 1)
-}
-
-/// The lineage chain of `request_id` once it holds `records` records (shadow runs finish after
-/// the answer).
-fn lineage_of(gw: &Gateway, request_id: &str, records: usize) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = get(gw.admin, &format!("/admin/lineage/{request_id}"));
-        if r.status == 200 && r.json()["records"].as_array().is_some_and(|a| a.len() >= records) {
-            return r.json();
-        }
-        assert!(Instant::now() < deadline, "no lineage for {request_id} after 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn streaming_answers_in_order_health_and_reflection() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -399,7 +380,7 @@ fn streaming_answers_in_order_health_and_reflection() {
             assert_eq!(r.raw_output_contents.is_empty(), i != 1);
             assert_close(&output_floats(r, 0), &want);
         }
-        lineage(&gw, "stream-1");
+        lineage(&gw, "stream-1", 1);
 
         // Health: the whole server and the inference service serve.
         let channel = Channel::from_shared(format!("http://{}", gw.grpc.expect("grpc"))).expect("uri");
@@ -499,7 +480,7 @@ max_error_rate = 0.2
         for (id, _, code, message) in &failures {
             assert_eq!(*code, Code::Internal, "{message}");
             assert!(message.contains("model execution failed"), "{message}");
-            let rec = &lineage(&gw, id)["records"][0];
+            let rec = &lineage(&gw, id, 1)["records"][0];
             assert_eq!((rec["version"].as_u64(), rec["error_class"].as_str()), (Some(1), Some("model_error")), "{rec}");
         }
         // One client, sequential calls: after the first backup answer nothing fails and no

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Gateway, Sample, admin_post, get, load_until, metric_value, mlp_body, register};
+use crate::support::{Gateway, Sample, admin_post, lineage, load_until, metric_value, mlp_body, register};
 
 /// Interval of the guards below: the trip must come within two of them after `min_requests`.
 const INTERVAL: Duration = Duration::from_millis(500);
@@ -42,18 +42,6 @@ fn model_state(gw: &Gateway, model: &str) -> Value {
 /// Index of the first sample answered by `version`, if any.
 fn first_from(samples: &[Sample], version: u32) -> Option<usize> {
     samples.iter().position(|s| s.version == Some(version))
-}
-
-fn lineage(gw: &Gateway, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = get(gw.admin, &format!("/admin/lineage/{request_id}"));
-        if r.status == 200 {
-            return r.json();
-        }
-        assert!(Instant::now() < deadline, "no lineage for {request_id}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn slow_store(dir: &Path) -> std::path::PathBuf {
@@ -117,8 +105,8 @@ fn a_slow_champion_trips_to_the_warm_backup_without_a_failed_request_and_stays_t
     );
     // Lineage shows the route change at the trip.
     let last_v1 = samples[..switch].iter().rev().find(|s| s.version == Some(1)).expect("a v1 answer");
-    let before = lineage(&gw, last_v1.request_id.as_deref().expect("id"));
-    let after = lineage(&gw, samples[switch].request_id.as_deref().expect("id"));
+    let before = lineage(&gw, last_v1.request_id.as_deref().expect("id"), 1);
+    let after = lineage(&gw, samples[switch].request_id.as_deref().expect("id"), 1);
     assert_eq!(
         (before["records"][0]["version"].as_u64(), before["records"][0]["route"].as_str()),
         (Some(1), Some("champion"))
@@ -189,7 +177,7 @@ fn a_failing_champion_trips_on_error_rate_and_the_failures_before_are_real_model
         assert_eq!(f.status, 500);
         let body: Value = serde_json::from_slice(&f.body).expect("JSON error");
         assert!(body["error"].as_str().expect("message").contains("model execution failed"), "{body}");
-        let rec = &lineage(&gw, f.request_id.as_deref().expect("id"))["records"][0];
+        let rec = &lineage(&gw, f.request_id.as_deref().expect("id"), 1)["records"][0];
         assert_eq!((rec["version"].as_u64(), rec["error_class"].as_str()), (Some(1), Some("model_error")), "{rec}");
     }
     // The swap itself fails nothing and v2 handles every input: once the first backup answer is

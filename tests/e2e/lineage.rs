@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Gateway, full_store, get, request, try_request};
+use crate::support::{Gateway, full_store, get, lineage, request, try_request};
 
 const ROUTED: &str = r#"
 [server]
@@ -33,20 +33,6 @@ input_sha256 = true
 
 fn body(seed: f32) -> String {
     json!({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": vec![seed; 64]}]}).to_string()
-}
-
-/// The chain from the admin API, polled: the writer commits within milliseconds, not at once.
-fn chain(gw: &Gateway, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = get(gw.admin, &format!("/admin/lineage/{request_id}"));
-        if r.status == 200 {
-            return r.json();
-        }
-        assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
-        assert!(Instant::now() < deadline, "no lineage for {request_id} after 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn manifest_commit(version: u64) -> String {
@@ -75,7 +61,7 @@ fn every_answer_resolves_to_the_version_hash_and_provenance_that_served_it() {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let id = r.header("x-request-id").expect("x-request-id").to_owned();
         let version: u64 = r.header("x-model-version").expect("version").parse().expect("number");
-        let c = chain(&gw, &id);
+        let c = lineage(&gw, &id, 1);
         let primary = &c["records"][0];
         assert_eq!(primary["request_id"], id.as_str());
         assert_eq!(primary["version"], version);
@@ -111,7 +97,7 @@ fn every_answer_resolves_to_the_version_hash_and_provenance_that_served_it() {
     let pinned = |seed: f32| {
         let r = request(gw.public, "POST", "/v2/models/mlp/versions/3/infer", &[], body(seed).as_bytes());
         assert_eq!(r.status, 200);
-        chain(&gw, r.header("x-request-id").expect("id"))
+        lineage(&gw, r.header("x-request-id").expect("id"), 1)
     };
     let (a, b, c) = (pinned(0.5), pinned(0.5), pinned(0.75));
     assert_eq!(a["records"][0]["route"], "pinned");
@@ -123,7 +109,7 @@ fn every_answer_resolves_to_the_version_hash_and_provenance_that_served_it() {
     let r = request(gw.public, "POST", "/v2/models/mlp/infer", &[("x-request-id", "client-id-42")], b"{not json");
     assert_eq!(r.status, 400);
     assert_eq!(r.header("x-request-id"), Some("client-id-42"));
-    let failed = chain(&gw, "client-id-42");
+    let failed = lineage(&gw, "client-id-42", 1);
     assert_eq!(failed["records"][0]["status"], 400);
     assert_eq!(failed["records"][0]["error_class"], "bad_request");
 

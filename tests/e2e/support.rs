@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gateway::client::{AdminClient, AdminError};
 use serde_json::Value;
@@ -192,6 +192,22 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         }
         out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
         data = &data[eol + 4 + size..];
+    }
+}
+
+/// A request's lineage chain from the admin API once it holds at least `records` records, polled
+/// for up to 10 s: the writer commits in batches (and shadow runs finish after their primary).
+/// Any answer but 200 or 404 fails the test.
+pub fn lineage(gw: &Gateway, request_id: &str, records: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(gw.admin, &format!("/admin/lineage/{request_id}"));
+        if r.status == 200 && r.json()["records"].as_array().is_some_and(|a| a.len() >= records) {
+            return r.json();
+        }
+        assert!(matches!(r.status, 200 | 404), "{}", String::from_utf8_lossy(&r.body));
+        assert!(Instant::now() < deadline, "no lineage for {request_id} after 10 s");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
