@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use model_store::{GcOptions, Manifest, ModelStore, NewVersion, Registry, Signature, Stage};
 use serde_json::json;
 
@@ -14,20 +14,43 @@ use crate::engine::{EngineSettings, Runtime, convert};
 
 use super::import::ImportCommand;
 
+/// Where a registry verb acts: a store directory, or a running gateway's admin API.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// The store directory (artifacts and registry.db), as `models register` made it.
+    #[arg(long, env = "SWITCHYARD_STORE", required_unless_present = "url")]
+    store: Option<PathBuf>,
+    /// A running gateway's admin URL (http://HOST:PORT): act through its admin API instead of
+    /// a store directory, e.g. from a training pipeline on another machine.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Bearer token for the admin API (with --url).
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+/// `RegistryArgs`, resolved: what a registry verb acts through.
+enum Via {
+    Store(PathBuf),
+    Gateway(crate::client::AdminClient),
+}
+
+impl RegistryArgs {
+    fn resolve(self) -> anyhow::Result<Via> {
+        match (self.url, self.store) {
+            (Some(url), _) => Ok(Via::Gateway(crate::client::AdminClient::new(&url, self.token.as_deref())?)),
+            (None, Some(store)) => Ok(Via::Store(store)),
+            (None, None) => bail!("give --store DIR or --url URL"),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Register an ONNX file as a new version (or find the existing version with the same bytes).
     Register {
-        /// The store directory (artifacts and registry.db), as `models register` made it.
-        #[arg(long, env = "SWITCHYARD_STORE", required_unless_present = "url")]
-        store: Option<PathBuf>,
-        /// A running gateway's admin URL (http://HOST:PORT): act through its admin API instead of
-        /// a store directory, e.g. from a training pipeline on another machine.
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// Bearer token for the admin API (with --url).
-        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// The model name.
         #[arg(long)]
         model: String,
@@ -93,16 +116,8 @@ pub enum ModelsCommand {
     },
     /// Move a version to a stage: staging, production or archived.
     Stage {
-        /// The store directory (artifacts and registry.db), as `models register` made it.
-        #[arg(long, env = "SWITCHYARD_STORE", required_unless_present = "url")]
-        store: Option<PathBuf>,
-        /// A running gateway's admin URL (http://HOST:PORT): act through its admin API instead of
-        /// a store directory, e.g. from a training pipeline on another machine.
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// Bearer token for the admin API (with --url).
-        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// NAME:VERSION
         target: String,
         stage: String,
@@ -118,16 +133,8 @@ pub enum ModelsCommand {
     },
     /// Point an alias at a version (NAME:VERSION ALIAS), or remove it with --remove (NAME ALIAS).
     Alias {
-        /// The store directory (artifacts and registry.db), as `models register` made it.
-        #[arg(long, env = "SWITCHYARD_STORE", required_unless_present = "url")]
-        store: Option<PathBuf>,
-        /// A running gateway's admin URL (http://HOST:PORT): act through its admin API instead of
-        /// a store directory, e.g. from a training pipeline on another machine.
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// Bearer token for the admin API (with --url).
-        #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         target: String,
         alias: String,
         /// Remove the alias instead of setting it.
@@ -191,16 +198,15 @@ pub enum ModelsCommand {
 
 pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
     match cmd {
-        ModelsCommand::Register { store, url, token, model, file, manifest, actor, onnxruntime, json } => {
+        ModelsCommand::Register { registry, model, file, manifest, actor, onnxruntime, json } => {
             let actor = super::actor(actor);
-            match (url, store) {
-                (Some(url), _) => {
-                    super::block_on(remote_register(&url, token, &model, &file, manifest.as_deref(), &actor, json))?
+            match registry.resolve()? {
+                Via::Gateway(client) => {
+                    super::block_on(remote_register(&client, &model, &file, manifest.as_deref(), &actor, json))?
                 }
-                (None, Some(store)) => {
+                Via::Store(store) => {
                     register(&store, &model, &file, manifest.as_deref(), actor, onnxruntime.as_deref(), json)
                 }
-                (None, None) => bail!("give --store DIR or --url URL"),
             }
         }
         ModelsCommand::Import(cmd) => super::import::run(cmd),
@@ -210,24 +216,22 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
         }
         ModelsCommand::List { store, json } => super::block_on(list(&store, json))?,
         ModelsCommand::Show { store, target, json } => super::block_on(show(&store, &target, json))?,
-        ModelsCommand::Stage { store, url, token, target, stage, force, actor, json } => {
+        ModelsCommand::Stage { registry, target, stage, force, actor, json } => {
             let actor = super::actor(actor);
-            match (url, store) {
-                (Some(url), _) => super::block_on(async {
+            match registry.resolve()? {
+                Via::Gateway(client) => super::block_on(async {
                     let (name, selector) = parse_version_target(&target)?;
-                    let event = client(&url, token)?.set_stage(name, selector, &stage, force, &actor).await?;
+                    let event = client.set_stage(name, selector, &stage, force, &actor).await?;
                     print_event(&event, json, || format!("{name} version {} is now {stage}", text(&event["version"])));
                     anyhow::Ok(0)
                 })?,
-                (None, Some(store)) => super::block_on(set_stage(&store, &target, &stage, force, &actor, json))?,
-                (None, None) => bail!("give --store DIR or --url URL"),
+                Via::Store(store) => super::block_on(set_stage(&store, &target, &stage, force, &actor, json))?,
             }
         }
-        ModelsCommand::Alias { store, url, token, target, alias, remove, force, actor, json } => {
+        ModelsCommand::Alias { registry, target, alias, remove, force, actor, json } => {
             let actor = super::actor(actor);
-            match (url, store) {
-                (Some(url), _) => super::block_on(async {
-                    let client = client(&url, token)?;
+            match registry.resolve()? {
+                Via::Gateway(client) => super::block_on(async {
                     let event = if remove {
                         let (name, extra) = split_target(&target);
                         if extra.is_some() {
@@ -244,10 +248,7 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
                     });
                     anyhow::Ok(0)
                 })?,
-                (None, Some(store)) => {
-                    super::block_on(set_alias(&store, &target, &alias, remove, force, &actor, json))?
-                }
-                (None, None) => bail!("give --store DIR or --url URL"),
+                Via::Store(store) => super::block_on(set_alias(&store, &target, &alias, remove, force, &actor, json))?,
             }
         }
         ModelsCommand::Profile { data, input, json } => super::profile::run(&data, &input, json),
@@ -257,11 +258,6 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
             super::block_on(super::card::card(&store, &target, format))?
         }
     }
-}
-
-/// The admin API client for `--url`.
-fn client(url: &str, token: Option<String>) -> anyhow::Result<crate::client::AdminClient> {
-    Ok(crate::client::AdminClient::new(url, token.as_deref())?)
 }
 
 /// A registry event as the commands print it: JSON, or `human`.
@@ -284,8 +280,7 @@ fn text(v: &serde_json::Value) -> String {
 /// `models register --url`: the file and its manifest sent to a running gateway, which reads
 /// the signature with its own engine and registers them in its store.
 async fn remote_register(
-    url: &str,
-    token: Option<String>,
+    client: &crate::client::AdminClient,
     model: &str,
     file: &Path,
     manifest: Option<&Path>,
@@ -298,7 +293,7 @@ async fn remote_register(
         Some(path) => Some(serde_json::to_value(Manifest::from_path(path)?)?),
         None => None,
     };
-    let v = client(url, token)?.register(model, &bytes, manifest, actor).await?;
+    let v = client.register(model, &bytes, manifest, actor).await?;
     if json {
         out!("{v}");
     } else if v["created"] == true {
