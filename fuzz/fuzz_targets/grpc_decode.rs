@@ -9,33 +9,20 @@
 
 #![no_main]
 
+#[path = "common/accepted.rs"]
+mod accepted;
+
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use protocol::grpc::inference::ModelInferRequest;
 use protocol::grpc::inference::model_infer_request::InferInputTensor;
 use protocol::grpc::{Parameters, decode_request, encode_response};
-use protocol::tensor::element_count;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(msg) = ModelInferRequest::decode(data) else { return };
     let Ok(decoded) = decode_request(msg) else { return };
     let request = decoded.request;
-    for (i, tensor) in request.inputs.iter().enumerate() {
-        assert_eq!(
-            element_count(&tensor.shape),
-            Some(tensor.data.len()),
-            "accepted input '{}' with shape {:?} but {} elements",
-            tensor.name,
-            tensor.shape,
-            tensor.data.len()
-        );
-        assert!(request.inputs[..i].iter().all(|t| t.name != tensor.name), "accepted input '{}' twice", tensor.name);
-    }
-    if let Some(outputs) = &request.outputs {
-        for (i, out) in outputs.iter().enumerate() {
-            assert!(outputs[..i].iter().all(|o| o.name != out.name), "accepted output '{}' twice", out.name);
-        }
-    }
+    accepted::check(&request);
     // The inputs as an answer's outputs: typed must not panic; raw must decode back the same.
     let parameters = Parameters { model_sha256: "", model_version: 1, route: "pinned" };
     let _ = encode_response("m", request.id.clone(), parameters, request.inputs.clone(), false);

@@ -21,8 +21,10 @@
 
 #![no_main]
 
-use protocol::tensor::element_count;
 use protocol::v2::decode::decode_request;
+#[path = "common/accepted.rs"]
+mod accepted;
+
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -60,20 +62,5 @@ fuzz_target!(|data: &[u8]| {
 /// data holds exactly the number of elements its shape says.
 fn check(body: &[u8], header_length: Option<&[u8]>) {
     let Ok(request) = decode_request(body, header_length) else { return };
-    for (i, tensor) in request.inputs.iter().enumerate() {
-        assert_eq!(
-            element_count(&tensor.shape),
-            Some(tensor.data.len()),
-            "accepted input '{}' with shape {:?} but {} elements",
-            tensor.name,
-            tensor.shape,
-            tensor.data.len()
-        );
-        assert!(request.inputs[..i].iter().all(|t| t.name != tensor.name), "accepted input '{}' twice", tensor.name);
-    }
-    if let Some(outputs) = &request.outputs {
-        for (i, out) in outputs.iter().enumerate() {
-            assert!(outputs[..i].iter().all(|o| o.name != out.name), "accepted output '{}' twice", out.name);
-        }
-    }
+    accepted::check(&request);
 }
