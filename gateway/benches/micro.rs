@@ -175,6 +175,7 @@ fn lineage(c: &mut Criterion) {
         error_class: None,
         prediction: Some(Prediction::Label(3)),
         comparison: None,
+        upstream: None,
     };
     let mut g = c.benchmark_group("lineage_record");
     g.bench_function("request_path_run", |b| b.iter(|| black_box(run())));

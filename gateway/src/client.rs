@@ -225,6 +225,19 @@ impl AdminClient {
         self.post(&registry_path(model, "/versions")?, &body).await
     }
 
+    /// `POST …/versions` with `upstream`: registers a remote version, answered by another v2
+    /// server; the gateway reads the model's signature from it.
+    pub async fn register_remote(
+        &self,
+        model: &str,
+        upstream: &model_store::Upstream,
+        manifest: Option<Value>,
+        actor: &str,
+    ) -> Result<Value> {
+        let body = json!({ "upstream": upstream, "manifest": manifest, "actor": actor });
+        self.post(&registry_path(model, "/versions")?, &body).await
+    }
+
     /// `POST …/versions/{selector}/stage`: moves a version to `stage` (archiving a served version
     /// needs `force`).
     pub async fn set_stage(&self, model: &str, selector: &str, stage: &str, force: bool, actor: &str) -> Result<Value> {

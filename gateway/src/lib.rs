@@ -26,13 +26,15 @@ pub mod lineage;
 pub mod pipeline;
 pub mod serving;
 pub mod telemetry;
+pub mod upstream;
 
 /// The gateway's layers, bottom first: a module may use the crates below the gateway
 /// (`protocol`, `settings`, `policy`, `model-store`) and the modules of earlier layers, never
 /// one of its own layer or above. `cargo test -p gateway layers` checks it
 /// (`docs/architecture.md` draws the picture).
 #[rustfmt::skip]
-pub const LAYERS: [&[&str]; 8] = [
+pub const LAYERS: [&[&str]; 9] = [
+    &["upstream"],
     &["engine", "telemetry", "lineage", "limiter", "alerts", "capture"],
     &["serving"],
     &["control"],

@@ -58,6 +58,28 @@ pub struct Run {
     pub prediction: Option<Prediction>,
     /// Shadow runs: how the shadow's outputs compared with the primary's.
     pub comparison: Option<Comparison>,
+    /// Runs of a remote version: where they were sent and what answered.
+    pub upstream: Option<Answerer>,
+}
+
+/// Where a remote version's run was answered: its upstream, and the version the upstream says
+/// answered (its response's `model_version`; `None` when it did not say, or did not answer).
+#[derive(Debug)]
+pub struct Answerer {
+    pub upstream: Arc<model_store::Upstream>,
+    pub version: Option<String>,
+}
+
+impl Answerer {
+    /// As stored in the lineage record: `{"url", "model", "version"}`, the version being the
+    /// one that answered (else the one asked for, if any).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "url": self.upstream.url,
+            "model": self.upstream.model,
+            "version": self.version.as_ref().or(self.upstream.version.as_ref()),
+        })
+    }
 }
 
 /// How the run's version was chosen.
@@ -133,6 +155,7 @@ impl Run {
         record.queue_us = micros(self.queue);
         record.compute_us = micros(self.compute);
         record.total_us = micros(self.total);
+        record.upstream = self.upstream.as_ref().map(Answerer::to_json);
         record.status = self.status;
         record.error_class = self.error_class.map(str::to_owned);
         record.prediction = self.prediction.map(Prediction::to_json);

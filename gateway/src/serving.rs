@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{Loader, ModelInstance};
 use crate::telemetry::VersionMetrics;
+use crate::upstream::Remote;
 use policy::guard::Window;
 pub use policy::router::OverrideState;
 use policy::router::RoutingTable;
@@ -339,7 +340,7 @@ impl ServingState {
         let mut changes = Vec::new();
         for model in &config.models {
             let previous = previous.and_then(|p| p.models.get(&model.name));
-            match load_model(model, store, loader, previous, &mut changes).await {
+            match load_model(model, store, loader, &config.upstream, previous, &mut changes).await {
                 Ok(served) => {
                     models.insert(model.name.clone(), served);
                 }
@@ -422,6 +423,7 @@ async fn load_model(
     model: &ModelConfig,
     store: &ModelStore,
     loader: Loader,
+    upstreams: &settings::UpstreamConfig,
     previous: Option<&ServedModel>,
     changes: &mut Vec<(Arc<LoadedVersion>, Change)>,
 ) -> Result<ServedModel, Vec<String>> {
@@ -468,7 +470,7 @@ async fn load_model(
             versions.insert(record.version, VersionSlot::Ready(reused));
             continue;
         }
-        let slot = match load_version(&record, model, store, loader, window_len).await {
+        let slot = match load_version(&record, model, store, loader, upstreams, window_len).await {
             Ok(loaded) => {
                 tracing::info!(model = %model.name, version = record.version, sha256 = %record.sha256, device = %model.engine.device, "version loaded");
                 metrics::gauge!("switchyard_model_info",
@@ -561,16 +563,30 @@ async fn load_version(
     model: &ModelConfig,
     store: &ModelStore,
     loader: Loader,
+    upstreams: &settings::UpstreamConfig,
     window: Duration,
 ) -> Result<LoadedVersion, String> {
     // The hash is checked here, on every load: a corrupt file is refused, never served.
     let bytes = store.load_artifact(record).await.map_err(|e| e.to_string())?;
     let (name, version, sha256, settings) =
         (model.name.clone(), record.version, record.sha256.clone(), model.engine.clone());
-    let instance = tokio::task::spawn_blocking(move || loader.load(&name, version, &sha256, &bytes, settings))
-        .await
-        .map_err(|e| format!("loader task failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+    let instance = match &record.upstream {
+        // A remote version: its verified descriptor says where, and the upstream must still
+        // declare the signature registered.
+        Some(upstream) => {
+            if model_store::Upstream::from_descriptor(&bytes).as_ref() != Some(upstream) {
+                return Err(format!(
+                    "the artifact {sha256} of remote version {version} is not its upstream's descriptor"
+                ));
+            }
+            let remote = Remote::connect(upstream, &record.signature, upstreams).await.map_err(|e| e.to_string())?;
+            ModelInstance::remote(&name, version, &sha256, record.signature.clone(), settings, remote)
+        }
+        None => tokio::task::spawn_blocking(move || loader.load(&name, version, &sha256, &bytes, settings))
+            .await
+            .map_err(|e| format!("loader task failed: {e}"))?
+            .map_err(|e| e.to_string())?,
+    };
     // A registry that cannot be read here leaves the version serving without drift figures.
     let manifest = store.registry().provenance(&model.name, record.version).await.ok().flatten();
     let drift = InputDrift::of(manifest.as_ref(), &instance.signature, model.validation.window);

@@ -39,6 +39,9 @@ pub enum StoreError {
         /// Which rule it breaks.
         reason: String,
     },
+    /// A remote version's upstream is not one the gateway can call (see `Upstream::new`).
+    #[error("invalid upstream: {0}")]
+    InvalidUpstream(String),
     /// A model name breaks the naming rules (see `ModelStore::register`).
     #[error("invalid model name `{name}`: {reason}")]
     InvalidModelName {

@@ -13,6 +13,7 @@ mod lineage;
 mod manifest;
 mod registry;
 mod signature;
+mod upstream;
 
 pub use artifact::ArtifactStore;
 pub use diff::{Compatibility, FieldDiff, Live, MetricDiff, Summary as DiffSide, VersionDiff};
@@ -26,6 +27,7 @@ pub use registry::{
     Stage, VersionRecord,
 };
 pub use signature::{Signature, TensorSpec};
+pub use upstream::Upstream;
 
 pub use registry::check_model_name;
 use registry::{Timestamp, VersionInsert};
@@ -52,14 +54,30 @@ pub struct ModelStore {
 pub struct NewVersion {
     /// Model name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}` without `..`.
     pub model: String,
-    /// The model file (ONNX), stored as is.
+    /// The model file (ONNX), stored as is; for a remote version, `Upstream::descriptor()`
+    /// (see `NewVersion::remote`).
     pub bytes: Vec<u8>,
+    /// Where a remote version is answered; `None` for a model file the gateway runs.
+    pub upstream: Option<Upstream>,
     /// Its input and output tensors.
     pub signature: Signature,
     /// Its provenance, if known.
     pub manifest: Option<Manifest>,
     /// Who registers it; recorded on the `registered` event.
     pub actor: String,
+}
+
+impl NewVersion {
+    /// A remote version: answered by `upstream`, with the signature the upstream declared.
+    pub fn remote(
+        model: String,
+        upstream: Upstream,
+        signature: Signature,
+        manifest: Option<Manifest>,
+        actor: String,
+    ) -> NewVersion {
+        NewVersion { model, bytes: upstream.descriptor(), upstream: Some(upstream), signature, manifest, actor }
+    }
 }
 
 /// The outcome of `ModelStore::register`.
@@ -123,8 +141,14 @@ impl ModelStore {
     /// artifact; `Database` for the registry. Cost: one sha256 pass over the bytes (plus one over
     /// a stored copy), on tokio's blocking pool.
     pub async fn register(&self, new: NewVersion) -> Result<Registered, StoreError> {
-        let NewVersion { model, bytes, signature, manifest, actor } = new;
+        let NewVersion { model, bytes, upstream, signature, manifest, actor } = new;
         check_model_name(&model)?;
+        if Upstream::from_descriptor(&bytes) != upstream {
+            return Err(StoreError::InvalidUpstream(match upstream {
+                Some(_) => "a remote version's artifact must be its upstream's descriptor".to_owned(),
+                None => "these bytes describe an upstream; register them as a remote version".to_owned(),
+            }));
+        }
         if let Some(manifest) = &manifest {
             manifest.validate()?;
         }
@@ -138,6 +162,7 @@ impl ModelStore {
                 sha256: &sha256,
                 size,
                 signature: &signature,
+                upstream: upstream.as_ref(),
                 manifest: manifest.as_ref(),
                 actor: &actor,
                 artifact: &artifact,

@@ -68,6 +68,10 @@ pub struct LineageRecord {
     /// `{"label": 3}` or `{"value": 0.42}`), when the gateway could summarise it.
     #[serde(default)]
     pub prediction: Option<serde_json::Value>,
+    /// Runs of a remote version only: where the request was sent and which version the
+    /// upstream says answered (`{"url": …, "model": …, "version": …}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<serde_json::Value>,
 }
 
 /// Filters for `Registry::query_lineage`. Every filter is optional; `Default` matches everything
@@ -198,6 +202,7 @@ impl LineageRecord {
             shadow_of: None,
             comparison: None,
             prediction: None,
+            upstream: None,
         }
     }
 
@@ -260,7 +265,15 @@ impl LineageRecord {
                 serde_json::from_str(json).map_err(|err| StoreError::decode(format!("{}: {err}", what("prediction"))))
             })
             .transpose()?;
+        let upstream = row
+            .upstream_json
+            .as_deref()
+            .map(|json| {
+                serde_json::from_str(json).map_err(|err| StoreError::decode(format!("{}: {err}", what("upstream"))))
+            })
+            .transpose()?;
         Ok(LineageRecord {
+            upstream,
             request_id: row.request_id,
             at: row.at,
             at_ms: row.at_ms,
@@ -432,7 +445,7 @@ impl Registry {
     }
 }
 
-/// The fields of a stored record (migration 0006's array) that `lineage_stats` reads; the rest
+/// The fields of a stored record (migration 0006's array, 0009's element after) that `lineage_stats` reads; the rest
 /// are skipped unparsed.
 #[derive(Deserialize)]
 struct StatFields<'a>(
@@ -455,6 +468,9 @@ struct StatFields<'a>(
     IgnoredAny,
     IgnoredAny,
     IgnoredAny,
+    /// upstream (migration 0009): absent from records written before it.
+    #[serde(default)]
+    IgnoredAny,
 );
 
 /// `lineage_stats` while it reads.
@@ -473,7 +489,7 @@ struct StatsTally {
 impl StatsTally {
     fn add(
         &mut self,
-        StatFields(_, at_ms, route, .., total_us, status, _, _, _, _): StatFields<'_>,
+        StatFields(_, at_ms, route, .., total_us, status, _, _, _, _, _): StatFields<'_>,
     ) -> Result<(), String> {
         if route == LineageRecord::ROUTE_SHADOW {
             self.shadow_runs += 1;

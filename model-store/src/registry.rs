@@ -81,6 +81,7 @@ pub(crate) struct VersionInsert<'a> {
     pub(crate) sha256: &'a str,
     pub(crate) size: u64,
     pub(crate) signature: &'a Signature,
+    pub(crate) upstream: Option<&'a crate::Upstream>,
     pub(crate) manifest: Option<&'a Manifest>,
     pub(crate) actor: &'a str,
     /// Where the artifact was stored; checked under the write lock, so that a concurrent
@@ -323,6 +324,11 @@ impl Registry {
     async fn try_insert_version(&self, new: &VersionInsert<'_>) -> Result<Registered, StoreError> {
         let signature_json =
             serde_json::to_string(new.signature).map_err(|err| StoreError::decode(format!("signature: {err}")))?;
+        let upstream_json = new
+            .upstream
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|err| StoreError::decode(format!("upstream: {err}")))?;
         let manifest_json = new
             .manifest
             .map(serde_json::to_string)
@@ -380,6 +386,7 @@ impl Registry {
                 sha256: new.sha256,
                 size,
                 signature_json: &signature_json,
+                upstream_json: upstream_json.as_deref(),
                 stage: stage.as_str(),
                 created: &now,
             },
@@ -400,6 +407,7 @@ impl Registry {
                 sha256: new.sha256.to_owned(),
                 size: new.size,
                 signature: new.signature.clone(),
+                upstream: new.upstream.cloned(),
                 stage,
                 created_at: now.text,
                 aliases: Vec::new(),
@@ -531,9 +539,16 @@ async fn append_event(
 fn to_record(row: VersionRow, model: &str, aliases: Vec<String>) -> Result<VersionRecord, StoreError> {
     let signature = serde_json::from_str(&row.signature_json)
         .map_err(|err| StoreError::decode(format!("stored signature of {model} v{}: {err}", row.number)))?;
+    let upstream = row
+        .upstream_json
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|err| StoreError::decode(format!("stored upstream of {model} v{}: {err}", row.number)))?;
     Ok(VersionRecord {
         model: model.to_owned(),
         version: to_u32(row.number, "version number")?,
+        upstream,
         size: u64::try_from(row.size)
             .map_err(|_| StoreError::decode(format!("negative artifact size {}", row.size)))?,
         stage: parse_stage(&row.stage)?,

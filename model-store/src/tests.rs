@@ -24,6 +24,7 @@ pub(crate) fn new_version(model: &str, bytes: &[u8]) -> NewVersion {
     NewVersion {
         model: model.into(),
         bytes: bytes.to_vec(),
+        upstream: None,
         signature: signature(),
         manifest: None,
         actor: "tester".into(),

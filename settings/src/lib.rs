@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{Device, EngineSettings, Execution};
 pub use raw::{
     RawAlert, RawCapture, RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting,
-    RawRuntime, RawServer, RawStore, RawValidation,
+    RawRuntime, RawServer, RawStore, RawUpstream, RawValidation,
 };
 
 /// A validated configuration. Every field is usable as is.
@@ -36,6 +36,33 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     /// Where alerts go (`[[alert]]`), in file order.
     pub alerts: Vec<AlertConfig>,
+    /// How remote versions' upstreams are called.
+    pub upstream: UpstreamConfig,
+}
+
+/// `[upstream]`, validated: the client of the v2 servers that answer remote versions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamConfig {
+    pub connect_timeout: Duration,
+    /// Requests in flight to one upstream at most.
+    pub max_concurrency: usize,
+    /// Retries allowed, as a fraction of requests (connection failures before sending only).
+    pub retry_budget: f64,
+    pub health_interval: Duration,
+    /// Consecutive failures that eject an upstream until a health check passes.
+    pub eject_after: u32,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> UpstreamConfig {
+        UpstreamConfig {
+            connect_timeout: Duration::from_secs(1),
+            max_concurrency: 256,
+            retry_budget: 0.1,
+            health_interval: Duration::from_secs(1),
+            eject_after: 3,
+        }
+    }
 }
 
 /// The kinds of alert a gateway sends; `[[alert]] events` names some of them.
@@ -469,6 +496,7 @@ impl Config {
         let store: Option<RawStore> = section(&mut table, "store", places, &mut problems);
         let runtime: Option<RawRuntime> = section(&mut table, "runtime", places, &mut problems);
         let lineage: Option<RawLineage> = section(&mut table, "lineage", places, &mut problems);
+        let upstream: Option<RawUpstream> = section(&mut table, "upstream", places, &mut problems);
         let alerts = match table.remove("alert") {
             None => Vec::new(),
             Some(toml::Value::Array(items)) => {
@@ -489,7 +517,7 @@ impl Config {
                 Vec::new()
             }
         };
-        const TOP: [&str; 6] = ["server", "store", "runtime", "lineage", "model", "alert"];
+        const TOP: [&str; 7] = ["server", "store", "runtime", "lineage", "upstream", "model", "alert"];
         for key in table.keys() {
             let hint = match place::closest(key, &TOP) {
                 Some(near) => format!("did you mean [{near}]?"),
@@ -499,6 +527,7 @@ impl Config {
         }
         let mut config = validate(server, store, runtime, models, base, &mut problems);
         config.lineage = validate_lineage(lineage.unwrap_or_default(), &mut problems);
+        config.upstream = validate_upstream(upstream.unwrap_or_default(), &mut problems);
         config.alerts = alerts;
         if problems.is_empty() {
             Ok(config)
@@ -723,6 +752,7 @@ fn validate(
         lineage: LineageConfig::default(),
         models,
         alerts: Vec::new(),
+        upstream: UpstreamConfig::default(),
     }
 }
 
@@ -888,6 +918,40 @@ fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfi
         ),
         on_full,
         durability,
+    }
+}
+
+fn validate_upstream(raw: RawUpstream, problems: &mut Vec<String>) -> UpstreamConfig {
+    let d = UpstreamConfig::default();
+    let retry_budget = raw.retry_budget.unwrap_or(d.retry_budget);
+    if !(0.0..=1.0).contains(&retry_budget) {
+        problems.push(format!("[upstream] retry_budget = {retry_budget} must be between 0 and 1"));
+    }
+    UpstreamConfig {
+        connect_timeout: duration(
+            raw.connect_timeout.as_deref(),
+            d.connect_timeout,
+            Duration::from_millis(1)..=Duration::from_secs(60),
+            "[upstream] connect_timeout",
+            problems,
+        ),
+        max_concurrency: bounded(
+            raw.max_concurrency,
+            d.max_concurrency as u64,
+            1..=100_000,
+            "[upstream] max_concurrency",
+            problems,
+        ) as usize,
+        retry_budget,
+        health_interval: duration(
+            raw.health_interval.as_deref(),
+            d.health_interval,
+            Duration::from_millis(10)..=Duration::from_secs(3600),
+            "[upstream] health_interval",
+            problems,
+        ),
+        eject_after: bounded(raw.eject_after, u64::from(d.eject_after), 1..=1000, "[upstream] eject_after", problems)
+            as u32,
     }
 }
 

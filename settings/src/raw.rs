@@ -73,6 +73,25 @@ pub struct RawLineage {
     pub durability: Option<String>,
 }
 
+/// `[upstream]`: how the gateway calls the v2 servers that answer remote versions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Longest wait for a TCP connection to an upstream, e.g. `"1s"` (the default).
+    pub connect_timeout: Option<String>,
+    /// Requests in flight to one upstream at most (default 256); more wait for a slot until
+    /// their deadline.
+    pub max_concurrency: Option<u64>,
+    /// Retries of requests whose connection failed before they were sent, as a fraction of
+    /// requests (default 0.1; 0 turns retries off).
+    pub retry_budget: Option<f64>,
+    /// How often an upstream's ready endpoint is checked, e.g. `"1s"` (the default).
+    pub health_interval: Option<String>,
+    /// Consecutive failed checks or connection failures after which an upstream is ejected
+    /// (requests to it fail at once, 503) until a check passes again (default 3).
+    pub eject_after: Option<u64>,
+}
+
 /// `[model.lineage]`: per-model lineage options.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -20,3 +20,4 @@ mod reload;
 mod routing;
 mod serving;
 mod support;
+mod upstream;

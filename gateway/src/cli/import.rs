@@ -160,6 +160,7 @@ fn execute(
                 .register(NewVersion {
                     model: candidate.model.clone(),
                     bytes,
+                    upstream: None,
                     signature,
                     manifest: Some(candidate.manifest.clone()),
                     actor: actor.clone(),

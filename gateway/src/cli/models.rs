@@ -29,6 +29,31 @@ pub struct RegistryArgs {
     token: Option<String>,
 }
 
+/// A remote version's upstream, as `models register` takes it.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Register a remote version: the base URL of the v2 server that answers it
+    /// (http://HOST:PORT; Triton, KServe, MLServer or another Switchyard). Its signature is read
+    /// from the server's model metadata.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// The model's name on the upstream (default: --model).
+    #[arg(long, value_name = "NAME", requires = "upstream")]
+    upstream_model: Option<String>,
+    /// The upstream's version of the model (default: the upstream picks).
+    #[arg(long, value_name = "VERSION", requires = "upstream")]
+    upstream_version: Option<String>,
+}
+
+impl RemoteArgs {
+    /// The upstream named, checked; `None` without --upstream.
+    fn resolve(&self, model: &str) -> anyhow::Result<Option<model_store::Upstream>> {
+        let Some(url) = &self.upstream else { return Ok(None) };
+        let name = self.upstream_model.as_deref().unwrap_or(model);
+        Ok(Some(model_store::Upstream::new(url, name, self.upstream_version.as_deref())?))
+    }
+}
+
 /// `RegistryArgs`, resolved: what a registry verb acts through.
 enum Via {
     Store(PathBuf),
@@ -47,7 +72,8 @@ impl RegistryArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Register an ONNX file as a new version (or find the existing version with the same bytes).
+    /// Register an ONNX file as a new version (or find the existing version with the same bytes),
+    /// or a remote version answered by another v2 server (--upstream).
     Register {
         #[command(flatten)]
         registry: RegistryArgs,
@@ -55,8 +81,10 @@ pub enum ModelsCommand {
         #[arg(long)]
         model: String,
         /// The ONNX model file to register.
-        #[arg(long)]
-        file: PathBuf,
+        #[arg(long, required_unless_present = "upstream", conflicts_with = "upstream")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        remote: RemoteArgs,
         /// Provenance manifest (TOML or JSON).
         #[arg(long)]
         manifest: Option<PathBuf>,
@@ -198,14 +226,19 @@ pub enum ModelsCommand {
 
 pub fn run(cmd: ModelsCommand) -> anyhow::Result<i32> {
     match cmd {
-        ModelsCommand::Register { registry, model, file, manifest, actor, onnxruntime, json } => {
+        ModelsCommand::Register { registry, model, file, remote, manifest, actor, onnxruntime, json } => {
             let actor = super::actor(actor);
+            let what = match (remote.resolve(&model)?, file) {
+                (Some(upstream), _) => Registration::Remote(upstream),
+                (None, Some(file)) => Registration::File(file),
+                (None, None) => bail!("give --file FILE, or --upstream URL for a remote version"),
+            };
             match registry.resolve()? {
                 Via::Gateway(client) => {
-                    super::block_on(remote_register(&client, &model, &file, manifest.as_deref(), &actor, json))?
+                    super::block_on(gateway_register(&client, &model, &what, manifest.as_deref(), &actor, json))?
                 }
                 Via::Store(store) => {
-                    register(&store, &model, &file, manifest.as_deref(), actor, onnxruntime.as_deref(), json)
+                    register(&store, &model, &what, manifest.as_deref(), actor, onnxruntime.as_deref(), json)
                 }
             }
         }
@@ -277,34 +310,39 @@ fn text(v: &serde_json::Value) -> String {
     }
 }
 
-/// `models register --url`: the file and its manifest sent to a running gateway, which reads
-/// the signature with its own engine and registers them in its store.
-async fn remote_register(
+/// What `models register` registers: a model file, or a remote version's upstream.
+enum Registration {
+    File(PathBuf),
+    Remote(model_store::Upstream),
+}
+
+/// `models register --url`: the file (or upstream) and its manifest sent to a running gateway,
+/// which reads the signature with its own engine (or from the upstream) and registers them in
+/// its store.
+async fn gateway_register(
     client: &crate::client::AdminClient,
     model: &str,
-    file: &Path,
+    what: &Registration,
     manifest: Option<&Path>,
     actor: &str,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     // Checked here first, so a bad manifest is reported with its file name before any upload.
     let manifest = match manifest {
         Some(path) => Some(serde_json::to_value(Manifest::from_path(path)?)?),
         None => None,
     };
-    let v = client.register(model, &bytes, manifest, actor).await?;
+    let v = match what {
+        Registration::File(file) => {
+            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            client.register(model, &bytes, manifest, actor).await?
+        }
+        Registration::Remote(upstream) => client.register_remote(model, upstream, manifest, actor).await?,
+    };
     if json {
         out!("{v}");
-    } else if v["created"] == true {
-        out!("registered {} version {} sha256 {}", text(&v["model"]), text(&v["version"]), text(&v["sha256"]));
     } else {
-        out!(
-            "already registered: {} version {} sha256 {} (same bytes)",
-            text(&v["model"]),
-            text(&v["version"]),
-            text(&v["sha256"])
-        );
+        print_registered(&text(&v["model"]), &text(&v["version"]), &text(&v["sha256"]), v["created"] == true, what);
     }
     Ok(0)
 }
@@ -312,33 +350,55 @@ async fn remote_register(
 fn register(
     store: &Path,
     model: &str,
-    file: &Path,
+    what: &Registration,
     manifest: Option<&Path>,
     actor: String,
     onnxruntime: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     // Everything that can refuse the version happens before the store is touched.
     let manifest = manifest.map(Manifest::from_path).transpose()?;
-    let runtime = Runtime::load(onnxruntime)?;
-    let signature = read_signature(runtime, &bytes, file)?;
+    let new = match what {
+        Registration::File(file) => {
+            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let runtime = Runtime::load(onnxruntime)?;
+            let signature = read_signature(runtime, &bytes, file)?;
+            NewVersion { model: model.to_owned(), bytes, upstream: None, signature, manifest, actor }
+        }
+        Registration::Remote(upstream) => {
+            let config = settings::UpstreamConfig::default();
+            let signature = super::block_on(crate::upstream::read_signature(upstream, &config))?
+                .map_err(|e| anyhow!("cannot read the remote model's signature: {e}"))?;
+            NewVersion::remote(model.to_owned(), upstream.clone(), signature, manifest, actor)
+        }
+    };
     let registered = super::block_on(async {
         let store = ModelStore::open(store).await?;
-        store.register(NewVersion { model: model.to_owned(), bytes, signature, manifest, actor }).await
+        store.register(new).await
     })??;
     let v = &registered.version;
     if json {
         out!(
             "{}",
-            json!({ "model": v.model, "version": v.version, "sha256": v.sha256, "size": v.size, "created": registered.created })
+            json!({ "model": v.model, "version": v.version, "sha256": v.sha256, "size": v.size, "created": registered.created, "upstream": v.upstream })
         );
-    } else if registered.created {
-        out!("registered {} version {} sha256 {}", v.model, v.version, v.sha256);
     } else {
-        out!("already registered: {} version {} sha256 {} (same bytes)", v.model, v.version, v.sha256);
+        print_registered(&v.model, &v.version.to_string(), &v.sha256, registered.created, what);
     }
     Ok(0)
+}
+
+/// The line `models register` prints.
+fn print_registered(model: &str, version: &str, sha256: &str, created: bool, what: &Registration) {
+    let (kind, same) = match what {
+        Registration::File(_) => (String::new(), "same bytes"),
+        Registration::Remote(upstream) => (format!(" (remote: {upstream})"), "same upstream"),
+    };
+    if created {
+        out!("registered {model} version {version} sha256 {sha256}{kind}");
+    } else {
+        out!("already registered: {model} version {version} sha256 {sha256}{kind} ({same})");
+    }
 }
 
 /// Opens a model file's bytes with ONNX Runtime and reads its signature: the check every
@@ -532,6 +592,9 @@ async fn show(store: &Path, target: &str, json: bool) -> anyhow::Result<i32> {
     out!("version:   {}", v.version);
     out!("sha256:    {}", v.sha256);
     out!("size:      {} bytes", v.size);
+    if let Some(upstream) = &v.upstream {
+        out!("upstream:  {upstream} (remote: answered by that server; sha256 is of this binding)");
+    }
     out!("stage:     {}", v.stage);
     out!("aliases:   {}", if v.aliases.is_empty() { "-".to_owned() } else { v.aliases.join(", ") });
     out!("created:   {}", v.created_at);

@@ -123,9 +123,18 @@ async fn predict(
     let bytes = store.load_artifact(&record).await?;
     let settings = EngineSettings { execution: Execution::Inline, ..EngineSettings::default() };
     let (model, version, sha) = (name.to_owned(), record.version, record.sha256.clone());
-    let instance =
-        tokio::task::spawn_blocking(move || ModelInstance::load(runtime, &model, version, &sha, &bytes, settings))
-            .await??;
+    let instance = match &record.upstream {
+        // A remote version: its upstream runs the job's rows, as it answers requests.
+        Some(upstream) => {
+            let config = settings::UpstreamConfig::default();
+            let remote = crate::upstream::Remote::connect(upstream, &record.signature, &config).await?;
+            ModelInstance::remote(&model, version, &sha, record.signature.clone(), settings, remote)
+        }
+        None => {
+            tokio::task::spawn_blocking(move || ModelInstance::load(runtime, &model, version, &sha, &bytes, settings))
+                .await??
+        }
+    };
     let [spec] = instance.signature.inputs.as_slice() else {
         bail!("predict runs models of one input; {name}:{version} has {}", instance.signature.inputs.len());
     };
@@ -265,16 +274,21 @@ async fn run_rows(
         shape: vec![n as i64, features as i64],
         data: TensorData::Fp32(rows.iter().map(|&x| x as f32).collect()),
     };
-    if let Ok(out) = instance.infer(vec![tensor(data, n)]).await {
+    // A remote version's upstream gets this long for each call; a local run is not bounded.
+    let deadline = || tokio::time::Instant::now() + ROW_DEADLINE;
+    if let Ok(out) = instance.infer(vec![tensor(data, n)], deadline()).await {
         return (0..n).map(|r| Ok(out.outputs.iter().map(|t| row_of(t, r, n)).collect())).collect();
     }
     let mut answers = Vec::with_capacity(n);
     for r in 0..n {
         let one = tensor(&data[r * features..(r + 1) * features], 1);
-        answers.push(instance.infer(vec![one]).await.map(|o| o.outputs).map_err(|e| e.to_string()));
+        answers.push(instance.infer(vec![one], deadline()).await.map(|o| o.outputs).map_err(|e| e.to_string()));
     }
     answers
 }
+
+/// How long a remote version's upstream gets for one call of a job.
+const ROW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Row `r` of a batch output of `n` rows.
 fn row_of(t: &Tensor, r: usize, n: usize) -> Tensor {

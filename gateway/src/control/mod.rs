@@ -130,6 +130,11 @@ impl Control {
         self.loader
     }
 
+    /// How remote versions' upstreams are called (`[upstream]` of the config being served).
+    pub async fn upstream_config(&self) -> settings::UpstreamConfig {
+        self.config.lock().await.upstream.clone()
+    }
+
     /// The config file reloads read.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

@@ -42,6 +42,7 @@ pub(crate) async fn register(store: &ModelStore, artifacts: &[&[u8]]) -> Vec<u32
         let new = NewVersion {
             model: "m".to_owned(),
             bytes: bytes.to_vec(),
+            upstream: None,
             signature: testing::echo_signature(),
             manifest: None,
             actor: "test".to_owned(),

@@ -82,7 +82,9 @@ impl InlinePool {
         self.stats.record_execution(1);
         self.batch_size.record(1.0);
         let queue = started.saturating_duration_since(enqueued);
-        result.map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: 1 }).map_err(InferError::Model)
+        result
+            .map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: 1, upstream_version: None })
+            .map_err(InferError::Model)
     }
 }
 

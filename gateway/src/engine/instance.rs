@@ -41,6 +41,8 @@ enum Runner {
     Workers(Sender<Job>),
     /// Sessions the caller's thread runs itself.
     Inline(InlinePool),
+    /// Another v2 server answers (a remote version).
+    Remote(crate::upstream::Remote),
     /// The test double of the layers above: answers on the caller's thread from a function,
     /// with no ONNX Runtime (see `engine::testing`).
     #[cfg(test)]
@@ -52,6 +54,7 @@ impl std::fmt::Debug for Runner {
         match self {
             Runner::Workers(sender) => f.debug_struct("Workers").field("queued", &sender.len()).finish(),
             Runner::Inline(pool) => f.debug_struct("Inline").field("waiting", &pool.waiting()).finish(),
+            Runner::Remote(remote) => f.debug_struct("Remote").field("upstream", &remote.upstream).finish(),
             #[cfg(test)]
             Runner::Scripted(_) => f.write_str("Scripted"),
         }
@@ -69,6 +72,8 @@ pub struct InferOutcome {
     pub compute: Duration,
     /// Rows in the ORT call that served this request.
     pub batch_rows: usize,
+    /// Remote versions: the version the upstream says answered.
+    pub upstream_version: Option<String>,
 }
 
 /// Why an inference did not produce outputs.
@@ -81,6 +86,9 @@ pub enum InferError {
     /// ONNX Runtime refused or failed the call: a fault of the model on this input.
     #[error("model execution failed: {0}")]
     Model(String),
+    /// A remote version's upstream did not answer, or answered with an error.
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 /// Why a version could not be loaded. Other versions are unaffected.
@@ -237,14 +245,57 @@ impl ModelInstance {
         })
     }
 
+    /// A remote version: answered by `remote`'s upstream, whose signature `connect` checked.
+    pub fn remote(
+        model: &str,
+        version: u32,
+        sha256: &str,
+        signature: Signature,
+        settings: EngineSettings,
+        remote: crate::upstream::Remote,
+    ) -> ModelInstance {
+        let batchable = signature.inputs.iter().chain(&signature.outputs).all(|s| s.shape.first() == Some(&-1));
+        ModelInstance {
+            model: Arc::from(model),
+            version,
+            sha256: Arc::from(sha256),
+            signature,
+            settings,
+            instances: 0,
+            batchable,
+            stats: Arc::new(InstanceStats::default()),
+            runner: Runner::Remote(remote),
+        }
+    }
+
+    /// Where a remote version is answered; `None` for a model run here.
+    pub fn upstream(&self) -> Option<&Arc<model_store::Upstream>> {
+        match &self.runner {
+            Runner::Remote(remote) => Some(&remote.upstream),
+            _ => None,
+        }
+    }
+
     /// Runs one inference. Inputs must already be validated against `signature`. A full queue
     /// is refused at once. With `Execution::Workers` this never blocks; with `Inline` the
-    /// calling thread runs the model.
-    pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<InferOutcome, InferError> {
+    /// calling thread runs the model; a remote version's upstream is told `deadline` (local
+    /// runs are bounded by the caller dropping the future).
+    pub async fn infer(&self, inputs: Vec<Tensor>, deadline: tokio::time::Instant) -> Result<InferOutcome, InferError> {
         let enqueued = Instant::now();
         let result = match &self.runner {
             Runner::Workers(sender) => self.enqueue(sender, inputs, enqueued).await,
             Runner::Inline(pool) => pool.run(inputs, enqueued, || self.queue_full()).await,
+            Runner::Remote(remote) => remote
+                .infer(&inputs, deadline)
+                .await
+                .map(|answer| InferOutcome {
+                    outputs: answer.outputs,
+                    queue: answer.queue,
+                    compute: answer.round_trip,
+                    batch_rows: 1,
+                    upstream_version: answer.model_version,
+                })
+                .map_err(InferError::from),
             #[cfg(test)]
             Runner::Scripted(script) => script.run(inputs),
         };
@@ -276,7 +327,7 @@ impl ModelInstance {
     pub fn execution(&self) -> Execution {
         match &self.runner {
             Runner::Workers(_) => Execution::Workers,
-            Runner::Inline(_) => Execution::Inline,
+            Runner::Inline(_) | Runner::Remote(_) => Execution::Inline,
             #[cfg(test)]
             Runner::Scripted(_) => Execution::Inline,
         }
@@ -287,6 +338,7 @@ impl ModelInstance {
         match &self.runner {
             Runner::Workers(sender) => sender.len(),
             Runner::Inline(pool) => pool.waiting(),
+            Runner::Remote(_) => 0,
             #[cfg(test)]
             Runner::Scripted(_) => 0,
         }

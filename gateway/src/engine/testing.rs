@@ -30,7 +30,13 @@ impl Script {
 
     pub(super) fn run(&self, inputs: Vec<Tensor>) -> Result<InferOutcome, InferError> {
         let outputs = (self.0)(inputs)?;
-        Ok(InferOutcome { outputs, queue: Duration::ZERO, compute: Duration::from_micros(1), batch_rows: 1 })
+        Ok(InferOutcome {
+            outputs,
+            queue: Duration::ZERO,
+            compute: Duration::from_micros(1),
+            batch_rows: 1,
+            upstream_version: None,
+        })
     }
 }
 

@@ -97,8 +97,13 @@ impl Worker {
             self.config.stats.record_execution(total_rows as u64);
             let queue = started.saturating_duration_since(job.enqueued);
             let compute = started.elapsed();
-            let _ =
-                job.reply.send(result.map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: total_rows }));
+            let _ = job.reply.send(result.map(|outputs| InferOutcome {
+                outputs,
+                queue,
+                compute,
+                batch_rows: total_rows,
+                upstream_version: None,
+            }));
             return;
         }
         let result = self.run_session(stack(&batch));
@@ -110,7 +115,13 @@ impl Worker {
                 for job in batch {
                     let queue = started.saturating_duration_since(job.enqueued);
                     let result = split(&outputs, total_rows, offset, job.rows)
-                        .map(|outputs| InferOutcome { outputs, queue, compute, batch_rows: total_rows })
+                        .map(|outputs| InferOutcome {
+                            outputs,
+                            queue,
+                            compute,
+                            batch_rows: total_rows,
+                            upstream_version: None,
+                        })
                         .map_err(InferError::Model);
                     offset += job.rows;
                     // A receiver that went away (client gone) is not an error here.
@@ -131,6 +142,7 @@ impl Worker {
                         queue,
                         compute,
                         batch_rows: job.rows,
+                        upstream_version: None,
                     }));
                 }
             }

@@ -42,6 +42,12 @@ impl GrpcError {
                 | PipelineError::VersionUnavailable { .. }
                 | PipelineError::Engine(InferError::QueueFull { .. } | InferError::Stopped { .. }) => Code::Unavailable,
                 PipelineError::Engine(InferError::Model(_)) => Code::Internal,
+                PipelineError::Engine(InferError::Upstream(u)) => match u.kind.status() {
+                    400 => Code::InvalidArgument,
+                    504 => Code::DeadlineExceeded,
+                    // A failing or unreachable upstream is what UNAVAILABLE means to a client.
+                    _ => Code::Unavailable,
+                },
             },
         }
     }

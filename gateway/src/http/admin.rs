@@ -294,9 +294,10 @@ fn model_state(model: &ServedModel) -> Value {
                 json!({
                     "version": v, "state": "ready", "sha256": l.instance.sha256, "stage": l.stage.get().to_string(),
                     "device": l.instance.settings.device.to_string(), "instances": l.instance.instances,
-                    "execution": l.instance.execution().as_str(),
+                    "execution": if l.instance.upstream().is_some() { "remote" } else { l.instance.execution().as_str() },
                     "execution_configured": l.instance.settings.execution.as_str(),
                     "queue_depth": l.instance.queue_depth(),
+                    "upstream": l.instance.upstream(),
                     "recent": { "requests": s.requests, "errors": s.errors, "error_rate": s.error_rate(), "p99_ms": s.p99_ms,
                                 "window_ms": l.window.load().length().as_millis() as u64 },
                     "ejected": model.ejected.contains(v),

@@ -51,6 +51,10 @@ pub enum ApiError {
     /// The model itself failed on this input (ONNX Runtime error).
     #[error("{0}")]
     ModelFailed(String),
+    /// A remote version's upstream failed, refused or answered something that is not a v2
+    /// response.
+    #[error("{0}")]
+    BadGateway(String),
     /// A fault of ours. The detail is logged; the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -73,6 +77,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ModelFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -94,6 +99,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::ModelFailed(_) => "model_error",
             ApiError::Internal(_) => "internal",
+            ApiError::BadGateway(_) => "upstream_error",
         }
     }
 
@@ -183,6 +189,12 @@ impl From<InferError> for ApiError {
             InferError::QueueFull { .. } => ApiError::Unavailable { message: e.to_string(), retry_after: Some(1) },
             InferError::Stopped { .. } => ApiError::Unavailable { message: e.to_string(), retry_after: Some(1) },
             InferError::Model(_) => ApiError::ModelFailed(e.to_string()),
+            InferError::Upstream(u) => match u.kind.status() {
+                400 => ApiError::BadRequest(u.to_string()),
+                503 => ApiError::Unavailable { message: u.to_string(), retry_after: Some(1) },
+                504 => ApiError::Timeout(u.to_string()),
+                _ => ApiError::BadGateway(u.to_string()),
+            },
         }
     }
 }

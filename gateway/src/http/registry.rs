@@ -7,7 +7,8 @@
 //! - `GET  /admin/registry/models/{m}`                      its versions
 //! - `GET  /admin/registry/models/{m}/events`               its events, oldest first
 //! - `GET  /admin/registry/models/{m}/versions/{v}`         one version (number or alias), provenance, events
-//! - `POST /admin/registry/models/{m}/versions`             register: `{"artifact": BASE64, "manifest": {..} | "TOML", "actor"}`
+//! - `POST /admin/registry/models/{m}/versions`             register: `{"artifact": BASE64, "manifest": {..} | "TOML", "actor"}`,
+//!   or a remote version: `{"upstream": {"url", "model", "version"?}, "manifest", "actor"}`
 //! - `POST /admin/registry/models/{m}/versions/{v}/stage`   `{"stage", "force", "actor"}`
 //! - `POST /admin/registry/models/{m}/aliases/{alias}`      `{"version", "actor"}`
 //! - `DELETE /admin/registry/models/{m}/aliases/{alias}`    `{"force", "actor"}`
@@ -104,12 +105,33 @@ pub async fn handle(
 /// engine has read its signature. 201 when a version was created, 200 when the same bytes were
 /// already registered.
 async fn register(app: &App, model: &str, body: Body, actor: String) -> Result<Response<Full<Bytes>>, ApiError> {
-    let Some(Value::String(encoded)) = body.get("artifact") else {
-        return Err(ApiError::BadRequest("register needs {\"artifact\": \"<the model file, base64>\"}".into()));
+    let upstream = match body.get("upstream") {
+        None | Some(Value::Null) => None,
+        Some(value) => {
+            let given: model_store::Upstream = serde_json::from_value(value.clone()).map_err(|e| {
+                ApiError::BadRequest(format!("upstream must be {{\"url\", \"model\", \"version\"?}}: {e}"))
+            })?;
+            Some(
+                model_store::Upstream::new(&given.url, &given.model, given.version.as_deref())
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+            )
+        }
     };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|e| ApiError::BadRequest(format!("artifact is not valid base64: {e}")))?;
+    let bytes = match (body.get("artifact"), &upstream) {
+        (Some(Value::String(_)), Some(_)) => {
+            return Err(ApiError::BadRequest("give an artifact or an upstream, not both".into()));
+        }
+        (Some(Value::String(encoded)), None) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| ApiError::BadRequest(format!("artifact is not valid base64: {e}")))?,
+        (_, Some(up)) => up.descriptor(),
+        (_, None) => {
+            return Err(ApiError::BadRequest(
+                "register needs {\"artifact\": \"<the model file, base64>\"} or {\"upstream\": {\"url\", \"model\"}}"
+                    .into(),
+            ));
+        }
+    };
     let manifest = match body.get("manifest") {
         None | Some(Value::Null) => None,
         Some(Value::String(text)) => {
@@ -120,22 +142,30 @@ async fn register(app: &App, model: &str, body: Body, actor: String) -> Result<R
         }
         Some(_) => return Err(ApiError::BadRequest("manifest must be an object (JSON) or a string (TOML)".into())),
     };
-    let loader = app.control.loader();
-    let checked = bytes.clone();
-    let signature = tokio::task::spawn_blocking(move || loader.signature(&checked))
-        .await
-        .map_err(|e| ApiError::Internal(format!("signature task failed: {e}")))?
-        .map_err(|e| ApiError::BadRequest(format!("the artifact is not a model the engine can load: {e}")))?;
+    let signature = match &upstream {
+        Some(up) => crate::upstream::read_signature(up, &app.control.upstream_config().await)
+            .await
+            .map_err(|e| ApiError::BadGateway(format!("cannot read the remote model's signature: {e}")))?,
+        None => {
+            let loader = app.control.loader();
+            let checked = bytes.clone();
+            tokio::task::spawn_blocking(move || loader.signature(&checked))
+                .await
+                .map_err(|e| ApiError::Internal(format!("signature task failed: {e}")))?
+                .map_err(|e| ApiError::BadRequest(format!("the artifact is not a model the engine can load: {e}")))?
+        }
+    };
     let registered = app
         .store
-        .register(NewVersion { model: model.to_owned(), bytes, signature, manifest, actor })
+        .register(NewVersion { model: model.to_owned(), bytes, upstream, signature, manifest, actor })
         .await
         .map_err(store_error)?;
     let v = &registered.version;
     let status = if registered.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(json_response(
         status,
-        &json!({ "model": v.model, "version": v.version, "sha256": v.sha256, "size": v.size, "created": registered.created }),
+        &json!({ "model": v.model, "version": v.version, "sha256": v.sha256, "size": v.size, "created": registered.created,
+                 "upstream": v.upstream }),
     ))
 }
 
@@ -180,9 +210,10 @@ fn store_error(e: StoreError) -> ApiError {
         StoreError::ModelNotFound { .. } | StoreError::VersionNotFound { .. } | StoreError::AliasNotFound { .. } => {
             ApiError::NotFound(e.to_string())
         }
-        StoreError::InvalidAlias { .. } | StoreError::InvalidModelName { .. } | StoreError::Manifest(_) => {
-            ApiError::BadRequest(e.to_string())
-        }
+        StoreError::InvalidAlias { .. }
+        | StoreError::InvalidModelName { .. }
+        | StoreError::InvalidUpstream(_)
+        | StoreError::Manifest(_) => ApiError::BadRequest(e.to_string()),
         StoreError::ArtifactCollected { .. } => ApiError::Conflict(e.to_string()),
         other => {
             ApiError::Unavailable { message: format!("the registry cannot be used: {other}"), retry_after: Some(1) }

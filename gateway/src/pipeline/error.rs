@@ -51,6 +51,7 @@ impl PipelineError {
             PipelineError::NoVersion { .. } | PipelineError::VersionUnavailable { .. } => 503,
             PipelineError::Engine(InferError::QueueFull { .. } | InferError::Stopped { .. }) => 503,
             PipelineError::Engine(InferError::Model(_)) => 500,
+            PipelineError::Engine(InferError::Upstream(e)) => e.kind.status(),
         }
     }
 
@@ -61,6 +62,7 @@ impl PipelineError {
             404 => "not_found",
             504 => "timeout",
             500 => "model_error",
+            502 => "upstream_error",
             _ => "unavailable",
         }
     }

@@ -87,6 +87,8 @@ struct Facts {
     compute: Duration,
     input_sha256: Option<[u8; 32]>,
     prediction: Option<Prediction>,
+    /// Remote versions: the version the upstream says answered.
+    upstream_version: Option<String>,
 }
 
 /// What a run answered, and what the request said of its answer (for the front end to encode).
@@ -161,6 +163,7 @@ impl Pipeline {
             compute: Duration::ZERO,
             input_sha256: None,
             prediction: None,
+            upstream_version: None,
         };
         Ok(Run { pipeline: self, model, loaded, choice, shadows, facts })
     }
@@ -205,7 +208,8 @@ impl Run<'_> {
         let budget = deadline(self.pipeline.request_timeout, &request.parameters)?;
         let remaining = budget.saturating_sub(self.facts.started.elapsed());
         // Past the deadline the future is dropped: a job not yet started is skipped by its worker.
-        let outcome = tokio::time::timeout(remaining, inst.infer(request.inputs)).await.map_err(|_| {
+        let until = tokio::time::Instant::now() + remaining;
+        let outcome = tokio::time::timeout_at(until, inst.infer(request.inputs, until)).await.map_err(|_| {
             PipelineError::DeadlineExceeded {
                 model: self.model.name.clone(),
                 version: inst.version,
@@ -214,6 +218,7 @@ impl Run<'_> {
         })??;
         self.facts.queue = outcome.queue;
         self.facts.compute = outcome.compute;
+        self.facts.upstream_version = outcome.upstream_version;
         if let Some((sink, limits, inputs)) = capture {
             sink.submit(capture::Captured {
                 request_id: self.facts.request_id,
@@ -261,6 +266,7 @@ impl Run<'_> {
             queue: facts.queue,
             compute: facts.compute,
             input_sha256: facts.input_sha256,
+            upstream_version: facts.upstream_version,
             outcome,
         };
         record::record(self.pipeline.lineage.as_ref(), run).await;

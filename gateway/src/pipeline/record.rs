@@ -24,6 +24,8 @@ pub(super) struct Finished<'a> {
     pub queue: Duration,
     pub compute: Duration,
     pub input_sha256: Option<[u8; 32]>,
+    /// Remote versions: the version the upstream says answered.
+    pub upstream_version: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -77,6 +79,9 @@ pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) {
         error_class: run.outcome.error_class,
         prediction,
         comparison,
+        upstream: inst
+            .upstream()
+            .map(|u| crate::lineage::Answerer { upstream: std::sync::Arc::clone(u), version: run.upstream_version }),
     };
     sink.submit(record).await;
 }

@@ -36,12 +36,22 @@ pub fn mirror(pipeline: &Pipeline, primary: &Primary<'_>, inputs: Vec<Tensor>, s
         let inputs = if i == last { owned.take() } else { owned.clone() }.expect("inputs are taken only by the last");
         let primary_outputs = Arc::clone(&outputs);
         let sink = pipeline.lineage.clone();
+        let budget = pipeline.request_timeout;
         let (request_id, arrived, input_sha256, of) =
             (primary.request_id, primary.arrived, primary.input_sha256, primary.version);
         pipeline.shadow_tasks.spawn(async move {
             let started = Instant::now();
-            let result = shadow.instance.infer(inputs).await;
-            if let Err(InferError::QueueFull { .. }) = &result {
+            // A shadow gets the deadline a request would: a hanging upstream holds no task past it.
+            let until = tokio::time::Instant::now() + budget;
+            let result = match tokio::time::timeout_at(until, shadow.instance.infer(inputs, until)).await {
+                Ok(result) => result.map_err(PipelineError::Engine),
+                Err(_) => Err(PipelineError::DeadlineExceeded {
+                    model: shadow.instance.model.to_string(),
+                    version: shadow.instance.version,
+                    budget_ms: budget.as_millis(),
+                }),
+            };
+            if let Err(PipelineError::Engine(InferError::QueueFull { .. })) = &result {
                 // A full shadow queue drops the copy: counted, never waited for, no lineage.
                 metrics::counter!("switchyard_shadow_requests_total",
                     "model" => shadow.instance.model.to_string(), "version" => shadow.instance.version.to_string(),
@@ -50,12 +60,14 @@ pub fn mirror(pipeline: &Pipeline, primary: &Primary<'_>, inputs: Vec<Tensor>, s
                 return;
             }
             let total = started.elapsed();
-            let (outcome, queue, compute, comparison) = match result {
-                Ok(out) => (Outcome::OK, out.queue, out.compute, Some(compare(&primary_outputs, &out.outputs))),
+            let (outcome, queue, compute, comparison, upstream_version) = match result {
+                Ok(out) => {
+                    let comparison = Some(compare(&primary_outputs, &out.outputs));
+                    (Outcome::OK, out.queue, out.compute, comparison, out.upstream_version)
+                }
                 Err(e) => {
-                    let e = PipelineError::Engine(e);
                     let outcome = Outcome { status: e.status(), error_class: Some(e.class()) };
-                    (outcome, Duration::ZERO, Duration::ZERO, None)
+                    (outcome, Duration::ZERO, Duration::ZERO, None, None)
                 }
             };
             let run = Finished {
@@ -67,6 +79,7 @@ pub fn mirror(pipeline: &Pipeline, primary: &Primary<'_>, inputs: Vec<Tensor>, s
                 queue,
                 compute,
                 input_sha256,
+                upstream_version,
                 outcome,
             };
             record::record(sink.as_ref(), run).await;

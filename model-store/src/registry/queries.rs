@@ -45,6 +45,7 @@ pub(super) struct VersionRow {
     pub(super) sha256: String,
     pub(super) size: i64,
     pub(super) signature_json: String,
+    pub(super) upstream_json: Option<String>,
     pub(super) stage: String,
     pub(super) created_at: String,
     pub(super) collected_at: Option<String>,
@@ -77,6 +78,7 @@ pub(super) struct NewVersionRow<'a> {
     pub(super) sha256: &'a str,
     pub(super) size: i64,
     pub(super) signature_json: &'a str,
+    pub(super) upstream_json: Option<&'a str>,
     pub(super) stage: &'a str,
     pub(super) created: &'a Timestamp,
 }
@@ -113,6 +115,7 @@ pub(crate) struct LineageRow {
     pub(crate) shadow_of: Option<String>,
     pub(crate) comparison_json: Option<String>,
     pub(crate) prediction_json: Option<String>,
+    pub(crate) upstream_json: Option<String>,
 }
 
 /// The filters of `lineage_matching`, already validated; `None` = no filter.
@@ -128,7 +131,7 @@ pub(crate) struct LineageFilter<'a> {
 /// The `VersionRow` columns of `versions v`, for `concat!` into static statements.
 macro_rules! version_columns {
     () => {
-        "v.id, v.number, v.sha256, v.size, v.signature_json, v.stage, v.created_at, v.collected_at"
+        "v.id, v.number, v.sha256, v.size, v.signature_json, v.upstream_json, v.stage, v.created_at, v.collected_at"
     };
 }
 
@@ -140,7 +143,7 @@ macro_rules! event_columns {
 }
 
 /// The `LineageRow` columns read from a `lineage_batches` row `b` and one record `r` of its
-/// body (`json_each(b.body)`): the same expressions as migration 0006's `lineage` view, which
+/// body (`json_each(b.body)`): the same expressions as the `lineage` view (migrations 0006, 0009), which
 /// `the_lineage_view_reads_what_the_queries_read` keeps in step.
 macro_rules! lineage_columns {
     () => {
@@ -152,7 +155,7 @@ macro_rules! lineage_columns {
          r.value ->> 5 AS input_sha256, r.value ->> 6 AS queue_us, r.value ->> 7 AS compute_us, \
          r.value ->> 8 AS total_us, r.value ->> 9 AS status, r.value ->> 10 AS error_class, \
          CAST(r.value ->> 11 AS TEXT) AS shadow_of, r.value ->> 12 AS comparison_json, \
-         r.value ->> 13 AS prediction_json"
+         r.value ->> 13 AS prediction_json, r.value ->> 14 AS upstream_json"
     };
 }
 
@@ -301,14 +304,15 @@ pub(super) async fn next_version_number(conn: &mut Conn, model_id: i64) -> Resul
 pub(super) async fn insert_version(conn: &mut Conn, row: NewVersionRow<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO versions \
-            (model_id, number, sha256, size, signature_json, stage, created_at, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            (model_id, number, sha256, size, signature_json, upstream_json, stage, created_at, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(row.model_id)
     .bind(row.number)
     .bind(row.sha256)
     .bind(row.size)
     .bind(row.signature_json)
+    .bind(row.upstream_json)
     .bind(row.stage)
     .bind(&row.created.text)
     .bind(row.created.ms)

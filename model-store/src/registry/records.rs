@@ -23,6 +23,10 @@ pub struct VersionRecord {
     pub size: u64,
     /// Input and output tensors recorded at registration.
     pub signature: Signature,
+    /// Where a remote version is answered (its artifact is this, as a descriptor); `None` for
+    /// a model file the gateway runs. Left out of JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<crate::Upstream>,
     /// Lifecycle stage.
     pub stage: Stage,
     /// When it was registered, RFC 3339 UTC with milliseconds.

@@ -177,23 +177,7 @@ pub fn decode_request(body: &[u8], header_length: Option<&[u8]>) -> Result<Infer
 /// Every request, by serde_json: what [`super::request_scan`] leaves to it, and the reference
 /// that reader must agree with.
 pub(super) fn decode_general(body: &[u8], header_length: Option<&[u8]>) -> Result<InferRequest, DecodeError> {
-    let (json, mut binary) = match header_length {
-        None => (body, &body[body.len()..]),
-        Some(raw) => {
-            let text = std::str::from_utf8(raw).unwrap_or("").trim();
-            let too_large = || DecodeError::HeaderLengthTooLarge { header: text.to_owned(), body: body.len() };
-            let len: usize = match text.parse() {
-                Ok(len) => len,
-                // All digits but past usize: a length, and larger than any body.
-                Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => return Err(too_large()),
-                Err(_) => return Err(DecodeError::BadHeaderLength(String::from_utf8_lossy(raw).into_owned())),
-            };
-            if len > body.len() {
-                return Err(too_large());
-            }
-            body.split_at(len)
-        }
-    };
+    let (json, mut binary) = split_body(body, header_length)?;
     let Object(raw) =
         serde_json::from_slice::<Object<RawRequest>>(json).map_err(|e| DecodeError::Json(e.to_string()))?;
     let (parameters, binary_data_output) = request_parameters(raw.parameters)?;
@@ -220,6 +204,74 @@ pub(super) fn decode_general(body: &[u8], header_length: Option<&[u8]>) -> Resul
         Some(other) => Some(other.to_string()),
     };
     Ok(InferRequest { id, inputs, outputs, binary_data_output, parameters })
+}
+
+/// The JSON header and the binary data after it (none without `header_length`).
+fn split_body<'b>(body: &'b [u8], header_length: Option<&[u8]>) -> Result<(&'b [u8], &'b [u8]), DecodeError> {
+    let Some(raw) = header_length else { return Ok((body, &body[body.len()..])) };
+    let text = std::str::from_utf8(raw).unwrap_or("").trim();
+    let too_large = || DecodeError::HeaderLengthTooLarge { header: text.to_owned(), body: body.len() };
+    let len: usize = match text.parse() {
+        Ok(len) => len,
+        // All digits but past usize: a length, and larger than any body.
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => return Err(too_large()),
+        Err(_) => return Err(DecodeError::BadHeaderLength(String::from_utf8_lossy(raw).into_owned())),
+    };
+    if len > body.len() {
+        return Err(too_large());
+    }
+    Ok(body.split_at(len))
+}
+
+/// A decoded v2 inference *response*: what a remote version's upstream answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferResponse {
+    pub model_name: String,
+    /// The version the server says answered (v2 writes it as a string; a number is taken too).
+    pub model_version: Option<String>,
+    pub id: Option<String>,
+    pub outputs: Vec<Tensor>,
+}
+
+#[derive(Deserialize)]
+struct RawResponse<'a> {
+    model_name: String,
+    #[serde(default)]
+    model_version: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(borrow)]
+    outputs: Vec<Object<RawInput<'a>>>,
+}
+
+impl Expected for RawResponse<'_> {
+    const EXPECTED: &'static str = "an inference response (a JSON object)";
+}
+
+/// Decodes a v2 inference response body, JSON or binary tensors, with the checks a request gets
+/// (sizes against the body, names unique, element counts against shapes). Errors name the
+/// tensor as an `input`: the wording is the request's, the caller says whose body it was.
+pub fn decode_response(body: &[u8], header_length: Option<&[u8]>) -> Result<InferResponse, DecodeError> {
+    let (json, mut binary) = split_body(body, header_length)?;
+    let Object(raw) =
+        serde_json::from_slice::<Object<RawResponse>>(json).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let mut seen: HashSet<String> = HashSet::with_capacity(raw.outputs.len());
+    let mut outputs = Vec::with_capacity(raw.outputs.len());
+    for Object(output) in raw.outputs {
+        if !seen.insert(output.name.clone()) {
+            return Err(DecodeError::DuplicateInput(output.name));
+        }
+        outputs.push(decode_input(output, &mut binary)?);
+    }
+    if !binary.is_empty() {
+        return Err(DecodeError::TrailingBinary(binary.len()));
+    }
+    let text = |v: Option<Value>| match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+    };
+    Ok(InferResponse { model_name: raw.model_name, model_version: text(raw.model_version), id: text(raw.id), outputs })
 }
 
 /// A request's `parameters` (none: empty) and the `binary_data_output` they set.

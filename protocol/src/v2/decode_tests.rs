@@ -289,3 +289,56 @@ fn the_fast_path_never_reserves_more_than_the_text_can_hold() {
         .expect_err("three is not a billion");
     assert!(e.to_string().contains("1000000000"), "{e}");
 }
+
+#[test]
+fn an_encoded_request_decodes_to_the_same_inputs() {
+    let inputs = vec![
+        Tensor { name: "x".into(), shape: vec![2, 2], data: TensorData::Fp32(vec![1.0, -2.5, 3.0, 4.25]) },
+        Tensor { name: "k".into(), shape: vec![2], data: TensorData::Int64(vec![i64::MIN, 7]) },
+    ];
+    let mut parameters = Map::new();
+    parameters.insert("timeout".into(), Value::from(1500));
+    let body = super::super::encode::encode_request(Some("r-1"), &inputs, &parameters);
+    let back = decode_request(&body, None).expect("decodes");
+    assert_eq!(back.inputs, inputs);
+    assert_eq!(back.id.as_deref(), Some("r-1"));
+    assert_eq!(back.parameters.get("timeout"), Some(&Value::from(1500)));
+}
+
+#[test]
+fn responses_decode_from_json_and_binary_tensors() {
+    use super::super::encode::{EncodedOutput, ResponseHead, encode_response};
+    let y = Tensor { name: "y".into(), shape: vec![1, 3], data: TensorData::Fp32(vec![0.5, 1.5, -3.0]) };
+    let label = Tensor { name: "label".into(), shape: vec![1], data: TensorData::Int64(vec![2]) };
+    let head = ResponseHead { model_name: "iris", model_version: 4, id: Some("q"), parameters: None };
+    for binary in [false, true] {
+        let outputs = [EncodedOutput { tensor: &y, binary }, EncodedOutput { tensor: &label, binary: false }];
+        let encoded = encode_response(&head, &outputs);
+        let len = encoded.json_len.map(|n| n.to_string());
+        let back = decode_response(&encoded.body, len.as_deref().map(str::as_bytes)).expect("decodes");
+        assert_eq!(back.model_name, "iris");
+        assert_eq!(back.model_version.as_deref(), Some("4"));
+        assert_eq!(back.id.as_deref(), Some("q"));
+        assert_eq!(back.outputs, vec![y.clone(), label.clone()]);
+    }
+    // What a server may leave out or add.
+    let minimal = decode_response(br#"{"model_name":"m","outputs":[],"extra":1}"#, None).expect("minimal");
+    assert_eq!((minimal.model_version, minimal.outputs.len()), (None, 0));
+    let numeric = decode_response(br#"{"model_name":"m","model_version":3,"outputs":[]}"#, None).expect("number");
+    assert_eq!(numeric.model_version.as_deref(), Some("3"));
+}
+
+#[test]
+fn a_broken_response_is_refused_with_the_reason() {
+    let refused = |body: &str| decode_response(body.as_bytes(), None).expect_err(body).to_string();
+    assert!(refused("<html>502</html>").contains("malformed"));
+    assert!(refused(r#"{"outputs":[]}"#).contains("model_name"));
+    assert!(
+        refused(r#"{"model_name":"m","outputs":[{"name":"y","shape":[3],"datatype":"FP32","data":[1]}]}"#)
+            .contains("needs 3 elements")
+    );
+    assert!(
+        refused(r#"{"model_name":"m","outputs":[{"name":"y","shape":[1],"datatype":"FP32","data":[1]},{"name":"y","shape":[1],"datatype":"FP32","data":[1]}]}"#)
+            .contains("more than once")
+    );
+}

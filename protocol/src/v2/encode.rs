@@ -156,6 +156,36 @@ pub fn encode_response(head: &ResponseHead<'_>, outputs: &[EncodedOutput<'_>]) -
     }
 }
 
+#[derive(Serialize)]
+struct RequestJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    parameters: &'a serde_json::Map<String, serde_json::Value>,
+    inputs: Vec<OutputJson<'a>>,
+}
+
+/// Encodes an inference *request* as JSON tensors (what the gateway sends the upstream of a
+/// remote version): every input's data inline, the request-level `parameters` given.
+pub fn encode_request(
+    id: Option<&str>,
+    inputs: &[Tensor],
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> Bytes {
+    let inputs = inputs
+        .iter()
+        .map(|t| OutputJson {
+            name: &t.name,
+            datatype: t.datatype().as_v2(),
+            shape: &t.shape,
+            parameters: None,
+            data: Some(JsonData(&t.data)),
+        })
+        .collect();
+    let json = RequestJson { id, parameters, inputs };
+    Bytes::from(serde_json::to_vec(&json).expect("request JSON has only string keys and finite-or-null numbers"))
+}
+
 /// Appends the binary-extension encoding of `data`: little-endian elements, BOOL as one byte,
 /// BYTES as 4-byte little-endian length then the bytes.
 pub fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
