@@ -293,3 +293,68 @@ fn an_upstream_answering_garbage_gets_a_clear_502() {
     let message = r.json()["error"].as_str().expect("message").to_owned();
     assert!(message.contains("not a v2 inference response") && message.contains(&garbage.to_string()), "{message}");
 }
+
+#[test]
+fn killing_the_upstream_under_load_fails_only_the_requests_in_flight_and_trips_to_the_local_backup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstream = upstream_gateway(dir.path());
+    let store = gateway_store(dir.path(), upstream.public);
+    let gw = Gateway::start(dir.path(), &store, &config("champion = 2\nbackup = [1]", GUARD));
+    let upstream = std::sync::Mutex::new(upstream);
+    const CLIENTS: usize = 4;
+    let killed = std::sync::OnceLock::<Instant>::new();
+    let samples = load_until(
+        gw.public,
+        "/v2/models/mlp/infer",
+        CLIENTS,
+        |t, i| mlp_body((t * 100_000 + i) as f32 / 1e6),
+        |s| {
+            if s.len() >= 300 && killed.get().is_none() {
+                let _ = upstream.lock().expect("upstream").child.kill(); // SIGKILL
+                let _ = killed.set(Instant::now());
+            }
+            killed.get().is_some_and(|at| s.iter().filter(|x| x.at > *at && x.version == Some(1)).count() >= 300)
+        },
+    );
+    let _ = upstream.lock().expect("upstream").child.wait();
+    let killed = *killed.get().expect("killed");
+    let before = samples.iter().filter(|s| s.at < killed).count();
+    assert!(samples[..before].iter().all(|s| s.status == 200 && s.version == Some(2)), "the remote champion answered");
+    // Only requests the upstream had when it died fail (one per client at most); every request
+    // sent after that goes to the local backup, first as a failover, then by the guard's trip.
+    let failed: Vec<_> = samples.iter().filter(|s| s.status != 200).collect();
+    assert!(failed.len() <= CLIENTS, "{} failed requests: {:?}", failed.len(), failed.first());
+    for f in &failed {
+        assert_eq!(f.status, 502, "{}", String::from_utf8_lossy(&f.body));
+    }
+    eprintln!("requests in flight at the kill that failed: {}", failed.len());
+    let after: Vec<_> = samples.iter().filter(|s| s.at > killed && s.status == 200).collect();
+    // Answers the upstream sent just before it died may arrive just after (one per client).
+    let late = after.iter().take_while(|s| s.version == Some(2)).count();
+    assert!(late + failed.len() <= 2 * CLIENTS, "{late} answers from the dead upstream");
+    let strays: Vec<_> =
+        after[late..].iter().filter(|s| s.version != Some(1) || s.route.as_deref() != Some("backup")).collect();
+    assert!(strays.is_empty(), "answers not from the backup after the kill: {:?}", strays.first());
+
+    // The guard trips within its interval (500 ms) and a second.
+    let deadline = killed + Duration::from_millis(1500);
+    loop {
+        let state = crate::support::admin(&gw).model("mlp").expect("state");
+        if state["routing"]["champion"] == 1 {
+            assert_eq!(state["origin"]["detail"]["reason"], "error_rate", "{state}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no trip 1.5 s after the kill: {state}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Failed-over answers say why in their lineage.
+    // Failed-over answers (before the trip) say why in their lineage; later ones name the trip.
+    let reason = |s: &crate::support::Sample| {
+        let id = s.request_id.as_deref().expect("request id");
+        lineage(&gw, id, 1)["records"][0]["reason"].as_str().expect("reason").to_owned()
+    };
+    let first = reason(after[late]);
+    assert!(first.starts_with("backup after version 2 could not reach its upstream"), "{first}");
+    let last = reason(after.last().expect("answers"));
+    assert!(last.starts_with("backup after guard trip of version 2"), "{last}");
+}

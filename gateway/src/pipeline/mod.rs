@@ -33,9 +33,10 @@ pub use error::PipelineError;
 pub use shadow::compare;
 
 use crate::capture::{self, CaptureSink};
-use crate::engine::validate_inputs;
+use crate::engine::{InferError, validate_inputs};
 use crate::lineage::{LineageSink, Prediction, inputs_sha256, prediction_summary};
 use crate::serving::{LoadedVersion, ServedModel};
+use policy::router::{Decision, Route};
 
 /// Request metadata a front end exposes to the pipeline: HTTP headers, gRPC metadata. Names are
 /// lower-case.
@@ -207,15 +208,32 @@ impl Run<'_> {
         };
         let budget = deadline(self.pipeline.request_timeout, &request.parameters)?;
         let remaining = budget.saturating_sub(self.facts.started.elapsed());
-        // Past the deadline the future is dropped: a job not yet started is skipped by its worker.
         let until = tokio::time::Instant::now() + remaining;
-        let outcome = tokio::time::timeout_at(until, inst.infer(request.inputs, until)).await.map_err(|_| {
-            PipelineError::DeadlineExceeded {
-                model: self.model.name.clone(),
-                version: inst.version,
-                budget_ms: budget.as_millis(),
+        // A remote version with a backup keeps the inputs, to fail over if its upstream cannot
+        // be reached (the only copy a local version's run costs nothing).
+        let failover = self.failover(&request);
+        let kept = failover.map(|_| request.inputs.clone());
+        let outcome = match (run_until(inst, request.inputs, until, budget).await, failover, kept) {
+            (Err(PipelineError::Engine(InferError::Upstream(e))), Some(backup), Some(inputs))
+                if e.kind.never_sent() =>
+            {
+                record::count_unanswered(self.loaded, &self.choice, e.kind.status(), self.facts.started.elapsed());
+                tracing::debug!(model = %self.model.name, version = inst.version, backup = backup.instance.version, error = %e, "failing over to the backup");
+                self.choice = Choice {
+                    decision: Decision {
+                        version: backup.instance.version,
+                        route: Route::Backup,
+                        ..self.choice.decision
+                    },
+                    fell_back: None,
+                    note: Some(format!("after version {} could not reach its upstream ({})", inst.version, e.message)),
+                };
+                self.loaded = backup;
+                run_until(&backup.instance, inputs, until, budget).await?
             }
-        })??;
+            (result, ..) => result?,
+        };
+        let inst = &self.loaded.instance;
         self.facts.queue = outcome.queue;
         self.facts.compute = outcome.compute;
         self.facts.upstream_version = outcome.upstream_version;
@@ -271,6 +289,41 @@ impl Run<'_> {
         };
         record::record(self.pipeline.lineage.as_ref(), run).await;
     }
+}
+
+impl<'a> Run<'a> {
+    /// The version that takes the request over if this run's remote version cannot reach its
+    /// upstream: the routing's first ready backup that is another version, takes the request's
+    /// inputs and has the outputs it asks for. None for pinned requests and local versions.
+    fn failover(&self, request: &InferRequest) -> Option<&'a Arc<LoadedVersion>> {
+        if self.loaded.instance.upstream().is_none() || self.choice.decision.route == Route::Pinned {
+            return None;
+        }
+        let current = self.loaded.instance.version;
+        self.model.routing.backup.iter().filter(|&&v| v != current).filter_map(|&v| self.model.ready(v)).find(|b| {
+            let signature = &b.instance.signature;
+            validate_inputs(signature, &request.inputs).is_ok()
+                && request.outputs.iter().flatten().all(|w| signature.output(&w.name).is_some())
+        })
+    }
+}
+
+/// Runs `inputs` on `inst` until `until` (then the future is dropped: a job not yet started is
+/// skipped by its worker).
+async fn run_until(
+    inst: &crate::engine::ModelInstance,
+    inputs: Vec<Tensor>,
+    until: tokio::time::Instant,
+    budget: Duration,
+) -> Result<crate::engine::InferOutcome, PipelineError> {
+    tokio::time::timeout_at(until, inst.infer(inputs, until))
+        .await
+        .map_err(|_| PipelineError::DeadlineExceeded {
+            model: inst.model.to_string(),
+            version: inst.version,
+            budget_ms: budget.as_millis(),
+        })?
+        .map_err(PipelineError::Engine)
 }
 
 /// The request's deadline from arrival: the configured one, shortened by the v2 `timeout`

@@ -86,6 +86,14 @@ pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) {
     sink.submit(record).await;
 }
 
+/// A run that ended without an answer before another version took the request over (a remote
+/// version whose upstream could not be reached): counted in its metrics and guard window, so
+/// the guard sees the failure; the request's one lineage record is the answering run's.
+pub(super) fn count_unanswered(loaded: &LoadedVersion, choice: &Choice, status: u16, took: Duration) {
+    loaded.metrics.record_request(choice.decision.route, status, took);
+    loaded.window.load().record(Instant::now(), took, true);
+}
+
 /// A shadow run's figures: its result count and, when it answered, how it compared.
 fn shadow_metrics(loaded: &LoadedVersion, ok: bool, comparison: Option<&Comparison>) {
     let (model, version) = (loaded.instance.model.to_string(), loaded.instance.version.to_string());

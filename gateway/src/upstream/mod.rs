@@ -42,8 +42,11 @@ pub struct UpstreamError {
 /// What went wrong, as metrics count it and as the status the gateway answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// No connection (refused, reset before an answer, connect timeout): 502.
+    /// No connection could be made (refused, unreachable, connect timeout): the request was
+    /// never sent, so sending it elsewhere is safe. 502.
     Connect,
+    /// The connection failed after the request was sent (reset, closed before an answer): 502.
+    Reset,
     /// The upstream answered with an error status: 400 stays 400, anything else is 502.
     Status(u16),
     /// The answer is not a v2 inference response, or too large: 502.
@@ -59,6 +62,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
+            ErrorKind::Reset => "reset",
             ErrorKind::Status(s) if s < 500 => "status_4xx",
             ErrorKind::Status(_) => "status_5xx",
             ErrorKind::Malformed => "malformed",
@@ -73,8 +77,13 @@ impl ErrorKind {
             ErrorKind::Status(400) => 400,
             ErrorKind::Timeout => 504,
             ErrorKind::Ejected => 503,
-            ErrorKind::Connect | ErrorKind::Status(_) | ErrorKind::Malformed => 502,
+            ErrorKind::Connect | ErrorKind::Reset | ErrorKind::Status(_) | ErrorKind::Malformed => 502,
         }
+    }
+
+    /// Whether the upstream never received the request, so another version may answer it.
+    pub fn never_sent(self) -> bool {
+        matches!(self, ErrorKind::Connect | ErrorKind::Ejected)
     }
 }
 
@@ -166,7 +175,7 @@ impl Remote {
                     retried = true;
                 }
                 Ok(Err(e)) => {
-                    return Err(self.fail(ErrorKind::Connect, format!("connection failed: {}", error_chain(&e))));
+                    return Err(self.fail(ErrorKind::Reset, format!("connection failed: {}", error_chain(&e))));
                 }
             }
         };
