@@ -22,6 +22,12 @@ if [ "${CI:-}" = true ]; then
 fi
 df -h "$root" | sed -n '2s/^/disk: /p'
 
+# The upstream servers of the remote-version tests (MLServer, KServe) install from PyPI into
+# ignored venvs while the Rust suites build and run (about 45 s cold, nothing when cached).
+peers_out="$(mktemp)"
+benches/peers/setup.sh mlserver kserve >"$peers_out" 2>"$peers_out.err" &
+peers_pid=$!
+
 echo "== format and lint"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
@@ -30,7 +36,17 @@ echo "== Rust unit and end-to-end tests"
 cargo build --locked -p gateway
 cargo test --locked --workspace
 
-echo "== Python client tests (tritonclient, perf_analyzer, curl)"
+if ! wait "$peers_pid"; then
+  cat "$peers_out.err" >&2
+  echo "cannot install the upstream peers (MLServer, KServe) from PyPI" >&2
+  exit 1
+fi
+while read -r peer peer_python; do
+  if [ "$peer_python" != - ]; then export "SWITCHYARD_PEER_${peer^^}=$peer_python"; fi
+done <"$peers_out"
+rm -f "$peers_out" "$peers_out.err"
+
+echo "== Python client tests (tritonclient, perf_analyzer, curl, upstream peers)"
 export SWITCHYARD_BIN="$root/target/debug/switchyard"
 "$python" -m pytest tests/python -q -n 2
 

@@ -32,6 +32,14 @@ def _loopback_config(self, *args, **kwargs):
 uvicorn.Config.__init__ = _loopback_config
 
 
+ONNX_TO_V2 = {
+    "tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16",
+    "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32", "tensor(int64)": "INT64",
+    "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64",
+    "tensor(bool)": "BOOL", "tensor(string)": "BYTES",
+}
+
+
 class OnnxModel(Model):
     def __init__(self, name: str, path: str):
         super().__init__(name)
@@ -47,6 +55,18 @@ class OnnxModel(Model):
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.ready = True
         return self.ready
+
+    # The v2 model metadata (GET /v2/models/NAME): what clients, and a gateway registering this
+    # model as a remote version, read its signature from. KServe declares none by default.
+    def _types(self, tensors):
+        return [{"name": t.name, "datatype": ONNX_TO_V2[t.type],
+                 "shape": [d if isinstance(d, int) else -1 for d in t.shape]} for t in tensors]
+
+    async def get_input_types(self):
+        return self._types(self.session.get_inputs())
+
+    async def get_output_types(self):
+        return self._types(self.session.get_outputs())
 
     async def predict(self, payload: InferRequest, headers=None, response_headers=None) -> InferResponse:
         feeds = {i.name: i.as_numpy() for i in payload.inputs}

@@ -9,6 +9,8 @@
 # Idempotent: a venv whose requirements are unchanged is left alone. A peer whose install fails
 # is reported on stderr and skipped (exit status 0 as long as one peer installed); the bench
 # records the missing peer in its results. Prints one line per peer on stdout: NAME PYTHON|-
+# Arguments name the peers to set up (default: all three); the upstream tests need only
+# mlserver and kserve.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 base="$root/benches/.cache/peers-venv"
@@ -24,7 +26,12 @@ declare -A REQS=(
   [pytriton]="nvidia-pytriton==0.6.0 $ORT numpy"
 )
 ok=0
-for peer in mlserver kserve pytriton; do
+peers=("$@")
+[ ${#peers[@]} -gt 0 ] || peers=(mlserver kserve pytriton)
+for peer in "${peers[@]}"; do
+  if [ -z "${REQS[$peer]+set}" ]; then
+    echo "[peers] unknown peer '$peer' (expected mlserver, kserve or pytriton)" >&2; echo "$peer -"; continue
+  fi
   venv="$base/$peer"
   want="${REQS[$peer]}"
   stamp="$venv/.requirements"

@@ -64,7 +64,13 @@ pub(super) async fn signature(host: &Host, upstream: &Upstream, timeout: Duratio
     let metadata: ModelMetadata = serde_json::from_slice(&body)
         .map_err(|e| fail(ErrorKind::Malformed, format!("the model metadata is not v2 model metadata: {e}")))?;
     if metadata.inputs.is_empty() || metadata.outputs.is_empty() {
-        return Err(fail(ErrorKind::Malformed, "the model metadata declares no inputs or no outputs".to_owned()));
+        return Err(fail(
+            ErrorKind::Malformed,
+            "the model metadata declares no inputs or no outputs, so requests could not be checked: declare \
+             the model's signature on the upstream (MLServer: inputs and outputs in model-settings.json; \
+             KServe: a Model's get_input_types and get_output_types)"
+                .to_owned(),
+        ));
     }
     let spec = |t: TensorMetadata| {
         if DataType::from_v2(&t.datatype).is_none() {
