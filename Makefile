@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy
 
 run:
 	scripts/run-example.sh
@@ -39,10 +39,11 @@ bench-lineage:
 # three models, with wrk and perf_analyzer. About 10 minutes once set up; the first run also builds
 # benches/rust, generates the models and installs the peers' venvs (benches/.cache/, ~20-30 min).
 # BENCH_QUICK=1 for a smoke run. Writes benches/results/side_by_side.md and .svg; see benches/README.md.
-# Then gRPC beside REST (bench-protocols).
+# Then gRPC beside REST (bench-protocols) and the reverse-proxy hop (bench-proxy).
 bench:
 	python3 benches/side_by_side.py
 	python3 benches/protocols.py
+	python3 benches/proxy.py
 
 # gRPC (raw tensors) beside REST (binary and JSON tensors) on one gateway: the tiny model at c=1 and
 # c=8, a 1 MiB FP32 input at c=2 (about 3 minutes after the build; not part of CI). Writes
@@ -54,6 +55,12 @@ bench-protocols:
 # alternating rounds, medians. Writes benches/results/ab.md; see benches/ab.py.
 bench-ab:
 	python3 benches/ab.py "$(OLD)" "$(NEW)"
+
+# The gateway as a reverse proxy: a remote version's hop (added p50/p99 latency, CPU per request)
+# over calling its upstream directly, side by side (about 2 minutes after the build). Writes
+# benches/results/proxy.md; see benches/proxy.py.
+bench-proxy:
+	python3 benches/proxy.py
 
 # Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.
