@@ -358,3 +358,34 @@ fn killing_the_upstream_under_load_fails_only_the_requests_in_flight_and_trips_t
     let last = reason(after.last().expect("answers"));
     assert!(last.starts_with("backup after guard trip of version 2"), "{last}");
 }
+
+#[test]
+fn shadows_run_across_local_and_remote_versions_and_are_compared_on_outputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstream = upstream_gateway(dir.path());
+    let store = gateway_store(dir.path(), upstream.public);
+    // v3: the upstream's model again, as a local file: a local shadow that must agree exactly.
+    register(&store, "mlp", "mlp_v1", Some("mlp_v1"));
+    let url = format!("http://{}", upstream.public);
+    for (champion, shadow, agrees) in [(1, 2, false), (2, 3, true)] {
+        let routing = format!("champion = {champion}\nshadows = {{ {shadow} = 100 }}");
+        let gw = Gateway::start(dir.path(), &store, &config(&routing, ""));
+        let r = post_json(gw.public, "/v2/models/mlp/infer", &serde_json::from_str(&mlp_body(0.25)).expect("JSON"));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("x-model-version"), Some(champion.to_string().as_str()));
+        let chain = lineage(&gw, r.header("x-request-id").expect("id"), 2);
+        let records = chain["records"].as_array().expect("records");
+        let primary = records.iter().find(|x| x["route"] != "shadow").expect("primary");
+        let mirrored = records.iter().find(|x| x["route"] == "shadow").expect("shadow");
+        assert_eq!((primary["version"].as_u64(), mirrored["version"].as_u64()), (Some(champion), Some(shadow)));
+        assert_eq!(mirrored["shadow_of"], champion);
+        let remote = if champion == 2 { primary } else { mirrored };
+        assert_eq!(remote["upstream"], json!({"url": url, "model": "mlp", "version": "1"}), "{remote}");
+        let diff = mirrored["comparison"]["max_abs_diff"].as_f64().expect("compared");
+        if agrees {
+            assert_eq!(diff, 0.0, "the same model, local and remote, answers alike: {mirrored}");
+        } else {
+            assert!(diff > 0.0, "two models differ: {mirrored}");
+        }
+    }
+}
