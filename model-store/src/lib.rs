@@ -27,7 +27,7 @@ pub use registry::{
     Stage, VersionRecord,
 };
 pub use signature::{Signature, TensorSpec};
-pub use upstream::Upstream;
+pub use upstream::{Protocol as UpstreamProtocol, Upstream};
 
 pub use registry::check_model_name;
 use registry::{Timestamp, VersionInsert};

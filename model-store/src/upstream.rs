@@ -21,6 +21,47 @@ pub struct Upstream {
     /// The upstream's version of it; `None` lets the upstream pick (its default version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// How to speak to it: HTTP/1.1 (the default, left out of the descriptor) or HTTP/2 with
+    /// prior knowledge (h2c).
+    #[serde(default, skip_serializing_if = "Protocol::is_default")]
+    pub protocol: Protocol,
+}
+
+/// The HTTP version a remote version's upstream is spoken to with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 over a pool of keep-alive connections.
+    #[default]
+    Http1,
+    /// HTTP/2 without TLS, with prior knowledge: one multiplexed connection.
+    H2c,
+}
+
+impl Protocol {
+    fn is_default(&self) -> bool {
+        *self == Protocol::Http1
+    }
+
+    /// As written in configs and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http1",
+            Protocol::H2c => "h2c",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Protocol, String> {
+        match s {
+            "http1" => Ok(Protocol::Http1),
+            "h2c" => Ok(Protocol::H2c),
+            other => Err(format!("unknown upstream protocol {other:?} (expected http1 or h2c)")),
+        }
+    }
 }
 
 /// The key that marks a descriptor, so it is never mistaken for a model file.
@@ -74,7 +115,12 @@ impl Upstream {
         if let Some(v) = version {
             segment("version", v)?;
         }
-        Ok(Upstream { url: url.to_owned(), model: model.to_owned(), version: version.map(str::to_owned) })
+        Ok(Upstream {
+            url: url.to_owned(),
+            model: model.to_owned(),
+            version: version.map(str::to_owned),
+            protocol: Protocol::Http1,
+        })
     }
 
     /// The artifact bytes of a remote version: canonical JSON (keys in a fixed order).
@@ -102,7 +148,11 @@ impl Upstream {
 
 impl std::fmt::Display for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}", self.url, self.model_path())
+        write!(f, "{}{}", self.url, self.model_path())?;
+        match self.protocol {
+            Protocol::Http1 => Ok(()),
+            Protocol::H2c => f.write_str(" (h2c)"),
+        }
     }
 }
 
@@ -153,6 +203,12 @@ mod tests {
         assert_eq!(Upstream::from_descriptor(br#"{"url": "http://x:1", "model": "m"}"#), None);
         let latest = Upstream::new("http://localhost:9", "m", None).unwrap();
         assert_eq!(latest.to_string(), "http://localhost:9/v2/models/m");
+        // HTTP/2 is another binding; HTTP/1.1 descriptors stay as they were.
+        assert!(!String::from_utf8(latest.descriptor()).unwrap().contains("protocol"));
+        let h2 = Upstream { protocol: Protocol::H2c, ..latest.clone() };
+        assert_ne!(h2.descriptor(), latest.descriptor());
+        assert_eq!(Upstream::from_descriptor(&h2.descriptor()), Some(h2.clone()));
+        assert_eq!(h2.to_string(), "http://localhost:9/v2/models/m (h2c)");
     }
 
     #[test]

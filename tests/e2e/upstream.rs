@@ -355,7 +355,9 @@ fn killing_the_upstream_under_load_fails_only_the_requests_in_flight_and_trips_t
     };
     let first = reason(after[late]);
     assert!(first.starts_with("backup after version 2 could not reach its upstream"), "{first}");
-    let last = reason(after.last().expect("answers"));
+    let next = post_json(gw.public, "/v2/models/mlp/infer", &serde_json::from_str(&mlp_body(0.2)).expect("JSON"));
+    let id = next.header("x-request-id").expect("request id");
+    let last = lineage(&gw, id, 1)["records"][0]["reason"].as_str().expect("reason").to_owned();
     assert!(last.starts_with("backup after guard trip of version 2"), "{last}");
 }
 
@@ -388,4 +390,40 @@ fn shadows_run_across_local_and_remote_versions_and_are_compared_on_outputs() {
             assert!(diff > 0.0, "two models differ: {mirrored}");
         }
     }
+}
+
+#[test]
+fn an_h2c_upstream_answers_over_one_multiplexed_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upstream = upstream_gateway(dir.path());
+    let store = dir.path().join("store");
+    let url = format!("http://{}", upstream.public);
+    let out = Command::new(bin())
+        .args(["models", "register", "--json", "--model", "mlp", "--upstream", &url, "--upstream-protocol", "h2c"])
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .expect("run switchyard");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["upstream"], json!({"url": url, "model": "mlp", "protocol": "h2c"}));
+    let gw = Gateway::start(dir.path(), &store, &config("champion = 1", ""));
+    let body: Value = serde_json::from_str(&mlp_body(0.5)).expect("JSON");
+    let direct = post_json(upstream.public, "/v2/models/mlp/infer", &body).json();
+    let samples = load_until(gw.public, "/v2/models/mlp/infer", 4, |_, _| body.to_string(), |s| s.len() >= 200);
+    for s in &samples {
+        assert_eq!(s.status, 200, "{}", String::from_utf8_lossy(&s.body));
+        let answer: Value = serde_json::from_slice(&s.body).expect("JSON");
+        assert_eq!(answer["outputs"], direct["outputs"]);
+    }
+    // An upstream that speaks only HTTP/1.1 fails registration over h2c with the reason.
+    let out = Command::new(bin())
+        .args(["models", "register", "--model", "other", "--upstream-protocol", "h2c", "--upstream"])
+        .arg(format!("http://{}", misbehaving_upstream(json!({}), false)))
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .expect("run switchyard");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the remote model's signature"));
 }

@@ -43,6 +43,10 @@ pub struct RemoteArgs {
     /// The upstream's version of the model (default: the upstream picks).
     #[arg(long, value_name = "VERSION", requires = "upstream")]
     upstream_version: Option<String>,
+    /// How to speak to the upstream: `http1` (a pool of keep-alive connections) or `h2c`
+    /// (HTTP/2 with prior knowledge, one multiplexed connection).
+    #[arg(long, value_name = "PROTOCOL", default_value = "http1", requires = "upstream")]
+    upstream_protocol: model_store::UpstreamProtocol,
 }
 
 impl RemoteArgs {
@@ -50,7 +54,8 @@ impl RemoteArgs {
     fn resolve(&self, model: &str) -> anyhow::Result<Option<model_store::Upstream>> {
         let Some(url) = &self.upstream else { return Ok(None) };
         let name = self.upstream_model.as_deref().unwrap_or(model);
-        Ok(Some(model_store::Upstream::new(url, name, self.upstream_version.as_deref())?))
+        let upstream = model_store::Upstream::new(url, name, self.upstream_version.as_deref())?;
+        Ok(Some(model_store::Upstream { protocol: self.upstream_protocol, ..upstream }))
     }
 }
 

@@ -109,12 +109,13 @@ async fn register(app: &App, model: &str, body: Body, actor: String) -> Result<R
         None | Some(Value::Null) => None,
         Some(value) => {
             let given: model_store::Upstream = serde_json::from_value(value.clone()).map_err(|e| {
-                ApiError::BadRequest(format!("upstream must be {{\"url\", \"model\", \"version\"?}}: {e}"))
+                ApiError::BadRequest(format!(
+                    "upstream must be {{\"url\", \"model\", \"version\"?, \"protocol\"?: \"http1\" | \"h2c\"}}: {e}"
+                ))
             })?;
-            Some(
-                model_store::Upstream::new(&given.url, &given.model, given.version.as_deref())
-                    .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-            )
+            let checked = model_store::Upstream::new(&given.url, &given.model, given.version.as_deref())
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            Some(model_store::Upstream { protocol: given.protocol, ..checked })
         }
     };
     let bytes = match (body.get("artifact"), &upstream) {

@@ -10,16 +10,19 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use model_store::Upstream;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use model_store::{Upstream, UpstreamProtocol};
 use settings::UpstreamConfig;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{ErrorKind, UpstreamError};
 
-/// Hosts in use, by base URL: versions on the same server share one pool and one health state.
-/// A host lives as long as a version uses it (the map holds it weakly).
-static HOSTS: LazyLock<Mutex<HashMap<String, Weak<Host>>>> = LazyLock::new(Mutex::default);
+/// Hosts in use, by base URL and protocol: versions on the same server share one pool and one
+/// health state. A host lives as long as a version uses it (the map holds it weakly).
+static HOSTS: LazyLock<Mutex<HashMap<HostKey, Weak<Host>>>> = LazyLock::new(Mutex::default);
+
+/// What tells hosts apart: the base URL and the protocol spoken to it.
+type HostKey = (String, UpstreamProtocol);
 
 /// Retry tokens are kept in thousandths; a retry costs one token, a request earns `retry_budget`.
 const MILLI: u64 = 1000;
@@ -50,30 +53,41 @@ struct HostMetrics {
 }
 
 impl Host {
-    /// The host of `url`, made (with `config`, and its health task started) if no version uses
-    /// one with the same config. Needs a tokio runtime.
-    pub fn shared(url: &str, config: &UpstreamConfig) -> Arc<Host> {
+    /// The host of `url` spoken to with `protocol`, made (with `config`, and its health task
+    /// started) if no version uses one with the same config. Needs a tokio runtime.
+    pub fn shared(url: &str, protocol: UpstreamProtocol, config: &UpstreamConfig) -> Arc<Host> {
         let mut hosts = HOSTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         hosts.retain(|_, host| host.strong_count() > 0);
-        if let Some(host) = hosts.get(url).and_then(Weak::upgrade)
+        let key = (url.to_owned(), protocol);
+        if let Some(host) = hosts.get(&key).and_then(Weak::upgrade)
             && host.config == *config
         {
             return host;
         }
-        let host = Arc::new(Host::new(url, config));
-        hosts.insert(url.to_owned(), Arc::downgrade(&host));
+        let host = Arc::new(Host::new(url, protocol, config));
+        hosts.insert(key, Arc::downgrade(&host));
         tokio::spawn(check_health(Arc::downgrade(&host)));
         host
     }
 
-    fn new(url: &str, config: &UpstreamConfig) -> Host {
+    fn new(url: &str, protocol: UpstreamProtocol, config: &UpstreamConfig) -> Host {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(config.max_concurrency)
-            .build(connector);
+            .pool_max_idle_per_host(config.max_concurrency);
+        if protocol == UpstreamProtocol::H2c {
+            // One connection, its streams multiplexed; pings keep an idle one known alive.
+            builder
+                .http2_only(true)
+                .http2_keep_alive_interval(Duration::from_secs(20))
+                .http2_keep_alive_timeout(config.connect_timeout.max(Duration::from_secs(1)));
+        }
+        let client = builder.build(connector);
         let label = url.to_owned();
         let metrics = HostMetrics {
             duration: metrics::histogram!("switchyard_upstream_request_duration_seconds", "upstream" => label.clone()),

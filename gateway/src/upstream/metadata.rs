@@ -103,6 +103,6 @@ pub async fn read_signature(
     upstream: &Upstream,
     config: &settings::UpstreamConfig,
 ) -> Result<Signature, UpstreamError> {
-    let host = Host::shared(&upstream.url, config);
+    let host = Host::shared(&upstream.url, upstream.protocol, config);
     signature(&host, upstream, config.connect_timeout * 5).await
 }

@@ -116,7 +116,7 @@ impl Remote {
         registered: &Signature,
         config: &UpstreamConfig,
     ) -> Result<Remote, UpstreamError> {
-        let host = Host::shared(&upstream.url, config);
+        let host = Host::shared(&upstream.url, upstream.protocol, config);
         let declared = metadata::signature(&host, upstream, config.connect_timeout * 5).await?;
         if declared != *registered {
             return Err(host.error(
