@@ -176,6 +176,7 @@ fn lineage(c: &mut Criterion) {
         prediction: Some(Prediction::Label(3)),
         comparison: None,
         upstream: None,
+        slice: None,
     };
     let mut g = c.benchmark_group("lineage_record");
     g.bench_function("request_path_run", |b| b.iter(|| black_box(run())));

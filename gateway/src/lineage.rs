@@ -60,6 +60,8 @@ pub struct Run {
     pub comparison: Option<Comparison>,
     /// Runs of a remote version: where they were sent and what answered.
     pub upstream: Option<Answerer>,
+    /// The request's slice value (`[model.slices]`), on the run that answered.
+    pub slice: Option<String>,
 }
 
 /// Where a remote version's run was answered: its upstream, and the version the upstream says
@@ -156,6 +158,7 @@ impl Run {
         record.compute_us = micros(self.compute);
         record.total_us = micros(self.total);
         record.upstream = self.upstream.as_ref().map(Answerer::to_json);
+        record.slice = self.slice;
         record.status = self.status;
         record.error_class = self.error_class.map(str::to_owned);
         record.prediction = self.prediction.map(Prediction::to_json);

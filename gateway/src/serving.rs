@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::{Loader, ModelInstance};
 use crate::telemetry::VersionMetrics;
+use crate::telemetry::slices::SliceTracker;
 use crate::upstream::Remote;
 use policy::guard::Window;
 pub use policy::router::OverrideState;
@@ -108,6 +109,8 @@ pub struct ServedModel {
     pub capture: Option<settings::CaptureConfig>,
     /// What a request outside a version's training range gets.
     pub out_of_range: settings::OutOfRange,
+    /// Per-slice figures (`[model.slices]`), kept across reloads while the table is unchanged.
+    pub slices: Option<Arc<SliceTracker>>,
 }
 
 /// Why a model's routing is what it is.
@@ -502,6 +505,10 @@ async fn load_model(
         aliases,
         capture: model.capture.clone(),
         out_of_range: model.validation.out_of_range,
+        slices: model.slices.clone().map(|config| {
+            let kept = previous.and_then(|p| p.slices.as_ref()).filter(|t| t.config == config);
+            kept.map_or_else(|| Arc::new(SliceTracker::new(&model.name, config)), Arc::clone)
+        }),
     })
 }
 

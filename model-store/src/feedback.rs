@@ -45,6 +45,9 @@ pub struct Feedback {
     pub correct: Option<bool>,
     /// Values: |predicted − truth|.
     pub abs_error: Option<f64>,
+    /// The slice of the request (from its lineage record), when its model has slices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slice: Option<String>,
 }
 
 /// A version's online quality over some span.
@@ -114,7 +117,29 @@ impl Feedback {
             truth,
             correct,
             abs_error,
+            slice: None,
         })
+    }
+
+    /// This item, of a request in `slice`.
+    pub fn in_slice(self, slice: Option<String>) -> Feedback {
+        Feedback { slice, ..self }
+    }
+}
+
+/// Labelled feedback of one slice of a version's traffic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SliceQuality {
+    pub slice: String,
+    /// Items judged right or wrong, and how many were right.
+    pub judged: u64,
+    pub correct: u64,
+}
+
+impl SliceQuality {
+    /// `correct / judged`, when anything was judged.
+    pub fn accuracy(&self) -> Option<f64> {
+        (self.judged > 0).then(|| self.correct as f64 / self.judged as f64)
     }
 }
 
@@ -182,11 +207,27 @@ impl Registry {
                 sq_error: f.abs_error.map(|e| e * e),
                 at: &now.text,
                 at_ms: now.ms,
+                slice: f.slice.as_deref(),
             };
             stored.push(queries::insert_feedback(&mut tx, &row).await?);
         }
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// Labelled feedback of `model` `version` per slice, all time, sorted by slice; items of
+    /// requests without a slice are left out.
+    pub async fn feedback_by_slice(&self, model: &str, version: u32) -> Result<Vec<SliceQuality>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = queries::feedback_by_slice(&mut conn, model, i64::from(version)).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(slice, judged, correct)| SliceQuality {
+                slice,
+                judged: u64::try_from(judged).unwrap_or(0),
+                correct: u64::try_from(correct.unwrap_or(0)).unwrap_or(0),
+            })
+            .collect())
     }
 
     /// Online quality of `model` `version` from feedback stored at or after `since_ms` (all

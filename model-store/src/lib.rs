@@ -18,7 +18,7 @@ mod upstream;
 pub use artifact::ArtifactStore;
 pub use diff::{Compatibility, FieldDiff, Live, MetricDiff, Summary as DiffSide, VersionDiff};
 pub use error::StoreError;
-pub use feedback::{Feedback, FeedbackKind, FeedbackSummary, StoredFeedback};
+pub use feedback::{Feedback, FeedbackKind, FeedbackSummary, SliceQuality, StoredFeedback};
 pub use lineage::{LineageAppender, LineageChain, LineageDurability, LineageQuery, LineageRecord, LineageStats};
 pub use manifest::{InputProfile, Manifest, ManifestError, Training};
 pub use registry::{

@@ -72,6 +72,9 @@ pub struct LineageRecord {
     /// upstream says answered (`{"url": …, "model": …, "version": …}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<serde_json::Value>,
+    /// The request's slice (`[model.slices]`: its header's value), when the model has slices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<String>,
 }
 
 /// Filters for `Registry::query_lineage`. Every filter is optional; `Default` matches everything
@@ -203,6 +206,7 @@ impl LineageRecord {
             comparison: None,
             prediction: None,
             upstream: None,
+            slice: None,
         }
     }
 
@@ -274,6 +278,7 @@ impl LineageRecord {
             .transpose()?;
         Ok(LineageRecord {
             upstream,
+            slice: row.slice,
             request_id: row.request_id,
             at: row.at,
             at_ms: row.at_ms,
@@ -471,6 +476,9 @@ struct StatFields<'a>(
     /// upstream (migration 0009): absent from records written before it.
     #[serde(default)]
     IgnoredAny,
+    /// slice (migration 0010): likewise.
+    #[serde(default)]
+    IgnoredAny,
 );
 
 /// `lineage_stats` while it reads.
@@ -489,7 +497,7 @@ struct StatsTally {
 impl StatsTally {
     fn add(
         &mut self,
-        StatFields(_, at_ms, route, .., total_us, status, _, _, _, _, _): StatFields<'_>,
+        StatFields(_, at_ms, route, .., total_us, status, _, _, _, _, _, _): StatFields<'_>,
     ) -> Result<(), String> {
         if route == LineageRecord::ROUTE_SHADOW {
             self.shadow_runs += 1;

@@ -20,6 +20,18 @@ pub struct Evidence {
     /// (rows whose argmax agreed, rows compared) while the candidate ran as a shadow.
     pub shadow: (u64, u64),
     pub online: OnlineQuality,
+    /// Online quality per top slice (`[model.slices]`), busiest first, candidate beside champion.
+    pub slices: Vec<SliceEvidence>,
+}
+
+/// Labelled feedback of one slice, for the candidate and for the champion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceEvidence {
+    pub slice: String,
+    /// (judged, correct) of the candidate's answers in the slice.
+    pub candidate: (u64, u64),
+    /// (judged, correct) of the champion's.
+    pub champion: (u64, u64),
 }
 
 /// What labelled feedback says of the candidate, all time (the registry's feedback summary).
@@ -108,7 +120,65 @@ pub fn evaluate(policy: &PromotionPolicy, ev: &Evidence) -> Vec<Gate> {
         };
         gates.push(gate("online accuracy".into(), format!("≥ {min}"), measured, passed));
     }
+    if let Some(max) = policy.max_slice_regression {
+        gates.push(slice_regression(ev, max, policy.min_slice_labels));
+    }
+    if let Some(max) = policy.max_slice_gap {
+        gates.push(slice_gap(ev, max, policy.min_slice_labels));
+    }
     gates
+}
+
+/// Accuracy of `(judged, correct)` when at least `min` items were judged.
+fn accuracy((judged, correct): (u64, u64), min: u64) -> Option<f64> {
+    (judged >= min.max(1)).then(|| correct as f64 / judged as f64)
+}
+
+/// "No top slice regresses by more than `max`": the worst slice's drop below the champion's
+/// accuracy on it, named. Slices without `min` labels on both sides are not judged; none judged
+/// fails (no evidence).
+fn slice_regression(ev: &Evidence, max: f64, min: u64) -> Gate {
+    let required = format!("no top slice more than {max} below the champion (≥ {min} labels each)");
+    let judged: Vec<(&str, f64, f64)> = ev
+        .slices
+        .iter()
+        .filter_map(|s| Some((s.slice.as_str(), accuracy(s.candidate, min)?, accuracy(s.champion, min)?)))
+        .collect();
+    let worst = judged.iter().max_by(|a, b| (a.2 - a.1).total_cmp(&(b.2 - b.1)));
+    let Some(&(slice, candidate, champion)) = worst else {
+        return gate("slice accuracy".into(), required, "no slice with enough labelled feedback".into(), false);
+    };
+    let drop = champion - candidate;
+    let measured = format!(
+        "worst slice '{slice}': {candidate:.4} vs champion {champion:.4} ({:+.4}); {} of {} top slices judged",
+        -drop,
+        judged.len(),
+        ev.slices.len()
+    );
+    gate("slice accuracy".into(), required, measured, drop <= max)
+}
+
+/// "The candidate's top slices are within `max` of each other": best minus worst, both named.
+fn slice_gap(ev: &Evidence, max: f64, min: u64) -> Gate {
+    let required = format!("best − worst top slice ≤ {max} (≥ {min} labels each)");
+    let judged: Vec<(&str, f64)> =
+        ev.slices.iter().filter_map(|s| Some((s.slice.as_str(), accuracy(s.candidate, min)?))).collect();
+    let best = judged.iter().max_by(|a, b| a.1.total_cmp(&b.1));
+    let worst = judged.iter().min_by(|a, b| a.1.total_cmp(&b.1));
+    match (best, worst) {
+        (Some(&(b, hi)), Some(&(w, lo))) if judged.len() >= 2 => gate(
+            "slice accuracy gap".into(),
+            required,
+            format!("{:.4}: '{b}' {hi:.4}, '{w}' {lo:.4}", hi - lo),
+            hi - lo <= max,
+        ),
+        _ => gate(
+            "slice accuracy gap".into(),
+            required,
+            "fewer than two slices with enough labelled feedback".into(),
+            false,
+        ),
+    }
 }
 
 fn missing(candidate: Option<&f64>, champion: Option<&f64>) -> String {
@@ -184,5 +254,43 @@ mod tests {
         };
         let gates = evaluate(&policy, &good);
         assert!(gates.iter().all(|g| g.passed), "{}", table(&gates));
+    }
+
+    fn slice(name: &str, candidate: (u64, u64), champion: (u64, u64)) -> SliceEvidence {
+        SliceEvidence { slice: name.to_owned(), candidate, champion }
+    }
+
+    #[test]
+    fn a_candidate_better_on_average_but_worse_on_one_slice_is_refused_naming_it() {
+        let policy = PromotionPolicy {
+            max_slice_regression: Some(0.05),
+            max_slice_gap: Some(0.2),
+            min_slice_labels: 20,
+            ..PromotionPolicy::default()
+        };
+        let ev = Evidence {
+            slices: vec![
+                slice("us", (100, 95), (100, 80)),
+                slice("eu", (50, 30), (50, 45)), // 0.60 against 0.90
+                slice("apac", (40, 38), (40, 30)),
+                slice("latam", (5, 0), (5, 5)), // too few labels to judge
+            ],
+            ..Evidence::default()
+        };
+        let gates = evaluate(&policy, &ev);
+        let regression = &gates[0];
+        assert!(!regression.passed, "{}", table(&gates));
+        assert!(regression.measured.contains("'eu'") && regression.measured.contains("3 of 4"), "{regression:?}");
+        let gap = &gates[1];
+        assert!(!gap.passed && gap.measured.contains("'apac'") && gap.measured.contains("'eu'"), "{gap:?}");
+
+        let fixed = Evidence {
+            slices: vec![slice("us", (100, 95), (100, 80)), slice("eu", (50, 44), (50, 45))],
+            ..Evidence::default()
+        };
+        assert!(evaluate(&policy, &fixed).iter().all(|g| g.passed), "{}", table(&evaluate(&policy, &fixed)));
+        // No labels on any slice: no evidence, so both gates fail and say why.
+        let none = evaluate(&policy, &Evidence::default());
+        assert!(none.iter().all(|g| !g.passed && g.measured.contains("enough labelled feedback")));
     }
 }

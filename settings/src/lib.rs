@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{Device, EngineSettings, Execution};
 pub use raw::{
     RawAlert, RawCapture, RawEngine, RawGuard, RawLineage, RawModel, RawModelLineage, RawPromotion, RawRouting,
-    RawRuntime, RawServer, RawStore, RawUpstream, RawValidation,
+    RawRuntime, RawServer, RawSlices, RawStore, RawUpstream, RawValidation,
 };
 
 /// A validated configuration. Every field is usable as is.
@@ -242,6 +242,38 @@ pub struct ModelConfig {
     pub capture: Option<CaptureConfig>,
     /// Live inputs against the training profile.
     pub validation: ValidationConfig,
+    /// Per-slice figures, if configured.
+    pub slices: Option<SliceConfig>,
+}
+
+/// `[model.slices]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceConfig {
+    /// The header naming a request's slice, lower-case.
+    pub header: String,
+    /// Slices measured apart (the busiest); the rest are `other`.
+    pub top_k: usize,
+}
+
+/// Most slices `top_k` may ask for: every one is a set of series per version.
+pub const MAX_TOP_K: u64 = 50;
+
+fn validate_slices(raw: &RawSlices, label: &str, problems: &mut Vec<String>) -> Option<SliceConfig> {
+    let header = match raw.header.as_deref().map(str::trim) {
+        Some(h) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => {
+            h.to_ascii_lowercase()
+        }
+        Some(h) => {
+            problems.push(format!("{label}: slices.header = {h:?} is not a header name"));
+            return None;
+        }
+        None => {
+            problems.push(format!("{label}: slices needs a header (the request header naming a request's slice)"));
+            return None;
+        }
+    };
+    let top_k = bounded(raw.top_k, 5, 1..=MAX_TOP_K, &format!("{label}: slices.top_k"), problems) as usize;
+    Some(SliceConfig { header, top_k })
 }
 
 /// `[model.validation]`, validated (defaults when the table is absent).
@@ -595,6 +627,7 @@ fn model(index: usize, item: toml::Value, places: &place::Places, problems: &mut
     clean!("promotion", RawPromotion);
     clean!("capture", RawCapture);
     clean!("validation", RawValidation);
+    clean!("slices", RawSlices);
     at.read(table, problems)
 }
 
@@ -878,6 +911,8 @@ fn validate_promotion(
         ("max_error_rate", raw.max_error_rate),
         ("min_shadow_agreement", raw.min_shadow_agreement),
         ("min_online_accuracy", raw.min_online_accuracy),
+        ("max_slice_regression", raw.max_slice_regression),
+        ("max_slice_gap", raw.max_slice_gap),
     ] {
         if let Some(v) = v
             && !(0.0..=1.0).contains(&v)
@@ -898,6 +933,9 @@ fn validate_promotion(
         min_shadow_agreement: raw.min_shadow_agreement,
         min_online_accuracy: raw.min_online_accuracy,
         min_requests: raw.min_requests,
+        max_slice_regression: raw.max_slice_regression,
+        max_slice_gap: raw.max_slice_gap,
+        min_slice_labels: raw.min_slice_labels.unwrap_or(crate::promotion::DEFAULT_MIN_SLICE_LABELS),
     }
 }
 
@@ -1133,6 +1171,15 @@ fn validate_model(
     let promotion = raw.promotion.as_ref().map(|p| validate_promotion(p, label, problems));
     let capture = raw.capture.as_ref().map(|c| validate_capture(c, label, problems));
     let validation = validate_validation(raw.validation.as_ref(), label, problems);
+    let slices = raw.slices.as_ref().and_then(|s| validate_slices(s, label, problems));
+    if let Some(p) = &promotion
+        && (p.max_slice_regression.is_some() || p.max_slice_gap.is_some())
+        && slices.is_none()
+    {
+        problems.push(format!(
+            "{label}: promotion.max_slice_regression and max_slice_gap judge slices: add [model.slices] with a header"
+        ));
+    }
     // With problems the config is refused whole; the model is still returned, so that a check
     // can resolve its versions too (`ConfigError::partial`). A bad name or routing leaves
     // nothing to resolve.
@@ -1149,6 +1196,7 @@ fn validate_model(
         promotion,
         capture,
         validation,
+        slices,
     })
 }
 

@@ -18,4 +18,13 @@ pub struct PromotionPolicy {
     pub min_online_accuracy: Option<f64>,
     /// Requests the candidate must have served (or shadowed) in its window.
     pub min_requests: Option<u64>,
+    /// Largest drop of a top slice's online accuracy below the champion's on it.
+    pub max_slice_regression: Option<f64>,
+    /// Largest gap between the candidate's best and worst top slices' online accuracy.
+    pub max_slice_gap: Option<f64>,
+    /// Labelled items a slice needs, on both sides, to be judged by the slice gates.
+    pub min_slice_labels: u64,
 }
+
+/// `min_slice_labels` when not given.
+pub const DEFAULT_MIN_SLICE_LABELS: u64 = 20;

@@ -123,6 +123,19 @@ pub struct RawModel {
     pub capture: Option<RawCapture>,
     /// What to do with inputs outside the training profile (from the version's manifest).
     pub validation: Option<RawValidation>,
+    /// Per-slice figures (requests, latency, errors, online accuracy); none = off.
+    pub slices: Option<RawSlices>,
+}
+
+/// `[model.slices]`: traffic cut by a request header (a market, a device class), each of the
+/// busiest slices measured on its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlices {
+    /// The request header (gRPC: metadata key) naming a request's slice, e.g. `"x-slice"`.
+    pub header: Option<String>,
+    /// Slices measured apart, the busiest by traffic (default 5); the rest count as `other`.
+    pub top_k: Option<u64>,
 }
 
 /// `[model.validation]`: live inputs against the training data's profile.
@@ -171,6 +184,15 @@ pub struct RawPromotion {
     pub min_online_accuracy: Option<f64>,
     /// Live: requests the candidate served (or shadowed) in its window, at least this.
     pub min_requests: Option<u64>,
+    /// Live, with `[model.slices]`: no top slice's online accuracy may fall below the
+    /// champion's on that slice by more than this.
+    pub max_slice_regression: Option<f64>,
+    /// Live, with `[model.slices]`: the candidate's best and worst top slices' online accuracy
+    /// at most this far apart (a fairness check).
+    pub max_slice_gap: Option<f64>,
+    /// Labelled feedback items a slice needs (candidate and champion alike) to be judged by the
+    /// slice gates (default 20).
+    pub min_slice_labels: Option<u64>,
 }
 
 /// `[model.guard]`: when a version breaches a threshold, traffic moves away from it.

@@ -337,3 +337,37 @@ fn alert_sinks_are_validated() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+#[test]
+fn slices_and_their_gates_are_checked() {
+    let with = |extra: &str| GOOD.replace("[model.engine]", &format!("{extra}\n[model.engine]"));
+    let c = Config::from_toml_str("s", &with("[model.slices]\nheader = \"X-Market\"")).expect("valid");
+    assert_eq!(c.models[0].slices, Some(SliceConfig { header: "x-market".into(), top_k: 5 }));
+    let problems = |text: &str| Config::from_toml_str("bad", text).expect_err("refused").problems.join("\n");
+    assert!(problems(&with("[model.slices]\ntop_k = 3")).contains("slices needs a header"));
+    assert!(problems(&with("[model.slices]\nheader = \"x market\"")).contains("is not a header name"));
+    assert!(
+        problems(&with("[model.slices]\nheader = \"x\"\ntop_k = 500"))
+            .contains("slices.top_k = 500 must be between 1 and 50")
+    );
+    let gate_without_slices = problems(&with("[model.promotion]\nmax_slice_regression = 0.02"));
+    assert!(gate_without_slices.contains("add [model.slices]"), "{gate_without_slices}");
+    assert!(
+        problems(&with("[model.slices]\nheader = \"x\"\n[model.promotion]\nmax_slice_gap = 2.0"))
+            .contains("max_slice_gap = 2 must be a share between 0 and 1")
+    );
+}
+
+#[test]
+fn upstream_section_defaults_and_refusals() {
+    let c = Config::from_toml_str("good", GOOD).expect("valid");
+    assert_eq!(c.upstream, UpstreamConfig::default());
+    let text = GOOD.replace("[store]", "[upstream]\nconnect_timeout = \"250ms\"\neject_after = 5\n\n[store]");
+    let c = Config::from_toml_str("up", &text).expect("valid");
+    assert_eq!((c.upstream.connect_timeout, c.upstream.eject_after), (Duration::from_millis(250), 5));
+    let bad = GOOD.replace("[store]", "[upstream]\nretry_budget = 2.0\nmax_concurrency = 0\nbogus = 1\n\n[store]");
+    let problems = Config::from_toml_str("bad", &bad).expect_err("refused").problems.join("\n");
+    assert!(problems.contains("retry_budget = 2 must be between 0 and 1"), "{problems}");
+    assert!(problems.contains("max_concurrency = 0 must be between 1 and 100000"), "{problems}");
+    assert!(problems.contains("bogus"), "{problems}");
+}

@@ -19,5 +19,6 @@ mod promotion;
 mod reload;
 mod routing;
 mod serving;
+mod slices;
 mod support;
 mod upstream;

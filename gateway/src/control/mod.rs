@@ -373,6 +373,10 @@ impl Control {
                 candidate.shadow_rows.load(std::sync::atomic::Ordering::Relaxed),
             ),
             online: promotion::OnlineQuality { judged: online.judged, accuracy: online.accuracy },
+            slices: match &m.slices {
+                Some(tracker) => slice_evidence(registry, model, version, m.routing.champion, &tracker.top()).await?,
+                None => Vec::new(),
+            },
         };
         Ok(promotion::evaluate(policy, &evidence))
     }
@@ -533,4 +537,27 @@ fn require_ready(m: &ServedModel, version: u32) -> Result<(), ControlError> {
         }
         None => Err(ControlError::VersionNotLoaded { model: m.name.clone(), version }),
     }
+}
+
+/// Labelled feedback of the top slices (busiest first), candidate beside champion.
+async fn slice_evidence(
+    registry: &model_store::Registry,
+    model: &str,
+    candidate: u32,
+    champion: u32,
+    top: &[Arc<str>],
+) -> Result<Vec<promotion::SliceEvidence>, ControlError> {
+    let read = |version| async move {
+        let rows = registry.feedback_by_slice(model, version).await.map_err(ControlError::registry_read)?;
+        Ok::<_, ControlError>(rows.into_iter().map(|q| (q.slice, (q.judged, q.correct))).collect::<BTreeMap<_, _>>())
+    };
+    let (of_candidate, of_champion) = (read(candidate).await?, read(champion).await?);
+    Ok(top
+        .iter()
+        .map(|slice| promotion::SliceEvidence {
+            slice: slice.to_string(),
+            candidate: of_candidate.get(&**slice).copied().unwrap_or((0, 0)),
+            champion: of_champion.get(&**slice).copied().unwrap_or((0, 0)),
+        })
+        .collect())
 }

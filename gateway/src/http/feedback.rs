@@ -106,7 +106,7 @@ async fn judge(registry: &Registry, model: &str, item: &Map<String, Value>) -> R
         return Ok(Outcome::Unknown(format!("request '{request_id}' was not answered by model '{model}'")));
     }
     Ok(match Feedback::judge(request_id, model, primary.version, primary.prediction.as_ref(), kind, truth.clone()) {
-        Ok(f) => Outcome::Stored(f),
+        Ok(f) => Outcome::Stored(f.in_slice(primary.slice.clone())),
         Err(reason) => Outcome::Invalid(format!("request '{request_id}': {reason}")),
     })
 }
@@ -139,8 +139,12 @@ async fn store(app: &App, outcomes: Vec<Outcome>) -> Result<Vec<Outcome>, ApiErr
             touched.push((f.model.clone(), f.version));
         }
     }
+    let serving = app.control.serving();
     for (model, version) in touched {
         export_quality(registry, &model, version).await;
+        if let Some(tracker) = serving.models.get(&model).and_then(|m| m.slices.as_ref()) {
+            export_slice_quality(registry, &model, version, &tracker.top()).await;
+        }
     }
     Ok(outcomes)
 }
@@ -158,6 +162,17 @@ pub async fn export_quality(registry: &Registry, model: &str, version: u32) {
         if let (Some(mae), Some(rmse)) = (s.mae, s.rmse) {
             metrics::gauge!("switchyard_online_mae", &labels).set(mae);
             metrics::gauge!("switchyard_online_rmse", &labels).set(rmse);
+        }
+    }
+}
+
+/// Sets `switchyard_slice_online_accuracy_ratio` of the top slices of one version, all time.
+async fn export_slice_quality(registry: &Registry, model: &str, version: u32, top: &[std::sync::Arc<str>]) {
+    let Ok(rows) = registry.feedback_by_slice(model, version).await else { return };
+    for q in rows.iter().filter(|q| top.iter().any(|t| **t == *q.slice)) {
+        if let Some(a) = q.accuracy() {
+            let labels = [("model", model.to_owned()), ("version", version.to_string()), ("slice", q.slice.clone())];
+            metrics::gauge!("switchyard_slice_online_accuracy_ratio", &labels).set(a);
         }
     }
 }

@@ -90,6 +90,8 @@ struct Facts {
     prediction: Option<Prediction>,
     /// Remote versions: the version the upstream says answered.
     upstream_version: Option<String>,
+    /// The request's slice value (`[model.slices]`) and the label its figures go under.
+    slice: Option<(String, Arc<str>)>,
 }
 
 /// What a run answered, and what the request said of its answer (for the front end to encode).
@@ -156,7 +158,14 @@ impl Pipeline {
         } else {
             model.routing.shadows_for_request().filter_map(|v| model.ready(v).cloned()).collect()
         };
+        let slice = model.slices.as_ref().and_then(|tracker| {
+            let value = metadata.get(&tracker.config.header)?;
+            let raw = crate::telemetry::slices::clean(&String::from_utf8_lossy(value))?;
+            let label = tracker.observe(&raw);
+            Some((raw, label))
+        });
         let facts = Facts {
+            slice,
             request_id,
             started,
             arrived,
@@ -275,7 +284,14 @@ impl Run<'_> {
     /// record is always in the writer's hands and a graceful shutdown writes it).
     pub async fn finish(self, outcome: Outcome) {
         let facts = self.facts;
+        let slice = match (facts.slice, &self.model.slices) {
+            (Some((raw, label)), Some(tracker)) => {
+                Some(record::SliceRun { metrics: tracker.metrics(self.loaded.instance.version, &label), raw })
+            }
+            _ => None,
+        };
         let run = record::Finished {
+            slice,
             loaded: self.loaded,
             role: record::Role::Answered { choice: self.choice, prediction: facts.prediction },
             request_id: facts.request_id,

@@ -26,7 +26,16 @@ pub(super) struct Finished<'a> {
     pub input_sha256: Option<[u8; 32]>,
     /// Remote versions: the version the upstream says answered.
     pub upstream_version: Option<String>,
+    /// The request's slice, when the model has slices (runs that answered only).
+    pub slice: Option<SliceRun>,
     pub outcome: Outcome,
+}
+
+/// A request's slice: its value (for lineage) and the figures of its label on this version.
+#[derive(Debug)]
+pub(super) struct SliceRun {
+    pub raw: String,
+    pub metrics: std::sync::Arc<crate::telemetry::slices::SliceMetrics>,
 }
 
 /// What the run was to its request.
@@ -53,6 +62,13 @@ pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) {
             }
         }
         Role::Shadow { comparison, .. } => shadow_metrics(loaded, ok, comparison.as_ref()),
+    }
+    if let Some(slice) = &run.slice {
+        slice.metrics.requests.increment(1);
+        if status >= 500 {
+            slice.metrics.errors.increment(1);
+        }
+        slice.metrics.duration.record(run.total.as_secs_f64());
     }
     // The guard judges what the version did: answers and server-side failures, not clients' 4xx.
     if ok || status >= 500 {
@@ -82,6 +98,7 @@ pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) {
         upstream: inst
             .upstream()
             .map(|u| crate::lineage::Answerer { upstream: std::sync::Arc::clone(u), version: run.upstream_version }),
+        slice: run.slice.map(|s| s.raw),
     };
     sink.submit(record).await;
 }

@@ -80,6 +80,7 @@ pub fn mirror(pipeline: &Pipeline, primary: &Primary<'_>, inputs: Vec<Tensor>, s
                 compute,
                 input_sha256,
                 upstream_version,
+                slice: None,
                 outcome,
             };
             record::record(sink.as_ref(), run).await;

@@ -7,6 +7,7 @@
 //! `metrics` macros where they happen.
 
 mod recorder;
+pub mod slices;
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -142,6 +142,36 @@ fn describe_metrics() {
         "switchyard_feedback_total",
         "Feedback items by model, version, kind (label, value, outcome) and result (stored, duplicate)."
     );
+    describe_counter!(
+        "switchyard_slice_requests_total",
+        "Requests answered per slice ([model.slices]): the top_k busiest slice values by name, the rest as other."
+    );
+    describe_counter!("switchyard_slice_errors_total", "Requests per slice that ended in a server error (5xx).");
+    describe_histogram!(
+        "switchyard_slice_request_duration_seconds",
+        Unit::Seconds,
+        "Time from arrival to answer per slice, as switchyard_request_duration_seconds."
+    );
+    describe_gauge!(
+        "switchyard_slice_online_accuracy_ratio",
+        "Share of labelled feedback a version predicted right on one of the top slices, all time."
+    );
+    describe_histogram!(
+        "switchyard_upstream_request_duration_seconds",
+        Unit::Seconds,
+        "Round trip of requests to a remote version's upstream, by upstream URL."
+    );
+    describe_counter!(
+        "switchyard_upstream_errors_total",
+        "Failed requests to an upstream by kind: connect, reset, status_4xx, status_5xx, malformed, timeout, ejected."
+    );
+    describe_gauge!("switchyard_upstream_in_flight", "Requests in flight to an upstream.");
+    describe_gauge!("switchyard_upstream_healthy", "1 while an upstream is not ejected by its health checks.");
+    describe_counter!("switchyard_upstream_ejections_total", "Times an upstream was ejected by its health checks.");
+    describe_counter!(
+        "switchyard_upstream_retries_total",
+        "Requests sent again because their connection could not be made (within the retry budget)."
+    );
     describe_gauge!(
         "switchyard_online_accuracy_ratio",
         "Share of labelled feedback the version predicted right, all time or over the last hour (window)."

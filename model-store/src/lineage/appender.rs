@@ -203,7 +203,7 @@ fn insert_batch_row(
     Ok(tx.last_insert_rowid())
 }
 
-/// Appends one record as the JSON array `lineage_batches.body` holds (migration 0006's order, and 0009's `upstream`).
+/// Appends one record as the JSON array `lineage_batches.body` holds (migration 0006's order, then 0009's `upstream` and 0010's `slice`).
 fn record_json(body: &mut Vec<u8>, r: &LineageRecord) -> Result<(), StoreError> {
     let fields = (
         &r.request_id,
@@ -221,6 +221,7 @@ fn record_json(body: &mut Vec<u8>, r: &LineageRecord) -> Result<(), StoreError> 
         &r.comparison,
         &r.prediction,
         &r.upstream,
+        &r.slice,
     );
     serde_json::to_writer(&mut *body, &fields).map_err(|e| StoreError::decode(format!("lineage JSON: {e}")))
 }

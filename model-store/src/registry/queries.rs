@@ -116,6 +116,7 @@ pub(crate) struct LineageRow {
     pub(crate) comparison_json: Option<String>,
     pub(crate) prediction_json: Option<String>,
     pub(crate) upstream_json: Option<String>,
+    pub(crate) slice: Option<String>,
 }
 
 /// The filters of `lineage_matching`, already validated; `None` = no filter.
@@ -143,7 +144,7 @@ macro_rules! event_columns {
 }
 
 /// The `LineageRow` columns read from a `lineage_batches` row `b` and one record `r` of its
-/// body (`json_each(b.body)`): the same expressions as the `lineage` view (migrations 0006, 0009), which
+/// body (`json_each(b.body)`): the same expressions as the `lineage` view (migrations 0006, 0009, 0010), which
 /// `the_lineage_view_reads_what_the_queries_read` keeps in step.
 macro_rules! lineage_columns {
     () => {
@@ -155,7 +156,8 @@ macro_rules! lineage_columns {
          r.value ->> 5 AS input_sha256, r.value ->> 6 AS queue_us, r.value ->> 7 AS compute_us, \
          r.value ->> 8 AS total_us, r.value ->> 9 AS status, r.value ->> 10 AS error_class, \
          CAST(r.value ->> 11 AS TEXT) AS shadow_of, r.value ->> 12 AS comparison_json, \
-         r.value ->> 13 AS prediction_json, r.value ->> 14 AS upstream_json"
+         r.value ->> 13 AS prediction_json, r.value ->> 14 AS upstream_json, \
+         r.value ->> 15 AS slice"
     };
 }
 
@@ -708,13 +710,15 @@ pub(crate) struct FeedbackRow<'a> {
     pub(crate) sq_error: Option<f64>,
     pub(crate) at: &'a str,
     pub(crate) at_ms: i64,
+    pub(crate) slice: Option<&'a str>,
 }
 
 /// Inserts one feedback row unless the request already has one; returns whether it did.
 pub(crate) async fn insert_feedback(conn: &mut Conn, row: &FeedbackRow<'_>) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
-        "INSERT INTO feedback (request_id, model, version, kind, truth_json, correct, abs_error, sq_error, at, at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING",
+        "INSERT INTO feedback \
+            (request_id, model, version, kind, truth_json, correct, abs_error, sq_error, at, at_ms, slice) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(row.request_id)
     .bind(row.model)
@@ -726,6 +730,7 @@ pub(crate) async fn insert_feedback(conn: &mut Conn, row: &FeedbackRow<'_>) -> R
     .bind(row.sq_error)
     .bind(row.at)
     .bind(row.at_ms)
+    .bind(row.slice)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -757,5 +762,21 @@ pub(crate) async fn feedback_sums(
     .bind(version)
     .bind(since_ms)
     .fetch_one(conn)
+    .await
+}
+
+/// `(slice, judged, correct)` of a version's labelled feedback, per slice named.
+pub(crate) async fn feedback_by_slice(
+    conn: &mut Conn,
+    model: &str,
+    version: i64,
+) -> Result<Vec<(String, i64, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT slice, COUNT(correct), SUM(correct) FROM feedback \
+         WHERE model = $1 AND version = $2 AND slice IS NOT NULL GROUP BY slice ORDER BY slice",
+    )
+    .bind(model)
+    .bind(version)
+    .fetch_all(conn)
     .await
 }
