@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring
 
 run:
 	scripts/run-example.sh
@@ -61,6 +61,11 @@ bench-ab:
 # benches/results/proxy.md; see benches/proxy.py.
 bench-proxy:
 	python3 benches/proxy.py
+
+# What drift profiling and per-slice figures cost on the tiny model, side by side with neither
+# (about 2 minutes after the build). Writes benches/results/monitoring.md; see benches/monitoring.py.
+bench-monitoring:
+	python3 benches/monitoring.py
 
 # Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.

@@ -170,9 +170,34 @@ impl Run {
 /// Where request handlers send their records. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct LineageSink {
-    tx: mpsc::Sender<Run>,
+    tx: mpsc::Sender<Submitted>,
     on_full: OnFull,
     status: Arc<WriterStatus>,
+    /// With `[lineage] ack = "after_commit"`: how long an answer waits for its record's commit.
+    ack_timeout: Option<Duration>,
+}
+
+/// A run in the channel, with who waits for its commit (`ack = "after_commit"`).
+type Submitted = (Run, Option<oneshot::Sender<bool>>);
+
+/// A submitted record's commit, for the answer to wait on (`Committed::wait`).
+#[derive(Debug)]
+pub struct Committed(Option<(oneshot::Receiver<bool>, Duration)>);
+
+impl Committed {
+    /// Nothing to wait for (no lineage).
+    pub fn none() -> Committed {
+        Committed(None)
+    }
+
+    /// True once the record is committed; at once without `ack = "after_commit"`. False when the
+    /// writer dropped the record (store down past the timeout, shutdown, refused record).
+    pub async fn wait(self) -> bool {
+        match self.0 {
+            None => true,
+            Some((rx, timeout)) => matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(true))),
+        }
+    }
 }
 
 /// What the writer has done so far; shown by `GET /admin/status` and exported as metrics.
@@ -236,33 +261,50 @@ pub fn start(registry: &Registry, config: &LineageConfig) -> anyhow::Result<(Lin
     metrics::counter!("switchyard_lineage_records_written_total").increment(0);
     metrics::gauge!("switchyard_lineage_queue_depth").set(0.0);
     let writer = LineageWriter { close: close_tx, done: done_rx, thread };
-    Ok((LineageSink { tx, on_full: config.on_full, status }, writer))
+    let ack_timeout = (config.ack == settings::LineageAck::AfterCommit).then_some(config.ack_timeout);
+    Ok((LineageSink { tx, on_full: config.on_full, status, ack_timeout }, writer))
 }
 
 impl LineageSink {
     /// Hands one run to the writer. With `block`, waits while the buffer is full; with
     /// `drop`, drops it. Either way the event is counted. After shutdown has closed the channel,
     /// the run is dropped and counted as `closed`.
-    pub async fn submit(&self, run: Run) {
-        let record = match self.tx.try_send(run) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Closed(_)) => return self.dropped("closed"),
+    ///
+    /// With `ack = "after_commit"` the returned `Committed` resolves when the record is
+    /// committed; a dropped record resolves it false at once.
+    pub async fn submit(&self, run: Run) -> Committed {
+        let (ack, committed) = match self.ack_timeout {
+            Some(timeout) => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Committed(Some((rx, timeout))))
+            }
+            None => (None, Committed(None)),
+        };
+        let record = match self.tx.try_send((run, ack)) {
+            Ok(()) => return committed,
+            Err(mpsc::error::TrySendError::Closed(_)) => return self.dropped("closed", committed),
             Err(mpsc::error::TrySendError::Full(record)) => record,
         };
         match self.on_full {
-            OnFull::Drop => self.dropped("full"),
+            OnFull::Drop => self.dropped("full", committed),
             OnFull::Block => {
                 metrics::counter!("switchyard_lineage_blocked_total").increment(1);
-                if self.tx.send(record).await.is_err() {
-                    self.dropped("closed");
+                match self.tx.send(record).await {
+                    Ok(()) => committed,
+                    Err(_) => self.dropped("closed", committed),
                 }
             }
         }
     }
 
-    fn dropped(&self, reason: &'static str) {
+    fn dropped(&self, reason: &'static str, committed: Committed) -> Committed {
         self.status.dropped.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => reason).increment(1);
+        // A record that never reached the writer is never committed.
+        match committed.0 {
+            Some(_) => Committed(Some((oneshot::channel().1, Duration::ZERO))),
+            None => committed,
+        }
     }
 
     /// Records waiting to be written.
@@ -322,7 +364,7 @@ impl Closing {
 
 async fn write_loop(
     mut appender: LineageAppender,
-    mut rx: mpsc::Receiver<Run>,
+    mut rx: mpsc::Receiver<Submitted>,
     settings: (usize, Duration),
     status: Arc<WriterStatus>,
     close: oneshot::Receiver<Duration>,
@@ -346,7 +388,10 @@ async fn write_loop(
         // small ones (each commit rewrites the index pages it touches). The writer sleeps
         // through the linger instead of receiving during it: a receiver waiting on the channel
         // is woken by every send, which would cost the request path one task wake-up per record.
-        if !closing.begun() && runs.len() < batch_max && !linger.is_zero() {
+        // An answer waiting for its record's commit is not kept waiting for company: the batch
+        // commits now, and what arrives meanwhile is the next batch (group commit).
+        let waited_on = runs.iter().any(|(_, ack)| ack.is_some());
+        if !closing.begun() && runs.len() < batch_max && !linger.is_zero() && !waited_on {
             tokio::select! {
                 () = tokio::time::sleep(linger) => {}
                 () = closing.begins() => rx.close(),
@@ -359,8 +404,19 @@ async fn write_loop(
             }
         }
         metrics::gauge!("switchyard_lineage_queue_depth").set(rx.len() as f64);
-        records.extend(runs.drain(..).map(Run::into_record));
-        write_batch(&mut appender, &mut records, &status, &mut closing, &mut rx).await;
+        let acks: Vec<Option<oneshot::Sender<bool>>> = runs
+            .drain(..)
+            .map(|(run, ack)| {
+                records.push(run.into_record());
+                ack
+            })
+            .collect();
+        let committed = write_batch(&mut appender, &mut records, &status, &mut closing, &mut rx).await;
+        for (i, ack) in acks.into_iter().enumerate() {
+            if let Some(ack) = ack {
+                let _ = ack.send(committed.contains(&i));
+            }
+        }
         records.clear();
     }
     tracing::info!(written = status.written.load(Ordering::Relaxed), "lineage writer drained");
@@ -370,14 +426,18 @@ async fn write_loop(
 /// retries bounds them by its deadline; past it the batch is dropped and counted. A record the
 /// store refuses for what it holds (`StoreError::InvalidLineageRecord`) would be refused on
 /// every retry: it is dropped (counted, reason `invalid`) and the rest of the batch written.
+///
+/// Returns the positions (in the batch as given) of the records committed.
 async fn write_batch(
     appender: &mut LineageAppender,
     batch: &mut Vec<LineageRecord>,
     status: &WriterStatus,
     closing: &mut Closing,
-    rx: &mut mpsc::Receiver<Run>,
-) {
+    rx: &mut mpsc::Receiver<Submitted>,
+) -> std::collections::BTreeSet<usize> {
     let mut pause = RETRY_FIRST;
+    // The batch's records' positions as given, kept in step with what is dropped from it.
+    let mut positions: Vec<usize> = (0..batch.len()).collect();
     loop {
         let started = Instant::now();
         match appender.append(batch) {
@@ -390,16 +450,21 @@ async fn write_batch(
                     tracing::info!("lineage store is writable again");
                     metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
                 }
-                return;
+                return positions.into_iter().collect();
             }
             Err(StoreError::InvalidLineageRecord { request_id, reason }) => {
                 // Refused for what it holds, so retrying cannot help: drop the refused records
                 // (counted as `invalid`) and write the others at once.
                 tracing::error!(%request_id, %reason, "lineage record refused by the store; dropped");
                 let before = batch.len();
-                batch.retain(|r| r.check().is_ok());
+                let valid: Vec<bool> = batch.iter().map(|r| r.check().is_ok()).collect();
+                let mut keep = valid.iter();
+                batch.retain(|_| *keep.next().unwrap_or(&false));
+                let mut keep = valid.iter();
+                positions.retain(|_| *keep.next().unwrap_or(&false));
                 if batch.len() == before {
                     batch.clear(); // `check` and `append` disagree: never loop on it.
+                    positions.clear();
                 }
                 let refused = (before - batch.len()) as u64;
                 status.dropped.fetch_add(refused, Ordering::Relaxed);
@@ -420,7 +485,7 @@ async fn write_batch(
             status.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
             metrics::counter!("switchyard_lineage_records_dropped_total", "reason" => "write_failed")
                 .increment(batch.len() as u64);
-            return;
+            return std::collections::BTreeSet::new();
         }
         tokio::select! {
             () = tokio::time::sleep(pause) => {}

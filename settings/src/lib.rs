@@ -120,6 +120,27 @@ pub struct LineageConfig {
     /// `full` (default): every batch is fsynced at commit; `normal`: not, so the last batches
     /// before a power loss may be lost (never to a crash of the process).
     pub durability: LineageDurability,
+    /// When an answer may leave relative to its record.
+    pub ack: LineageAck,
+    /// With `LineageAck::AfterCommit`, the longest an answer waits for its record's commit.
+    pub ack_timeout: Duration,
+}
+
+/// When a request's answer may leave, relative to its lineage record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineageAck {
+    /// Once the record is in the writer's hands: the fastest; up to one flush interval of
+    /// records is lost if the process is killed.
+    #[default]
+    Submit,
+    /// Once the record is committed (group commit: the writer commits at once while answers
+    /// wait): every answered request has its record, whatever happens to the process after.
+    AfterCommit,
+}
+
+impl Choice for LineageAck {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("submit", LineageAck::Submit), ("after_commit", LineageAck::AfterCommit)];
 }
 
 /// How far a committed lineage batch is guaranteed to survive (the registry maps it onto its
@@ -151,6 +172,8 @@ impl Default for LineageConfig {
             flush_interval: Duration::from_millis(100),
             on_full: OnFull::Block,
             durability: LineageDurability::Full,
+            ack: LineageAck::Submit,
+            ack_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -943,6 +966,14 @@ fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfi
     let d = LineageConfig::default();
     let on_full = one_of(raw.on_full.as_deref(), d.on_full, "[lineage] on_full", problems);
     let durability = one_of(raw.durability.as_deref(), d.durability, "[lineage] durability", problems);
+    let ack = one_of(raw.ack.as_deref(), d.ack, "[lineage] ack", problems);
+    let ack_timeout = duration(
+        raw.ack_timeout.as_deref(),
+        d.ack_timeout,
+        Duration::from_millis(10)..=Duration::from_secs(600),
+        "[lineage] ack_timeout",
+        problems,
+    );
     LineageConfig {
         enabled: raw.enabled.unwrap_or(d.enabled),
         capacity: bounded(raw.capacity, d.capacity as u64, 1..=10_000_000, "[lineage] capacity", problems) as usize,
@@ -956,6 +987,8 @@ fn validate_lineage(raw: RawLineage, problems: &mut Vec<String>) -> LineageConfi
         ),
         on_full,
         durability,
+        ack,
+        ack_timeout,
     }
 }
 

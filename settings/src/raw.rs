@@ -71,6 +71,13 @@ pub struct RawLineage {
     pub on_full: Option<String>,
     /// `"full"` (fsync every batch; default) or `"normal"` (no fsync per batch).
     pub durability: Option<String>,
+    /// When a request's answer may leave: `"submit"` (once its record is handed to the writer;
+    /// default) or `"after_commit"` (once its record is committed: nothing answered is lost to a
+    /// crash).
+    pub ack: Option<String>,
+    /// With `ack = "after_commit"`, how long an answer waits for its record's commit before the
+    /// request fails with 503 instead, e.g. `"5s"` (the default).
+    pub ack_timeout: Option<String>,
 }
 
 /// `[upstream]`: how the gateway calls the v2 servers that answer remote versions.

@@ -79,8 +79,11 @@ pub(super) async fn infer(
             Outcome { status, error_class: Some(class) }
         }
     };
-    run.finish(outcome).await;
-    result
+    match (run.finish(outcome).await, result) {
+        // An answer whose record must be committed first is not sent without it.
+        (Err(unrecorded), Ok(_)) => Err(GrpcError::Unavailable(unrecorded.to_string())),
+        (_, result) => result,
+    }
 }
 
 /// Decodes the request, runs it, and encodes the answer.

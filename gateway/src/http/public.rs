@@ -267,8 +267,13 @@ where
         Ok(_) => Outcome::OK,
         Err(e) => Outcome { status: e.status().as_u16(), error_class: Some(e.class()) },
     };
-    run.finish(outcome).await;
-    result
+    match (run.finish(outcome).await, result) {
+        // An answer whose record must be committed first is not sent without it.
+        (Err(unrecorded), Ok(_)) => {
+            Err(ApiError::Unavailable { message: unrecorded.to_string(), retry_after: Some(1) })
+        }
+        (_, result) => result,
+    }
 }
 
 /// Reads and decodes the request, runs it, and encodes the answer.

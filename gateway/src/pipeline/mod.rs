@@ -281,8 +281,11 @@ impl Run<'_> {
 
     /// Records the run once, however it ended: the version's metrics, its guard window, and its
     /// lineage record (handed to the writer before the answer leaves, so an answered request's
-    /// record is always in the writer's hands and a graceful shutdown writes it).
-    pub async fn finish(self, outcome: Outcome) {
+    /// record is always in the writer's hands and a graceful shutdown writes it). With
+    /// `[lineage] ack = "after_commit"` it returns once the record is committed, and
+    /// `Err(Unrecorded)` when that did not happen within `ack_timeout`: the front end then
+    /// withholds a successful answer (503).
+    pub async fn finish(self, outcome: Outcome) -> Result<(), Unrecorded> {
         let facts = self.facts;
         let slice = match (facts.slice, &self.model.slices) {
             (Some((raw, label)), Some(tracker)) => {
@@ -303,9 +306,17 @@ impl Run<'_> {
             upstream_version: facts.upstream_version,
             outcome,
         };
-        record::record(self.pipeline.lineage.as_ref(), run).await;
+        let committed = record::record(self.pipeline.lineage.as_ref(), run).await;
+        if committed.wait().await { Ok(()) } else { Err(Unrecorded) }
     }
 }
+
+/// A run whose lineage record was not committed in time (`[lineage] ack = "after_commit"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the answer is withheld: its lineage record could not be committed in time ([lineage] ack = \"after_commit\"); the lineage store is unavailable, retry later"
+)]
+pub struct Unrecorded;
 
 impl<'a> Run<'a> {
     /// The version that takes the request over if this run's remote version cannot reach its

@@ -8,7 +8,7 @@ use policy::router::Choice;
 use protocol::request_id::RequestId;
 
 use super::Outcome;
-use crate::lineage::{Comparison, How, LineageSink, Prediction, Run};
+use crate::lineage::{Committed, Comparison, How, LineageSink, Prediction, Run};
 use crate::serving::LoadedVersion;
 
 /// One finished run of a version.
@@ -47,8 +47,10 @@ pub(super) enum Role {
     Shadow { of: u32, comparison: Option<Comparison> },
 }
 
-/// Records `run`: metrics, guard window, lineage (handed to the writer before returning).
-pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) {
+/// Records `run`: metrics, guard window, lineage (handed to the writer before returning). The
+/// returned `Committed` resolves when the record is committed (at once unless
+/// `[lineage] ack = "after_commit"`).
+pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) -> Committed {
     let loaded = run.loaded;
     let status = run.outcome.status;
     let ok = (200..300).contains(&status);
@@ -74,7 +76,7 @@ pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) {
     if ok || status >= 500 {
         loaded.window.load().record(Instant::now(), run.total, status >= 500);
     }
-    let Some(sink) = sink else { return };
+    let Some(sink) = sink else { return Committed::none() };
     let inst = &loaded.instance;
     let (how, prediction, comparison) = match run.role {
         Role::Answered { choice, prediction } => (How::Answered(choice), prediction, None),
@@ -100,7 +102,7 @@ pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) {
             .map(|u| crate::lineage::Answerer { upstream: std::sync::Arc::clone(u), version: run.upstream_version }),
         slice: run.slice.map(|s| s.raw),
     };
-    sink.submit(record).await;
+    sink.submit(record).await
 }
 
 /// A run that ended without an answer before another version took the request over (a remote

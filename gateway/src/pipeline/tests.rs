@@ -59,7 +59,7 @@ async fn a_request_is_decided_run_and_recorded_once() {
     let answer = run.execute(request([0.5, 1.0, 1.5, 2.0])).await.expect("answered");
     assert_eq!(answer.outputs[0].name, "output");
     assert_eq!(answer.outputs[0].data, TensorData::Fp32(vec![0.5, 1.0, 1.5, 2.0]));
-    run.finish(Outcome::OK).await;
+    run.finish(Outcome::OK).await.expect("recorded");
     assert_eq!(requests_in_window(&state, 2), (1, 0), "recorded in the guard window once");
     writer.drain(Duration::from_secs(5)).await;
     let chain = f.control.store().registry().lineage_chain("req-1").await.expect("recorded");
@@ -99,13 +99,13 @@ async fn bad_inputs_and_model_failures_are_told_apart_and_only_failures_count_ag
     let err = run.execute(wrong).await.expect_err("unknown input");
     assert!(matches!(err, PipelineError::Input(_)), "{err}");
     assert_eq!(err.status(), 400);
-    run.finish(Outcome { status: err.status(), error_class: Some(err.class()) }).await;
+    run.finish(Outcome { status: err.status(), error_class: Some(err.class()) }).await.expect("recorded");
 
     let mut run = pipeline.decide(model, None, &none, id("nan"), Instant::now(), SystemTime::now()).expect("run");
     let err = run.execute(request([f32::NAN, 0.0, 0.0, 0.0])).await.expect_err("the model fails");
     assert!(matches!(err, PipelineError::Engine(InferError::Model(_))), "{err}");
     assert_eq!((err.status(), err.class()), (500, "model_error"));
-    run.finish(Outcome { status: err.status(), error_class: Some(err.class()) }).await;
+    run.finish(Outcome { status: err.status(), error_class: Some(err.class()) }).await.expect("recorded");
 
     assert_eq!(requests_in_window(&state, 1), (1, 1), "the client's 400 says nothing of the version; the 500 does");
 }
@@ -148,7 +148,7 @@ async fn shadows_are_recorded_like_primaries_with_their_comparison() {
         .decide(&state.models["m"], None, &HeaderMap::new(), id("mirrored"), Instant::now(), SystemTime::now())
         .expect("run");
     run.execute(request([1.0, 2.0, 3.0, 4.0])).await.expect("answered");
-    run.finish(Outcome::OK).await;
+    run.finish(Outcome::OK).await.expect("recorded");
     assert!(pipeline.drain_shadows(tokio::time::Instant::now() + Duration::from_secs(5)).await);
     assert_eq!(requests_in_window(&state, 3), (1, 0), "the shadow's own window");
     let shadow = state.models["m"].ready(3).expect("v3");
@@ -160,4 +160,39 @@ async fn shadows_are_recorded_like_primaries_with_their_comparison() {
     let copy = chain.records.iter().find(|r| r.shadow_of.is_some()).expect("the shadow's record");
     assert_eq!((copy.version, copy.shadow_of, copy.status), (3, Some(1), 200));
     assert_eq!(copy.comparison.as_ref().expect("compared")["max_abs_diff"], 0.0);
+}
+
+#[tokio::test]
+async fn with_ack_after_commit_an_answer_waits_for_its_record_and_is_withheld_without_it() {
+    let f = fixture("champion = 1", "").await;
+    // A linger far longer than the test: only the ack makes the writer commit at once.
+    let config = LineageConfig {
+        ack: settings::LineageAck::AfterCommit,
+        ack_timeout: Duration::from_secs(5),
+        flush_interval: Duration::from_secs(30),
+        ..LineageConfig::default()
+    };
+    let (sink, writer) = lineage::start(f.control.store().registry(), &config).expect("lineage");
+    let pipeline = Pipeline::new(Some(sink), Duration::from_secs(5));
+    let state = f.control.snapshot();
+    let model = &state.models["m"];
+    let started = Instant::now();
+    let mut run = pipeline
+        .decide(model, None, &HeaderMap::new(), id("acked"), Instant::now(), SystemTime::now())
+        .expect("decided");
+    run.execute(request([1.0, 2.0, 3.0, 4.0])).await.expect("answered");
+    run.finish(Outcome::OK).await.expect("committed");
+    assert!(started.elapsed() < Duration::from_secs(5), "no linger while an answer waits");
+    // Committed before `finish` returned: readable now, before any drain.
+    let chain = f.control.store().registry().lineage_chain("acked").await.expect("committed already");
+    assert_eq!(chain.records.len(), 1);
+
+    // Once the writer is gone, a record cannot be committed: the answer is withheld.
+    writer.drain(Duration::from_secs(5)).await;
+    let mut run = pipeline
+        .decide(model, None, &HeaderMap::new(), id("lost"), Instant::now(), SystemTime::now())
+        .expect("decided");
+    run.execute(request([1.0, 2.0, 3.0, 4.0])).await.expect("answered");
+    let err = run.finish(Outcome::OK).await.expect_err("not committed");
+    assert!(err.to_string().contains("answer is withheld"), "{err}");
 }
