@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring bench-lineage-ack
 
 run:
 	scripts/run-example.sh
@@ -66,6 +66,11 @@ bench-proxy:
 # (about 2 minutes after the build). Writes benches/results/monitoring.md; see benches/monitoring.py.
 bench-monitoring:
 	python3 benches/monitoring.py
+
+# What [lineage] ack = "after_commit" costs against the default, side by side (about 2 minutes
+# after the build). Writes benches/results/lineage_ack.md; see benches/lineage_ack.py.
+bench-lineage-ack:
+	python3 benches/lineage_ack.py
 
 # Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.

@@ -109,6 +109,9 @@ pub struct ServedModel {
     pub capture: Option<settings::CaptureConfig>,
     /// What a request outside a version's training range gets.
     pub out_of_range: settings::OutOfRange,
+    /// PSI above which a version's input drift is a breach (alerted), and the rows needed first.
+    pub max_psi: Option<f64>,
+    pub drift_min_rows: u64,
     /// Per-slice figures (`[model.slices]`), kept across reloads while the table is unchanged.
     pub slices: Option<Arc<SliceTracker>>,
 }
@@ -505,6 +508,8 @@ async fn load_model(
         aliases,
         capture: model.capture.clone(),
         out_of_range: model.validation.out_of_range,
+        max_psi: model.validation.max_psi,
+        drift_min_rows: model.validation.min_rows,
         slices: model.slices.clone().map(|config| {
             let kept = previous.and_then(|p| p.slices.as_ref()).filter(|t| t.config == config);
             kept.map_or_else(|| Arc::new(SliceTracker::new(&model.name, config)), Arc::clone)

@@ -22,6 +22,17 @@ pub struct Evidence {
     pub online: OnlineQuality,
     /// Online quality per top slice (`[model.slices]`), busiest first, candidate beside champion.
     pub slices: Vec<SliceEvidence>,
+    /// The candidate's input drift over its window: `None` without a training profile.
+    pub drift: Option<DriftEvidence>,
+}
+
+/// The candidate's live inputs against its training profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftEvidence {
+    /// Rows in the drift window.
+    pub rows: u64,
+    /// The feature with the largest PSI and that PSI (`None` before any row).
+    pub worst: Option<(usize, f64)>,
 }
 
 /// Labelled feedback of one slice, for the candidate and for the champion.
@@ -119,6 +130,16 @@ pub fn evaluate(policy: &PromotionPolicy, ev: &Evidence) -> Vec<Gate> {
             None => ("no labelled feedback".to_owned(), false),
         };
         gates.push(gate("online accuracy".into(), format!("≥ {min}"), measured, passed));
+    }
+    if let Some(max) = policy.max_psi {
+        let (measured, passed) = match ev.drift {
+            None => ("no training profile in the candidate's manifest".to_owned(), false),
+            Some(DriftEvidence { worst: Some((feature, psi)), rows }) => {
+                (format!("feature {feature}: PSI {psi:.4} over {rows} rows"), psi <= max)
+            }
+            Some(DriftEvidence { worst: None, .. }) => ("no live inputs in the drift window".to_owned(), false),
+        };
+        gates.push(gate("input drift".into(), format!("largest PSI ≤ {max}"), measured, passed));
     }
     if let Some(max) = policy.max_slice_regression {
         gates.push(slice_regression(ev, max, policy.min_slice_labels));
@@ -289,6 +310,12 @@ mod tests {
             ..Evidence::default()
         };
         assert!(evaluate(&policy, &fixed).iter().all(|g| g.passed), "{}", table(&evaluate(&policy, &fixed)));
+        // Drift: the worst feature is named; no profile is no evidence.
+        let drifting = PromotionPolicy { max_psi: Some(0.25), ..PromotionPolicy::default() };
+        let ev = Evidence { drift: Some(DriftEvidence { rows: 500, worst: Some((3, 0.41)) }), ..Evidence::default() };
+        let g = &evaluate(&drifting, &ev)[0];
+        assert!(!g.passed && g.measured.starts_with("feature 3: PSI 0.4100"), "{g:?}");
+        assert!(!evaluate(&drifting, &Evidence::default())[0].passed);
         // No labels on any slice: no evidence, so both gates fail and say why.
         let none = evaluate(&policy, &Evidence::default());
         assert!(none.iter().all(|g| !g.passed && g.measured.contains("enough labelled feedback")));

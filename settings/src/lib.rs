@@ -66,10 +66,11 @@ impl Default for UpstreamConfig {
 }
 
 /// The kinds of alert a gateway sends; `[[alert]] events` names some of them.
-pub const ALERT_KINDS: [&str; 9] = [
+pub const ALERT_KINDS: [&str; 10] = [
     "guard_trip",
     "guard_no_healthy_backup",
     "guard_shadow_breach",
+    "drift_breach",
     "promoted",
     "rolled_back",
     "weights_set",
@@ -305,11 +306,20 @@ pub struct ValidationConfig {
     pub out_of_range: OutOfRange,
     /// The drift window.
     pub window: Duration,
+    /// PSI above which a feature's drift is a breach (alerted); none = not judged.
+    pub max_psi: Option<f64>,
+    /// Rows the window must hold before drift is judged.
+    pub min_rows: u64,
 }
 
 impl Default for ValidationConfig {
     fn default() -> ValidationConfig {
-        ValidationConfig { out_of_range: OutOfRange::Count, window: Duration::from_secs(300) }
+        ValidationConfig {
+            out_of_range: OutOfRange::Count,
+            window: Duration::from_secs(300),
+            max_psi: None,
+            min_rows: 100,
+        }
     }
 }
 
@@ -341,6 +351,18 @@ fn validate_validation(raw: Option<&RawValidation>, label: &str, problems: &mut 
             d.window,
             Duration::from_secs(1)..=Duration::from_secs(86_400),
             &format!("{label}: validation.window"),
+            problems,
+        ),
+        max_psi: raw.max_psi.inspect(|&p| {
+            if !(p.is_finite() && p > 0.0) {
+                problems.push(format!("{label}: validation.max_psi = {p} must be a positive number (0.25 is a shift)"));
+            }
+        }),
+        min_rows: bounded(
+            raw.min_rows,
+            d.min_rows,
+            1..=100_000_000,
+            &format!("{label}: validation.min_rows"),
             problems,
         ),
     }
@@ -959,6 +981,11 @@ fn validate_promotion(
         max_slice_regression: raw.max_slice_regression,
         max_slice_gap: raw.max_slice_gap,
         min_slice_labels: raw.min_slice_labels.unwrap_or(crate::promotion::DEFAULT_MIN_SLICE_LABELS),
+        max_psi: raw.max_psi.inspect(|&p| {
+            if !(p.is_finite() && p > 0.0) {
+                problems.push(format!("{} = {p} must be a positive number (0.25 is a shift)", what("max_psi")));
+            }
+        }),
     }
 }
 

@@ -24,6 +24,8 @@ pub struct PromotionPolicy {
     pub max_slice_gap: Option<f64>,
     /// Labelled items a slice needs, on both sides, to be judged by the slice gates.
     pub min_slice_labels: u64,
+    /// Largest per-feature PSI of the candidate's live inputs against its training profile.
+    pub max_psi: Option<f64>,
 }
 
 /// `min_slice_labels` when not given.

@@ -154,6 +154,11 @@ pub struct RawValidation {
     pub out_of_range: Option<String>,
     /// How much recent traffic drift is measured over, e.g. `"5m"` (the default).
     pub window: Option<String>,
+    /// A feature whose PSI over the window exceeds this is a drift breach: alerted
+    /// (`drift_breach`) and logged. None by default.
+    pub max_psi: Option<f64>,
+    /// Rows the window must hold before its drift is judged (default 100).
+    pub min_rows: Option<u64>,
 }
 
 /// `[model.capture]`: a sample of requests kept whole for the next training set.
@@ -200,6 +205,9 @@ pub struct RawPromotion {
     /// Labelled feedback items a slice needs (candidate and champion alike) to be judged by the
     /// slice gates (default 20).
     pub min_slice_labels: Option<u64>,
+    /// Live: the candidate's largest per-feature drift (PSI against its training profile) over
+    /// its drift window, at most this.
+    pub max_psi: Option<f64>,
 }
 
 /// `[model.guard]`: when a version breaches a threshold, traffic moves away from it.

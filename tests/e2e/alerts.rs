@@ -12,11 +12,11 @@ use serde_json::Value;
 use crate::support::{Gateway, full_store, load_until, mlp_body, register};
 
 /// One request a receiver got: its path and JSON body.
-type Got = Arc<Mutex<Vec<(String, Value)>>>;
+pub type Got = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// An HTTP receiver on `listener` that answers 200 to every POST and keeps what it got; it
 /// stops by itself after `lifetime`.
-fn receiver(listener: TcpListener, lifetime: Duration) -> Got {
+pub fn receiver(listener: TcpListener, lifetime: Duration) -> Got {
     let got: Got = Arc::default();
     let keep = Arc::clone(&got);
     listener.set_nonblocking(true).expect("nonblocking");
@@ -58,7 +58,7 @@ fn receiver(listener: TcpListener, lifetime: Duration) -> Got {
     got
 }
 
-fn wait_for(got: &Got, what: &str, enough: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
+pub fn wait_for(got: &Got, what: &str, enough: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let now = got.lock().expect("lock").clone();

@@ -53,10 +53,17 @@ fn a_shifted_feature_drifts_and_a_strict_model_refuses_out_of_profile_inputs() {
             .expect("register");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let config = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{store}\"\n\
-                  [[model]]\nname = \"mlp\"\nversions = [1]\n[model.validation]\nwindow = \"60s\"\n\
-                  [[model]]\nname = \"strict\"\nversions = [1]\n[model.validation]\nout_of_range = \"refuse\"\n";
-    let gw = Gateway::start(dir.path(), &store, config);
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", hook.local_addr().expect("addr"));
+    let got = crate::alerts::receiver(hook, Duration::from_secs(60));
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{{store}}\"\n\
+         [[model]]\nname = \"mlp\"\nversions = [1]\n[model.validation]\nwindow = \"60s\"\nmax_psi = 0.25\n\
+         [model.promotion]\nmax_psi = 0.25\n\
+         [[model]]\nname = \"strict\"\nversions = [1]\n[model.validation]\nout_of_range = \"refuse\"\n\
+         [[alert]]\nkind = \"webhook\"\nurl = \"{url}\"\nevents = [\"drift_breach\"]\n"
+    );
+    let gw = Gateway::start(dir.path(), &store, &config);
     let std = 0.289; // of a uniform [0, 1)
     for i in 1000..1300 {
         let mut x = row(i);
@@ -78,6 +85,19 @@ fn a_shifted_feature_drifts_and_a_strict_model_refuses_out_of_profile_inputs() {
     }
     let oor = metric_value(&gw, "switchyard_out_of_range_ratio", &[("model", "mlp"), ("feature", "7")]).expect("ratio");
     assert!(oor > 0.3, "{oor}");
+
+    // The breach is alerted (once: the queue de-duplicates), naming the feature and its PSI.
+    let alerts = crate::alerts::wait_for(&got, "the drift alert", |g| !g.is_empty());
+    let (_, alert) = &alerts[0];
+    assert_eq!((alert["kind"].as_str(), alert["model"].as_str()), (Some("drift_breach"), Some("mlp")), "{alert}");
+    assert_eq!(alert["detail"]["feature"], 7, "{alert}");
+    assert!(alert["detail"]["psi"].as_f64().expect("psi") > 0.25, "{alert}");
+    // And the promotion gate on drift fails, naming it.
+    let gates = crate::support::admin(&gw).gates("mlp", 1).expect("gates");
+    let gate =
+        gates["gates"].as_array().expect("gates").iter().find(|g| g["gate"] == "input drift").expect("gate").clone();
+    assert_eq!(gate["passed"], false, "{gate}");
+    assert!(gate["measured"].as_str().expect("measured").starts_with("feature 7: PSI"), "{gate}");
 
     let mut bad = row(5);
     bad[3] = 5.0;

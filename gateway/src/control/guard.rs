@@ -35,7 +35,7 @@ pub async fn run(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let now = Instant::now();
-        export_drift(&state, now);
+        export_drift(&control, &state, now);
         for model in state.models.values() {
             let Some(g) = &model.guard else { continue };
             if last_eval.get(&model.name).is_some_and(|t| now.duration_since(*t) < g.interval) {
@@ -74,13 +74,21 @@ pub async fn run(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Sets each profiled version's drift figures: PSI and out-of-range share per feature.
-fn export_drift(state: &crate::serving::ServingState, now: Instant) {
+/// Sets each profiled version's drift figures (PSI and out-of-range share per feature) and
+/// alerts a breach of `[model.validation] max_psi` (the alert queue de-duplicates repeats).
+fn export_drift(control: &Control, state: &crate::serving::ServingState, now: Instant) {
     for model in state.models.values() {
         for loaded in model.ready_versions() {
             let Some(drift) = &loaded.drift else { continue };
             let stats = drift.window.stats(drift.origin, now);
             let version = loaded.instance.version.to_string();
+            if let Some(max) = model.max_psi
+                && stats.rows >= model.drift_min_rows
+                && let Some((feature, psi)) = worst_feature(&stats.psi)
+                && psi > max
+            {
+                control.drift_breach(&model.name, loaded.instance.version, &drift.input, feature, psi, max, stats.rows);
+            }
             for (feature, (psi, out)) in stats.psi.iter().zip(&stats.out_of_range).enumerate() {
                 let labels = [
                     ("model", model.name.clone()),
@@ -93,4 +101,9 @@ fn export_drift(state: &crate::serving::ServingState, now: Instant) {
             }
         }
     }
+}
+
+/// The feature with the largest PSI, if any has one.
+pub(super) fn worst_feature(psi: &[Option<f64>]) -> Option<(usize, f64)> {
+    psi.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i, p))).max_by(|a, b| a.1.total_cmp(&b.1))
 }

@@ -104,6 +104,26 @@ impl Control {
         self.alerts.send(Alert { kind, model: Some(model.to_owned()), version, summary, detail: detail.clone() });
     }
 
+    /// A version's live inputs drifted past `[model.validation] max_psi`: logged and alerted.
+    #[expect(clippy::too_many_arguments, reason = "the figures of one breach, reported once")]
+    pub(crate) fn drift_breach(
+        &self,
+        model: &str,
+        version: u32,
+        input: &str,
+        feature: usize,
+        psi: f64,
+        max: f64,
+        rows: u64,
+    ) {
+        tracing::warn!(model, version, input, feature, psi, max, rows, "input drift breach");
+        let detail = json!({ "input": input, "feature": feature, "psi": psi, "max_psi": max, "rows": rows });
+        let summary = format!(
+            "{model} v{version}: input '{input}' feature {feature} drifted, PSI {psi:.3} > {max} over {rows} rows"
+        );
+        self.alert("drift_breach", model, Some(version), summary, &detail);
+    }
+
     /// This process's name in the registry's serving claims.
     pub fn replica(&self) -> &str {
         &self.replica
@@ -373,6 +393,10 @@ impl Control {
                 candidate.shadow_rows.load(std::sync::atomic::Ordering::Relaxed),
             ),
             online: promotion::OnlineQuality { judged: online.judged, accuracy: online.accuracy },
+            drift: candidate.drift.as_ref().map(|d| {
+                let stats = d.window.stats(d.origin, std::time::Instant::now());
+                promotion::DriftEvidence { rows: stats.rows, worst: guard::worst_feature(&stats.psi) }
+            }),
             slices: match &m.slices {
                 Some(tracker) => slice_evidence(registry, model, version, m.routing.champion, &tracker.top()).await?,
                 None => Vec::new(),
