@@ -104,6 +104,16 @@ def test_the_console_shows_routing_lineage_and_gated_promotion_in_a_real_browser
         # The models page: the live weights.
         wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "[data-test=challengers]"), "v2 20%"))
         assert "Signed in as dana" in driver.find_element(By.ID, "who").text
+        # Live time series: traffic sent now shows in the champion's requests/s trend.
+        for i in range(60):
+            assert requests.post(srv.public + "/v2/models/mlp/infer", json=mlp_json_body(1, i), timeout=10).status_code == 200
+
+        def champion_rate_moves(d):
+            svg = d.find_element(By.CSS_SELECTOR, "svg[data-series=requests_per_s]")
+            return max(float(x) for x in (svg.get_attribute("data-values") or "0").split()) >= 5
+
+        wait.until(champion_rate_moves)
+        assert driver.find_elements(By.CSS_SELECTOR, "svg[data-series=p99_ms] polyline")
         shot(driver, "models")
 
         # Lineage: the whole chain of a request.

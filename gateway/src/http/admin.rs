@@ -300,6 +300,9 @@ fn model_state(model: &ServedModel) -> Value {
                     "upstream": l.instance.upstream(),
                     "recent": { "requests": s.requests, "errors": s.errors, "error_rate": s.error_rate(), "p99_ms": s.p99_ms,
                                 "window_ms": l.window.load().length().as_millis() as u64 },
+                    // The same window as a time series (one point per tenth of it, oldest first):
+                    // what the console draws, read from what the guard keeps anyway.
+                    "series": l.window.load().series(now),
                     "ejected": model.ejected.contains(v),
                 })
             }

@@ -17,7 +17,7 @@ mod window;
 use serde_json::{Value, json};
 use settings::GuardConfig;
 
-pub use window::{Window, WindowStats};
+pub use window::{Point, Window, WindowStats};
 
 use crate::router::{OverrideState, Route};
 

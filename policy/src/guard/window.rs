@@ -28,6 +28,20 @@ impl WindowStats {
     }
 }
 
+/// One sub-window of a window, as a point of a time series.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Point {
+    /// How long before `now` the sub-window ended, in milliseconds (0 for the current one).
+    pub ago_ms: u64,
+    /// Requests ended in the sub-window, per second of it.
+    pub requests_per_s: f64,
+    pub requests: u64,
+    pub errors: u64,
+    /// Median and 99th percentile latency in milliseconds (0 with no requests).
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
 /// One version's recent requests.
 #[derive(Debug)]
 pub struct Window {
@@ -118,9 +132,65 @@ impl Window {
     }
 }
 
+impl Window {
+    /// The window as a time series: one point per sub-window (ten), oldest first, ending with
+    /// the one `now` falls in; sub-windows without requests (or before the window began) are
+    /// zero points.
+    pub fn series(&self, now: Instant) -> Vec<Point> {
+        let newest = self.tick(now);
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let seconds = self.slot_len.as_secs_f64();
+        (0..SLOTS)
+            .rev()
+            .map(|back| {
+                let ago_ms = u64::try_from((self.slot_len * back as u32).as_millis()).unwrap_or(u64::MAX);
+                let tick = newest.checked_sub(back);
+                match slots.iter().find(|s| Some(s.tick) == tick) {
+                    Some(s) if s.requests > 0 => Point {
+                        ago_ms,
+                        requests_per_s: s.requests as f64 / seconds,
+                        requests: s.requests,
+                        errors: s.errors,
+                        p50_ms: s.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+                        p99_ms: s.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+                    },
+                    _ => Point { ago_ms, ..Point::default() },
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_reads_as_a_time_series_of_its_sub_windows() {
+        let w = Window::new(Duration::from_secs(10));
+        let t0 = w.epoch;
+        // 20 requests in the first second (one failed), none in the next, 5 slow ones at 2.5 s.
+        for i in 0..20u64 {
+            w.record(t0 + Duration::from_millis(i * 40), Duration::from_millis(2), i == 0);
+        }
+        for i in 0..5u64 {
+            w.record(t0 + Duration::from_millis(2500 + i), Duration::from_millis(50), false);
+        }
+        let all = w.series(t0 + Duration::from_millis(2900));
+        assert_eq!(all.len(), 10, "always the whole window: {all:?}");
+        assert!(all[..7].iter().all(|p| p.requests == 0), "before the window began: zero points");
+        let series = &all[7..];
+        assert_eq!((series[0].requests, series[0].errors, series[0].ago_ms), (20, 1, 2000));
+        assert!((series[0].requests_per_s - 20.0).abs() < 1e-9);
+        assert!((1.9..=2.1).contains(&series[0].p50_ms), "{series:?}");
+        assert_eq!(series[1], Point { ago_ms: 1000, ..Point::default() });
+        assert_eq!((series[2].requests, series[2].ago_ms), (5, 0));
+        assert!((49.0..=51.0).contains(&series[2].p99_ms), "{series:?}");
+        // Later, the full window of ten points, the old ones slid out.
+        let later = w.series(t0 + Duration::from_secs(12));
+        assert_eq!(later.len(), 10);
+        assert!(later.iter().all(|p| p.requests == 0));
+    }
 
     #[test]
     fn counts_and_p99_over_the_window() {

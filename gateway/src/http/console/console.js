@@ -2,7 +2,7 @@
 // The admin token (when the gateway has one) lives in sessionStorage for this tab, never in a URL.
 "use strict";
 
-const state = { token: sessionStorage.getItem("switchyard.token") || "", operator: sessionStorage.getItem("switchyard.operator") || "", timer: null, history: {} };
+const state = { token: sessionStorage.getItem("switchyard.token") || "", operator: sessionStorage.getItem("switchyard.operator") || "", timer: null };
 const main = document.getElementById("main");
 
 function el(tag, attrs, ...children) {
@@ -55,12 +55,14 @@ function actor() {
 const pct = (x) => (x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%");
 const ms = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(1) + " ms");
 
-function sparkline(values, label) {
-  const w = 90, h = 22, max = Math.max(1, ...values);
+function sparkline(values, label, series) {
+  const w = 90, h = 22, max = Math.max(1e-9, ...values);
   const pts = values.map((v, i) => `${(i / Math.max(1, values.length - 1)) * w},${h - (v / max) * h}`).join(" ");
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "spark"); svg.setAttribute("width", w); svg.setAttribute("height", h);
   svg.setAttribute("role", "img"); svg.setAttribute("aria-label", label);
+  if (series) svg.dataset.series = series;
+  svg.dataset.values = values.map((v) => Number(v).toPrecision(4)).join(" ");
   const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
   line.setAttribute("points", pts); line.setAttribute("fill", "none"); line.setAttribute("stroke", "#0a58ca");
   svg.append(line);
@@ -94,14 +96,22 @@ async function modelsPage() {
   const versions = [];
   for (const m of models) {
     for (const v of m.versions) {
-      const key = m.name + ":" + v.version;
-      const h = (state.history[key] = state.history[key] || []);
-      if (v.recent) { h.push(v.recent.requests); if (h.length > 30) h.shift(); }
+      const key = `${m.name} v${v.version}`;
+      // The gateway's own recent window, one point per tenth of it (oldest first).
+      const series = v.series || [];
+      const last = series.length ? series[series.length - 1] : null;
+      const trend = (field, what, fmt) => el("td", { class: "trend" },
+        sparkline(series.map((p) => p[field]), `${what} of ${key} over the recent window`, field), " ",
+        el("span", { class: "num" }, last ? fmt(last[field]) : "–"));
+      const errors = series.map((p) => (p.requests ? p.errors / p.requests : 0));
       versions.push(el("tr", {},
-        el("td", {}, `${m.name} v${v.version}`), el("td", {}, v.state), el("td", {}, v.stage || "–"),
-        el("td", { class: "num" }, v.recent ? v.recent.requests : "–"), el("td", {}, sparkline(h, `requests in the window of ${key}`)),
-        el("td", { class: "num" }, v.recent ? ms(v.recent.p99_ms) : "–"),
-        el("td", { class: "num" + (v.recent && v.recent.error_rate > 0 ? " bad" : "") }, v.recent ? pct(v.recent.error_rate) : "–"),
+        el("td", {}, key), el("td", {}, v.state), el("td", {}, v.stage || "–"),
+        el("td", { class: "num" }, v.recent ? v.recent.requests : "–"),
+        trend("requests_per_s", "requests per second", (x) => x.toFixed(1) + "/s"),
+        trend("p50_ms", "median latency", ms),
+        trend("p99_ms", "99th percentile latency", ms),
+        el("td", { class: "trend" + (v.recent && v.recent.error_rate > 0 ? " bad" : "") },
+          sparkline(errors, `error rate of ${key} over the recent window`, "error_rate"), " ", v.recent ? pct(v.recent.error_rate) : "–"),
         el("td", {}, v.ejected ? el("span", { class: "bad" }, "ejected") : "")));
     }
   }
@@ -112,9 +122,9 @@ async function modelsPage() {
       el("tbody", {}, rows)),
     el("h2", {}, "Versions, over their recent window"),
     el("table", { "aria-label": "Recent figures of every version" },
-      el("thead", {}, el("tr", {}, ["Version", "State", "Stage", "Requests", "Trend", "p99", "Errors", ""].map((t) => el("th", { scope: "col" }, t)))),
+      el("thead", {}, el("tr", {}, ["Version", "State", "Stage", "Requests", "Requests/s", "p50", "p99", "Errors", ""].map((t) => el("th", { scope: "col" }, t)))),
       el("tbody", {}, versions)),
-    el("p", { class: "muted" }, "Refreshed every 2 s."));
+    el("p", { class: "muted" }, "Trends: each version's recent window (the guard's), one point per tenth of it; refreshed every 2 s."));
 }
 
 async function modelPage(name) {
