@@ -512,7 +512,7 @@ async fn load_model(
         drift_min_rows: model.validation.min_rows,
         slices: model.slices.clone().map(|config| {
             let kept = previous.and_then(|p| p.slices.as_ref()).filter(|t| t.config == config);
-            kept.map_or_else(|| Arc::new(SliceTracker::new(&model.name, config)), Arc::clone)
+            kept.map_or_else(|| Arc::new(SliceTracker::new(&model.name, config, window_len)), Arc::clone)
         }),
     })
 }

@@ -66,11 +66,12 @@ impl Default for UpstreamConfig {
 }
 
 /// The kinds of alert a gateway sends; `[[alert]] events` names some of them.
-pub const ALERT_KINDS: [&str; 10] = [
+pub const ALERT_KINDS: [&str; 11] = [
     "guard_trip",
     "guard_no_healthy_backup",
     "guard_shadow_breach",
     "drift_breach",
+    "slice_breach",
     "promoted",
     "rolled_back",
     "weights_set",

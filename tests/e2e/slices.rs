@@ -140,3 +140,46 @@ fn top_slices_are_measured_apart_and_a_slice_regression_blocks_promotion() {
     assert!(gate["measured"].as_str().expect("measured").contains("worst slice 'm4'"), "{gate}");
     assert_eq!(admin(&gw).model("mlp").expect("state")["routing"]["champion"], 1);
 }
+
+/// One market's requests all fail (inputs the `faulty` fixture fails on), 10 % of traffic: the
+/// average stays under the guard's error rate, so traffic does not move, but that slice breaches
+/// it and a `slice_breach` alert names the slice.
+#[test]
+fn a_failing_slice_under_a_healthy_average_is_alerted_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    register(&store, "scorer", "faulty", None); // fails when input[:, 0] >= 1000
+    register(&store, "scorer", "mlp_v2", Some("mlp_v2"));
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", hook.local_addr().expect("addr"));
+    let got = crate::alerts::receiver(hook, std::time::Duration::from_secs(60));
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[store]\npath = \"{{store}}\"\n\
+         [[model]]\nname = \"scorer\"\n[model.routing]\nchampion = 1\nbackup = [2]\n\
+         [model.guard]\nwindow = \"10s\"\ninterval = \"500ms\"\nmin_requests = 20\nmax_error_rate = 0.2\n\
+         [model.slices]\nheader = \"x-market\"\ntop_k = 4\n\
+         [[alert]]\nkind = \"webhook\"\nurl = \"{url}\"\nevents = [\"slice_breach\", \"guard_trip\"]\n"
+    );
+    let gw = Gateway::start(dir.path(), &store, &config);
+    for i in 0..600 {
+        let market = ["eu", "us", "apac", "latam", "eu", "us", "apac", "eu", "us", "apac"][i % 10];
+        let value = if market == "latam" { 5000.0 } else { 0.25 };
+        let r = crate::support::request(
+            gw.public,
+            "POST",
+            "/v2/models/scorer/infer",
+            &[("Content-Type", "application/json"), ("x-market", market)],
+            crate::support::mlp_body(value).as_bytes(),
+        );
+        assert_eq!(r.status, if market == "latam" { 500 } else { 200 });
+    }
+    let alerts = crate::alerts::wait_for(&got, "the slice alert", |g| !g.is_empty());
+    let (_, alert) = &alerts[0];
+    assert_eq!((alert["kind"].as_str(), alert["version"].as_u64()), (Some("slice_breach"), Some(1)), "{alert}");
+    assert_eq!(alert["detail"]["slice"], "latam", "{alert}");
+    assert_eq!(alert["detail"]["error_rate"], 1.0, "{alert}");
+    // The average (10 % errors) is under the guard's 20 %: the champion still serves.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(admin(&gw).model("scorer").expect("state")["routing"]["champion"], 1);
+    assert!(got.lock().expect("lock").iter().all(|(_, a)| a["kind"] == "slice_breach"), "no trip");
+}

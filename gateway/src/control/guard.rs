@@ -46,6 +46,9 @@ pub async fn run(control: Arc<Control>, mut stop: watch::Receiver<bool>) {
             let verdict = evaluate(&model.name, g, &model.override_state(), |v| {
                 model.ready(v).map(|l| l.window.load().stats(now))
             });
+            if let (Some(max), Some(tracker)) = (g.max_error_rate, &model.slices) {
+                slice_breaches(&control, model, tracker, max, g.min_requests, now);
+            }
             if !matches!(verdict, Some(Verdict::NoHealthyBackup { .. })) {
                 control.clear_alarm(&model.name);
             }
@@ -106,4 +109,31 @@ fn export_drift(control: &Control, state: &crate::serving::ServingState, now: In
 /// The feature with the largest PSI, if any has one.
 pub(super) fn worst_feature(psi: &[Option<f64>]) -> Option<(usize, f64)> {
     psi.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i, p))).max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Alerts every top slice of a live version whose error rate over the guard window passes the
+/// guard's `max_error_rate` (with at least `min_requests` in the slice): an average can hide one
+/// market failing. Traffic does not move for it (the version serves the other slices well);
+/// the alert queue de-duplicates repeats.
+fn slice_breaches(
+    control: &Control,
+    model: &crate::serving::ServedModel,
+    tracker: &crate::telemetry::slices::SliceTracker,
+    max: f64,
+    min_requests: u64,
+    now: Instant,
+) {
+    for loaded in model.ready_versions() {
+        let version = loaded.instance.version;
+        for (slice, figures) in tracker.of_version(version) {
+            if &*slice == crate::telemetry::slices::OTHER {
+                continue;
+            }
+            let (requests, errors) = figures.window.counts(now);
+            let rate = if requests == 0 { 0.0 } else { errors as f64 / requests as f64 };
+            if requests >= min_requests && rate > max {
+                control.slice_breach(&model.name, version, &slice, rate, max, requests);
+            }
+        }
+    }
 }

@@ -124,6 +124,15 @@ impl Control {
         self.alert("drift_breach", model, Some(version), summary, &detail);
     }
 
+    /// One slice of a version's traffic fails past the guard's error rate: logged and alerted.
+    pub(crate) fn slice_breach(&self, model: &str, version: u32, slice: &str, rate: f64, max: f64, requests: u64) {
+        tracing::warn!(model, version, slice, rate, max, requests, "slice breach");
+        let detail = json!({ "slice": slice, "error_rate": rate, "max_error_rate": max, "requests": requests });
+        let summary =
+            format!("{model} v{version}: slice '{slice}' error rate {rate:.3} > {max} over {requests} requests");
+        self.alert("slice_breach", model, Some(version), summary, &detail);
+    }
+
     /// This process's name in the registry's serving claims.
     pub fn replica(&self) -> &str {
         &self.replica

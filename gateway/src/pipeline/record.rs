@@ -71,6 +71,9 @@ pub(super) async fn record(sink: Option<&LineageSink>, run: Finished<'_>) -> Com
             slice.metrics.errors.increment(1);
         }
         slice.metrics.duration.record(run.total.as_secs_f64());
+        if ok || status >= 500 {
+            slice.metrics.window.record(Instant::now(), status >= 500);
+        }
     }
     // The guard judges what the version did: answers and server-side failures, not clients' 4xx.
     if ok || status >= 500 {

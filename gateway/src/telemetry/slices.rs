@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use metrics::{Counter, Histogram};
@@ -29,6 +30,8 @@ pub const MAX_SLICE_LEN: usize = 128;
 #[derive(Debug)]
 pub struct SliceTracker {
     pub config: SliceConfig,
+    /// The length of each slice's error window (the model's guard window).
+    window: Duration,
     counts: Mutex<HashMap<Arc<str>, u64>>,
     seen: AtomicU64,
     top: ArcSwap<Vec<Arc<str>>>,
@@ -49,12 +52,62 @@ pub struct SliceMetrics {
     pub errors: Counter,
     /// `switchyard_slice_request_duration_seconds{model,version,slice}`.
     pub duration: Histogram,
+    /// Requests and server errors over the model's guard window, for slice breaches.
+    pub window: CountWindow,
+}
+
+/// Sub-windows of a `CountWindow`.
+const SUB_WINDOWS: u64 = 10;
+
+/// Requests and errors over a sliding window (ten sub-windows), without latencies: what judging
+/// a slice's error rate needs, a few hundred bytes per slice.
+#[derive(Debug)]
+pub struct CountWindow {
+    epoch: Instant,
+    sub: Duration,
+    /// (sub-window, requests, errors) per slot.
+    slots: Mutex<[(u64, u64, u64); SUB_WINDOWS as usize]>,
+}
+
+impl CountWindow {
+    pub fn new(length: Duration) -> CountWindow {
+        let sub = (length / SUB_WINDOWS as u32).max(Duration::from_millis(1));
+        CountWindow { epoch: Instant::now(), sub, slots: Mutex::new([(u64::MAX, 0, 0); SUB_WINDOWS as usize]) }
+    }
+
+    fn tick(&self, at: Instant) -> u64 {
+        (at.saturating_duration_since(self.epoch).as_nanos() / self.sub.as_nanos().max(1)) as u64
+    }
+
+    pub fn record(&self, at: Instant, error: bool) {
+        let tick = self.tick(at);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = &mut slots[(tick % SUB_WINDOWS) as usize];
+        if slot.0 != tick {
+            *slot = (tick, 0, 0);
+        }
+        slot.1 += 1;
+        slot.2 += u64::from(error);
+    }
+
+    /// (requests, errors) of the sub-windows within the window before `now`.
+    pub fn counts(&self, now: Instant) -> (u64, u64) {
+        let newest = self.tick(now);
+        let oldest = newest.saturating_sub(SUB_WINDOWS - 1);
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
+            .iter()
+            .filter(|s| s.0 != u64::MAX && (oldest..=newest).contains(&s.0))
+            .fold((0, 0), |(r, e), s| (r + s.1, e + s.2))
+    }
 }
 
 impl SliceTracker {
-    pub fn new(model: &str, config: SliceConfig) -> SliceTracker {
+    /// `window`: how long each slice's error rate is judged over (the model's guard window).
+    pub fn new(model: &str, config: SliceConfig, window: Duration) -> SliceTracker {
         SliceTracker {
             config,
+            window,
             counts: Mutex::default(),
             seen: AtomicU64::new(0),
             top: ArcSwap::from_pointee(Vec::new()),
@@ -98,6 +151,12 @@ impl SliceTracker {
         self.top.load().as_ref().clone()
     }
 
+    /// Every labelled slice's figures made so far on `version`, for judging: (label, figures).
+    pub fn of_version(&self, version: u32) -> Vec<(Arc<str>, Arc<SliceMetrics>)> {
+        let handles = self.handles.read().unwrap_or_else(|p| p.into_inner());
+        handles.iter().filter(|((v, _), _)| *v == version).map(|((_, l), m)| (Arc::clone(l), Arc::clone(m))).collect()
+    }
+
     /// The figures of `label` on `version`, made on first use.
     pub fn metrics(&self, version: u32, label: &Arc<str>) -> Arc<SliceMetrics> {
         let key = (version, Arc::clone(label));
@@ -109,6 +168,7 @@ impl SliceTracker {
             requests: metrics::counter!("switchyard_slice_requests_total", &labels),
             errors: metrics::counter!("switchyard_slice_errors_total", &labels),
             duration: metrics::histogram!("switchyard_slice_request_duration_seconds", &labels),
+            window: CountWindow::new(self.window),
         });
         let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
         Arc::clone(handles.entry(key).or_insert(made))
@@ -135,7 +195,7 @@ mod tests {
     use super::*;
 
     fn tracker(top_k: usize) -> SliceTracker {
-        SliceTracker::new("m", SliceConfig { header: "x-slice".into(), top_k })
+        SliceTracker::new("m", SliceConfig { header: "x-slice".into(), top_k }, Duration::from_secs(30))
     }
 
     #[test]
@@ -169,6 +229,19 @@ mod tests {
         }
         assert_eq!(&*t.top()[0], "unique-1");
         assert_eq!(&*t.label("unique-999999"), OTHER);
+    }
+
+    #[test]
+    fn a_count_window_slides() {
+        let w = CountWindow::new(Duration::from_secs(10));
+        let t0 = w.epoch;
+        for i in 0..10u64 {
+            w.record(t0 + Duration::from_millis(i * 100), i < 3);
+        }
+        assert_eq!(w.counts(t0 + Duration::from_secs(2)), (10, 3));
+        w.record(t0 + Duration::from_secs(8), false);
+        assert_eq!(w.counts(t0 + Duration::from_secs(9)), (11, 3));
+        assert_eq!(w.counts(t0 + Duration::from_millis(10_500)), (1, 0), "the first second slid out");
     }
 
     #[test]
