@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring bench-lineage-ack
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring bench-lineage-ack bench-console
 
 run:
 	scripts/run-example.sh
@@ -71,6 +71,12 @@ bench-monitoring:
 # after the build). Writes benches/results/lineage_ack.md; see benches/lineage_ack.py.
 bench-lineage-ack:
 	python3 benches/lineage_ack.py
+
+# What an open operator console (headless Chromium polling the models page) costs the request
+# path, alternating with the browser on about:blank (about 2 minutes after the build). Writes
+# benches/results/console.md; see benches/console.py.
+bench-console:
+	python3 benches/console.py
 
 # Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.
