@@ -21,6 +21,7 @@ pub mod control;
 pub mod engine;
 pub mod grpc;
 pub mod http;
+pub mod jobs;
 pub mod limiter;
 pub mod lineage;
 pub mod pipeline;
@@ -36,7 +37,7 @@ pub mod upstream;
 pub const LAYERS: [&[&str]; 9] = [
     &["upstream"],
     &["engine", "telemetry", "lineage", "limiter", "alerts", "capture"],
-    &["serving"],
+    &["serving", "jobs"],
     &["control"],
     &["pipeline"],
     &["app"],

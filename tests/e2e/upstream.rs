@@ -320,10 +320,12 @@ fn killing_the_upstream_under_load_fails_only_the_requests_in_flight_and_trips_t
     let killed = *killed.get().expect("killed");
     let before = samples.iter().filter(|s| s.at < killed).count();
     assert!(samples[..before].iter().all(|s| s.status == 200 && s.version == Some(2)), "the remote champion answered");
-    // Only requests the upstream had when it died fail (one per client at most); every request
-    // sent after that goes to the local backup, first as a failover, then by the guard's trip.
+    // Only requests the upstream had when it died fail: one in flight per client, plus at most
+    // one written to each pooled connection the dead process still held before the gateway saw
+    // it close (the upstream may have read such a request: it is not sent again). Every request
+    // after that goes to the local backup, first as a failover, then by the guard's trip.
     let failed: Vec<_> = samples.iter().filter(|s| s.status != 200).collect();
-    assert!(failed.len() <= CLIENTS, "{} failed requests: {:?}", failed.len(), failed.first());
+    assert!(failed.len() <= 2 * CLIENTS, "{} failed requests: {:?}", failed.len(), failed.first());
     for f in &failed {
         assert_eq!(f.status, 502, "{}", String::from_utf8_lossy(&f.body));
     }
@@ -331,7 +333,7 @@ fn killing_the_upstream_under_load_fails_only_the_requests_in_flight_and_trips_t
     let after: Vec<_> = samples.iter().filter(|s| s.at > killed && s.status == 200).collect();
     // Answers the upstream sent just before it died may arrive just after (one per client).
     let late = after.iter().take_while(|s| s.version == Some(2)).count();
-    assert!(late + failed.len() <= 2 * CLIENTS, "{late} answers from the dead upstream");
+    assert!(late <= CLIENTS, "{late} answers from the dead upstream");
     let strays: Vec<_> =
         after[late..].iter().filter(|s| s.version != Some(1) || s.route.as_deref() != Some("backup")).collect();
     assert!(strays.is_empty(), "answers not from the backup after the kill: {:?}", strays.first());

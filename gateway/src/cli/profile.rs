@@ -5,66 +5,10 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
-use model_store::InputProfile;
+use anyhow::bail;
 
-/// The `.npy` file's values, row-major, and its number of features per row.
-pub fn read_npy(path: &Path) -> anyhow::Result<(Vec<f64>, usize)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bad = |why: &str| anyhow::anyhow!("{} is not a NumPy .npy file this command reads: {why}", path.display());
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("no \\x93NUMPY magic"));
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
-        v => return Err(bad(&format!("format version {v}"))),
-    };
-    let header = std::str::from_utf8(bytes.get(start..start + header_len).ok_or_else(|| bad("truncated header"))?)
-        .map_err(|_| bad("header is not text"))?;
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}':"))? + key.len() + 3;
-        Some(header[at..].trim_start())
-    };
-    let descr = field("descr").and_then(|d| d.strip_prefix('\'')).and_then(|d| d.split('\'').next()).unwrap_or("");
-    let size = match descr {
-        "<f4" => 4,
-        "<f8" => 8,
-        other => return Err(bad(&format!("dtype {other:?}; float32 or float64 (little-endian) only"))),
-    };
-    if field("fortran_order").is_some_and(|f| f.starts_with("True")) {
-        return Err(bad("Fortran order; save it with np.ascontiguousarray"));
-    }
-    let shape_text = field("shape").and_then(|s| s.strip_prefix('(')).and_then(|s| s.split(')').next()).unwrap_or("");
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("shape"))?;
-    let (rows, features) = match shape.as_slice() {
-        [r] => (*r, 1),
-        [r, f] if *f > 0 => (*r, *f),
-        _ => return Err(bad(&format!("shape {shape:?}; [rows] or [rows, features]"))),
-    };
-    let data = &bytes[start + header_len..];
-    let n = rows.checked_mul(features).ok_or_else(|| bad("shape too large"))?;
-    if data.len() != n * size {
-        return Err(bad(&format!("{} data bytes for shape {shape:?}", data.len())));
-    }
-    let values = data
-        .chunks_exact(size)
-        .map(|c| {
-            if size == 4 {
-                f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            } else {
-                f64::from_le_bytes(c.try_into().expect("8 bytes"))
-            }
-        })
-        .collect();
-    Ok((values, features))
-}
+pub use crate::jobs::npy::read_npy;
+use model_store::InputProfile;
 
 /// The profile of row-major `values` with `features` per row.
 pub fn profile(values: &[f64], features: usize) -> anyhow::Result<InputProfile> {
