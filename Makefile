@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring bench-lineage-ack bench-console
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring bench-lineage-ack bench-console bench-jobs
 
 run:
 	scripts/run-example.sh
@@ -77,6 +77,12 @@ bench-lineage-ack:
 # benches/results/console.md; see benches/console.py.
 bench-console:
 	python3 benches/console.py
+
+# Online latency of a steady load while the gateway runs a prediction job (POST /admin/jobs)
+# beside it, alternating with none (about 3 minutes after the build). Writes
+# benches/results/jobs.md; see benches/jobs.py.
+bench-jobs:
+	python3 benches/jobs.py
 
 # Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.

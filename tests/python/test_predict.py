@@ -93,3 +93,51 @@ def test_bad_input_is_refused_before_any_output(fixture_store, tmp_path):
     proc = predict(store, tmp_path / "junk.npy", out, check=False)
     assert proc.returncode == 1 and "is not a NumPy .npy file" in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def test_a_serving_gateway_runs_a_job_at_low_priority_and_answers_meanwhile(server, tmp_path):
+    """`POST /admin/jobs`: the gateway starts the job (a `switchyard predict` child at nice 19),
+    answers 202 with its id once it is checked and recorded, keeps serving while it runs, and the
+    job's output is the CLI's, byte for byte. Bad jobs are refused with the reason."""
+    import requests
+
+    rows = 20_000
+    x = np.random.default_rng(11).random((rows, 64), dtype=np.float32)
+    data = tmp_path / "batch.npy"
+    np.save(data, x)
+    out = tmp_path / "via-gateway.npy"
+    r = requests.post(f"{server.admin}/admin/jobs", json={"model": "mlp:1", "input": str(data), "output": str(out), "batch": 500},
+                      timeout=150)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job"]
+    answered = 0
+    deadline = time.monotonic() + 180
+    while True:
+        shown = requests.get(f"{server.admin}/admin/jobs/{job_id}", timeout=10).json()
+        if shown["status"] != "running":
+            break
+        assert time.monotonic() < deadline, shown
+        body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": x[answered % rows].tolist()}]}
+        assert requests.post(f"{server.public}/v2/models/mlp/infer", json=body, timeout=10).status_code == 200
+        answered += 1
+    assert shown["status"] == "succeeded", shown
+    assert shown["rows_done"] == rows and shown["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    session = ort.InferenceSession(str(MODELS / "mlp_v1.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(np.load(out), session.run(None, {"input": x})[0], rtol=1e-5, atol=1e-5)
+    cli = predict(server.store, data, tmp_path / "via-cli.npy", "--batch", "500")
+    assert cli["output_sha256"] == shown["output_sha256"], "the gateway's job and the CLI's write the same bytes"
+    listed = requests.get(f"{server.admin}/admin/jobs?model=mlp", timeout=10).json()
+    assert job_id in [j["id"] for j in listed]
+
+    narrow = tmp_path / "narrow.npy"
+    np.save(narrow, np.zeros((10, 7), dtype=np.float32))
+    for body, status, message in [
+        ({"model": "mlp:1", "input": str(narrow), "output": str(tmp_path / "x.npy")}, 400, "holds 7 features per row"),
+        ({"model": "mlp:1", "input": "batch.npy", "output": str(tmp_path / "x.npy")}, 400, "absolute path"),
+        ({"model": "mlp:1", "input": str(data), "output": str(tmp_path / "x.npy"), "speed": 2}, 400, "unknown field"),
+        ({"model": "nope", "input": str(data), "output": str(tmp_path / "x.npy")}, 400, "nope"),
+    ]:
+        r = requests.post(f"{server.admin}/admin/jobs", json=body, timeout=150)
+        assert r.status_code == status and message in r.json()["error"], (body, r.status_code, r.text)
+    assert not (tmp_path / "x.npy").exists()
+    assert requests.get(f"{server.admin}/admin/jobs/no-such-job", timeout=10).status_code == 404

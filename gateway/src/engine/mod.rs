@@ -50,6 +50,15 @@ impl Loader {
         }
     }
 
+    /// The ONNX Runtime this loader builds sessions with (none for the test double).
+    pub fn runtime(self) -> Option<&'static Runtime> {
+        match self {
+            Loader::Onnx(runtime) => Some(runtime),
+            #[cfg(test)]
+            Loader::Scripted => None,
+        }
+    }
+
     /// Reads a model file's signature (opening it as the engine would): what a registration
     /// records, refused when the engine cannot load the file. Blocking.
     pub fn signature(self, bytes: &[u8]) -> Result<model_store::Signature, LoadError> {

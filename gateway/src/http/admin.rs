@@ -160,6 +160,22 @@ where
             lineage(app, &id).await
         }
         ["admin", "status"] if get => Ok(json_response(StatusCode::OK, &status(app))),
+        ["admin", "jobs"] if post => {
+            let body = json_body(req, MAX_ADMIN_BODY).await?;
+            super::jobs::start(app, &body).await
+        }
+        ["admin", "jobs"] if get => {
+            let query = req.uri().query().unwrap_or_default().to_owned();
+            let model = query.split('&').find_map(|kv| kv.strip_prefix("model=")).and_then(super::percent_decode);
+            super::jobs::list(app, model.as_deref()).await
+        }
+        ["admin", "jobs", id] if get => {
+            let id = super::percent_decode(id)
+                .ok_or_else(|| ApiError::BadRequest(format!("job id '{id}' is not validly percent-encoded")))?;
+            super::jobs::show(app, &id).await
+        }
+        ["admin", "jobs"] => not_allowed("GET, POST"),
+        ["admin", "jobs", _] => not_allowed(super::public::GET),
         ["admin", "registry", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
             // An upload carries the artifact: it may be as large as any request body.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod feedback;
 #[cfg(test)]
 mod handler_tests;
+pub mod jobs;
 pub mod metadata;
 pub mod public;
 pub mod registry;
