@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c  # noqa: E402
 
 WORK = c.TMP / "jobs"
-ROWS = 400_000
+ROWS = 1_000_000
 
 
 def python():

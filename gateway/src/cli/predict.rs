@@ -4,9 +4,7 @@
 //! engine code as online serving, resumable after an interruption (`--resume JOB_ID`), with a
 //! failing row reported by its index without failing the job (unless `--fail-fast`).
 //!
-//! Input: a NumPy `.npy` file, `[rows, features]` (float32 or float64), for a model with one
-//! `[batch, features]` input. Output: `.npy` (the first output, float32, `[rows, n]`; a failed
-//! row is NaN) or `.jsonl` (one line per row: every output, or the row's error).
+//! Input and output formats: see `gateway::jobs` (NumPy, Parquet, JSON lines).
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -30,10 +28,12 @@ pub struct PredictArgs {
     /// the latest version that is not archived.
     #[arg(long)]
     model: String,
-    /// The data: a NumPy .npy file, [rows, features], float32 or float64.
-    #[arg(long, value_name = "FILE.npy")]
+    /// The data: a NumPy .npy file, [rows, features], float32 or float64; or a Parquet file of
+    /// numeric columns, one feature each.
+    #[arg(long, value_name = "FILE.npy|FILE.parquet")]
     input: PathBuf,
-    /// Where the predictions go: FILE.npy (the first output) or FILE.jsonl (every output).
+    /// Where the predictions go: FILE.npy or FILE.parquet (the first output) or FILE.jsonl
+    /// (every output).
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
     /// Rows per engine call.

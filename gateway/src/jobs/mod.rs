@@ -8,11 +8,15 @@
 //! a child process at the lowest CPU priority for `POST /admin/jobs` (see `http::jobs`).
 //! `prepare` checks everything and records the job; `Prepared::run` runs it.
 //!
-//! Input: a NumPy `.npy` file, `[rows, features]` (float32 or float64), for a model with one
-//! `[batch, features]` input. Output: `.npy` (the first output, float32, `[rows, n]`; a failed
-//! row is NaN) or `.jsonl` (one line per row: every output, or the row's error).
+//! Input: a NumPy `.npy` file, `[rows, features]` (float32 or float64), or a Parquet file of
+//! numeric columns (one feature each), for a model with one `[batch, features]` input. Output:
+//! `.npy` (the first output, float32, `[rows, n]`; a failed row is NaN), `.parquet` (the first
+//! output, a FLOAT column per element; a failed row is null; written from a resumable `.npy`
+//! staging file, `OUTPUT.partial.npy`, once every row is done) or `.jsonl` (one line per row:
+//! every output, or the row's error).
 
 pub mod npy;
+pub mod parquet;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -53,6 +57,16 @@ pub struct Spec {
 enum Format {
     Npy,
     Jsonl,
+    /// Written through a `.npy` staging file (see `staging`).
+    Parquet,
+}
+
+/// Where a Parquet output's rows go until the job ends: `.npy` rows can be checkpointed and
+/// resumed; a Parquet file is only readable once closed.
+fn staging(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".partial.npy");
+    PathBuf::from(name)
 }
 
 /// A checked job, recorded in the registry, ready to run.
@@ -97,13 +111,17 @@ pub async fn prepare(
     let format = match spec.output.extension().and_then(|e| e.to_str()) {
         Some("npy") => Format::Npy,
         Some("jsonl") => Format::Jsonl,
-        _ => bail!("the output must end in .npy or .jsonl, not {}", spec.output.display()),
+        Some("parquet") => Format::Parquet,
+        _ => bail!("the output must end in .npy, .parquet or .jsonl, not {}", spec.output.display()),
     };
     if spec.batch == 0 || spec.batch > 65_536 {
         bail!("the batch must be between 1 and 65536 rows");
     }
     let input_bytes = std::fs::read(&spec.input).with_context(|| format!("cannot read {}", spec.input.display()))?;
-    let (values, features) = npy::read_npy(&spec.input)?;
+    let (values, features) = match spec.input.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => parquet::read(&spec.input)?,
+        _ => npy::read_npy(&spec.input)?,
+    };
     let rows = values.len() / features;
     let input_sha256 = hex::encode(Sha256::digest(&input_bytes));
     drop(input_bytes);
@@ -148,7 +166,7 @@ pub async fn prepare(
     };
     if !fits || input.datatype != "FP32" {
         bail!(
-            "{name}:{version} takes input '{}' {} {:?}; {} holds {features} features per row (float data, [rows, features])",
+            "{name}:{version} takes input '{}' {} {:?}; {} holds {features} features per row (numbers, [rows, features])",
             input.name,
             input.datatype,
             input.shape,
@@ -157,8 +175,10 @@ pub async fn prepare(
     }
     let input_name = input.name.clone();
     let out_width = match (format, instance.signature.outputs.first().map(|o| o.shape.as_slice())) {
-        (Format::Npy, Some([_, n])) if *n > 0 => usize::try_from(*n).unwrap_or(0),
-        (Format::Npy, _) => bail!("a .npy output needs a first output of shape [rows, n] with n fixed; use .jsonl"),
+        (Format::Npy | Format::Parquet, Some([_, n])) if *n > 0 => usize::try_from(*n).unwrap_or(0),
+        (Format::Npy | Format::Parquet, _) => {
+            bail!("a .npy or .parquet output needs a first output of shape [rows, n] with n fixed; use .jsonl")
+        }
         (Format::Jsonl, _) => 0,
     };
     let parent = spec.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -236,7 +256,12 @@ impl Prepared {
         let Prepared { job, spec, format, instance, input_name, values, features, out_width, mut failed } = self;
         let rows = values.len() / features;
         let start_row = usize::try_from(job.rows_done).unwrap_or(0).min(rows);
-        let mut out = open_output(&spec.output, format, rows, out_width, start_row)?;
+        // Parquet rows are staged as .npy rows, written the same way.
+        let (rows_path, row_format) = match format {
+            Format::Parquet => (staging(&spec.output), Format::Npy),
+            other => (spec.output.clone(), other),
+        };
+        let mut out = open_output(&rows_path, row_format, rows, out_width, start_row)?;
         let mut done = start_row;
         while done < rows {
             let end = (done + spec.batch).min(rows);
@@ -244,12 +269,12 @@ impl Prepared {
             for (offset, answer) in answers.into_iter().enumerate() {
                 let row = done + offset;
                 match answer {
-                    Ok(outputs) => write_row(&mut out, format, row, &outputs, out_width)?,
+                    Ok(outputs) => write_row(&mut out, row_format, row, &outputs, out_width)?,
                     Err(error) => {
                         if spec.fail_fast {
                             bail!("the job stopped at row {row}: {error}");
                         }
-                        write_failed(&mut out, format, row, &error, out_width)?;
+                        write_failed(&mut out, row_format, row, &error, out_width)?;
                         failed.push(json!({ "row": row, "error": error }));
                     }
                 }
@@ -261,6 +286,19 @@ impl Prepared {
             progress(done, rows);
         }
         drop(out);
+        if format == Format::Parquet {
+            let (staged, width) = npy::read_npy(&rows_path)?;
+            let mut failed_rows = vec![false; rows];
+            for f in &failed {
+                if let Some(r) = f["row"].as_u64().and_then(|r| usize::try_from(r).ok()).filter(|r| *r < rows) {
+                    failed_rows[r] = true;
+                }
+            }
+            let name = instance.signature.outputs.first().map_or("output", |o| o.name.as_str());
+            let staged: Vec<f32> = staged.into_iter().map(|x| x as f32).collect();
+            parquet::write(&spec.output, name, &staged, width, &failed_rows)?;
+            std::fs::remove_file(&rows_path).with_context(|| format!("cannot remove {}", rows_path.display()))?;
+        }
         let sha256 = hex::encode(Sha256::digest(std::fs::read(&spec.output)?));
         registry.finish_job(&job.id, Some(&sha256), None).await?;
         Ok(Summary {
@@ -316,7 +354,7 @@ fn row_of(t: &Tensor, r: usize, n: usize) -> Tensor {
 fn open_output(path: &Path, format: Format, rows: usize, width: usize, start_row: usize) -> anyhow::Result<File> {
     if start_row == 0 {
         let mut f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        if format == Format::Npy {
+        if format != Format::Jsonl {
             f.write_all(&npy::header(rows, width))?;
         }
         return Ok(f);
@@ -327,7 +365,7 @@ fn open_output(path: &Path, format: Format, rows: usize, width: usize, start_row
         .open(path)
         .with_context(|| format!("cannot reopen {}", path.display()))?;
     let keep = match format {
-        Format::Npy => (npy::header(rows, width).len() + start_row * width * 4) as u64,
+        Format::Npy | Format::Parquet => (npy::header(rows, width).len() + start_row * width * 4) as u64,
         Format::Jsonl => {
             let mut text = Vec::new();
             f.read_to_end(&mut text)?;
@@ -351,7 +389,7 @@ fn open_output(path: &Path, format: Format, rows: usize, width: usize, start_row
 
 fn write_row(out: &mut File, format: Format, row: usize, outputs: &[Tensor], width: usize) -> anyhow::Result<()> {
     match format {
-        Format::Npy => {
+        Format::Npy | Format::Parquet => {
             let first = outputs.first().and_then(|t| t.data.to_f64()).unwrap_or_default();
             let mut bytes = Vec::with_capacity(width * 4);
             for i in 0..width {
@@ -370,7 +408,7 @@ fn write_row(out: &mut File, format: Format, row: usize, outputs: &[Tensor], wid
 
 fn write_failed(out: &mut File, format: Format, row: usize, error: &str, width: usize) -> anyhow::Result<()> {
     match format {
-        Format::Npy => out.write_all(&f32::NAN.to_le_bytes().repeat(width))?,
+        Format::Npy | Format::Parquet => out.write_all(&f32::NAN.to_le_bytes().repeat(width))?,
         Format::Jsonl => writeln!(out, "{}", json!({ "row": row, "error": error }))?,
     }
     Ok(())
