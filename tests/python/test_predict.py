@@ -185,3 +185,25 @@ def test_parquet_in_parquet_out_matches_onnxruntime_and_resumes_to_the_same_byte
     assert not interrupted.exists(), "no Parquet file before the job ends"
     resumed = predict(store, data, interrupted, "--batch", "500", "--resume", job_id)
     assert resumed["output_sha256"] == job["output_sha256"], "resumed Parquet output differs from an uninterrupted one"
+
+
+def test_npz_in_npz_out(fixture_store, tmp_path):
+    """`np.savez_compressed` input holding several arrays (the one named after the model's input
+    is read), `.npz` output holding the first output as `output`, as `np.load` reads it."""
+    store, _ = fixture_store
+    x = np.random.default_rng(9).random((3_000, 64), dtype=np.float32)
+    data = tmp_path / "batch.npz"
+    np.savez_compressed(data, input=x, ids=np.arange(3_000))
+    out = tmp_path / "scores.npz"
+    job = predict(store, data, out, "--batch", "256")
+    assert job["rows"] == 3_000
+    session = ort.InferenceSession(str(MODELS / "mlp_v1.onnx"), providers=["CPUExecutionProvider"])
+    with np.load(out) as archive:
+        assert list(archive.keys()) == ["output"]
+        np.testing.assert_allclose(archive["output"], session.run(None, {"input": x})[0], rtol=1e-5, atol=1e-5)
+    again = predict(store, data, tmp_path / "again.npz")
+    assert again["output_sha256"] == job["output_sha256"], "the same array, the same bytes"
+    ambiguous = tmp_path / "two.npz"
+    np.savez(ambiguous, a=x, b=x)
+    proc = predict(store, ambiguous, tmp_path / "never.npz", check=False)
+    assert proc.returncode == 1 and "one must be named after the model's input ('input')" in proc.stderr, proc.stderr

@@ -28,12 +28,12 @@ pub struct PredictArgs {
     /// the latest version that is not archived.
     #[arg(long)]
     model: String,
-    /// The data: a NumPy .npy file, [rows, features], float32 or float64; or a Parquet file of
-    /// numeric columns, one feature each.
-    #[arg(long, value_name = "FILE.npy|FILE.parquet")]
+    /// The data: a NumPy .npy file, [rows, features], float32 or float64 (or an .npz archive of
+    /// one); or a Parquet file of numeric columns, one feature each.
+    #[arg(long, value_name = "FILE.npy|FILE.npz|FILE.parquet")]
     input: PathBuf,
-    /// Where the predictions go: FILE.npy or FILE.parquet (the first output) or FILE.jsonl
-    /// (every output).
+    /// Where the predictions go: FILE.npy, FILE.npz or FILE.parquet (the first output) or
+    /// FILE.jsonl (every output).
     #[arg(long, value_name = "FILE")]
     output: PathBuf,
     /// Rows per engine call.

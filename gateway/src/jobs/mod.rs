@@ -8,9 +8,11 @@
 //! a child process at the lowest CPU priority for `POST /admin/jobs` (see `http::jobs`).
 //! `prepare` checks everything and records the job; `Prepared::run` runs it.
 //!
-//! Input: a NumPy `.npy` file, `[rows, features]` (float32 or float64), or a Parquet file of
-//! numeric columns (one feature each), for a model with one `[batch, features]` input. Output:
-//! `.npy` (the first output, float32, `[rows, n]`; a failed row is NaN), `.parquet` (the first
+//! Input: a NumPy `.npy` file, `[rows, features]` (float32 or float64), an `.npz` archive of one
+//! (or of several, one named after the model's input), or a Parquet file of numeric columns (one
+//! feature each), for a model with one `[batch, features]` input. Output: `.npy` (the first
+//! output, float32, `[rows, n]`; a failed row is NaN), `.npz` (that array as `OUTPUT.npy`, staged
+//! like Parquet), `.parquet` (the first
 //! output, a FLOAT column per element; a failed row is null; written from a resumable `.npy`
 //! staging file, `OUTPUT.partial.npy`, once every row is done) or `.jsonl` (one line per row:
 //! every output, or the row's error).
@@ -59,6 +61,8 @@ enum Format {
     Jsonl,
     /// Written through a `.npy` staging file (see `staging`).
     Parquet,
+    /// Likewise: the staged `.npy`, then archived as `{output}.npy`.
+    Npz,
 }
 
 /// Where a Parquet output's rows go until the job ends: `.npy` rows can be checkpointed and
@@ -112,17 +116,13 @@ pub async fn prepare(
         Some("npy") => Format::Npy,
         Some("jsonl") => Format::Jsonl,
         Some("parquet") => Format::Parquet,
-        _ => bail!("the output must end in .npy, .parquet or .jsonl, not {}", spec.output.display()),
+        Some("npz") => Format::Npz,
+        _ => bail!("the output must end in .npy, .npz, .parquet or .jsonl, not {}", spec.output.display()),
     };
     if spec.batch == 0 || spec.batch > 65_536 {
         bail!("the batch must be between 1 and 65536 rows");
     }
     let input_bytes = std::fs::read(&spec.input).with_context(|| format!("cannot read {}", spec.input.display()))?;
-    let (values, features) = match spec.input.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => parquet::read(&spec.input)?,
-        _ => npy::read_npy(&spec.input)?,
-    };
-    let rows = values.len() / features;
     let input_sha256 = hex::encode(Sha256::digest(&input_bytes));
     drop(input_bytes);
     let registry = store.registry();
@@ -160,6 +160,12 @@ pub async fn prepare(
     let [input] = instance.signature.inputs.as_slice() else {
         bail!("a prediction job runs models of one input; {name}:{version} has {}", instance.signature.inputs.len());
     };
+    let (values, features) = match spec.input.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => parquet::read(&spec.input)?,
+        Some("npz") => npy::read_npz(&spec.input, &input.name)?,
+        _ => npy::read_npy(&spec.input)?,
+    };
+    let rows = values.len() / features;
     let fits = match input.shape.as_slice() {
         [_, f] => *f == -1 || usize::try_from(*f) == Ok(features),
         _ => false,
@@ -175,9 +181,9 @@ pub async fn prepare(
     }
     let input_name = input.name.clone();
     let out_width = match (format, instance.signature.outputs.first().map(|o| o.shape.as_slice())) {
-        (Format::Npy | Format::Parquet, Some([_, n])) if *n > 0 => usize::try_from(*n).unwrap_or(0),
-        (Format::Npy | Format::Parquet, _) => {
-            bail!("a .npy or .parquet output needs a first output of shape [rows, n] with n fixed; use .jsonl")
+        (Format::Npy | Format::Npz | Format::Parquet, Some([_, n])) if *n > 0 => usize::try_from(*n).unwrap_or(0),
+        (Format::Npy | Format::Npz | Format::Parquet, _) => {
+            bail!("a .npy, .npz or .parquet output needs a first output of shape [rows, n] with n fixed; use .jsonl")
         }
         (Format::Jsonl, _) => 0,
     };
@@ -258,7 +264,7 @@ impl Prepared {
         let start_row = usize::try_from(job.rows_done).unwrap_or(0).min(rows);
         // Parquet rows are staged as .npy rows, written the same way.
         let (rows_path, row_format) = match format {
-            Format::Parquet => (staging(&spec.output), Format::Npy),
+            Format::Parquet | Format::Npz => (staging(&spec.output), Format::Npy),
             other => (spec.output.clone(), other),
         };
         let mut out = open_output(&rows_path, row_format, rows, out_width, start_row)?;
@@ -286,6 +292,12 @@ impl Prepared {
             progress(done, rows);
         }
         drop(out);
+        let output_name = instance.signature.outputs.first().map_or("output", |o| o.name.as_str());
+        if format == Format::Npz {
+            let staged = std::fs::read(&rows_path).with_context(|| format!("cannot read {}", rows_path.display()))?;
+            npy::write_npz(&spec.output, output_name, &staged)?;
+            std::fs::remove_file(&rows_path).with_context(|| format!("cannot remove {}", rows_path.display()))?;
+        }
         if format == Format::Parquet {
             let (staged, width) = npy::read_npy(&rows_path)?;
             let mut failed_rows = vec![false; rows];
@@ -294,9 +306,8 @@ impl Prepared {
                     failed_rows[r] = true;
                 }
             }
-            let name = instance.signature.outputs.first().map_or("output", |o| o.name.as_str());
             let staged: Vec<f32> = staged.into_iter().map(|x| x as f32).collect();
-            parquet::write(&spec.output, name, &staged, width, &failed_rows)?;
+            parquet::write(&spec.output, output_name, &staged, width, &failed_rows)?;
             std::fs::remove_file(&rows_path).with_context(|| format!("cannot remove {}", rows_path.display()))?;
         }
         let sha256 = hex::encode(Sha256::digest(std::fs::read(&spec.output)?));
@@ -365,7 +376,7 @@ fn open_output(path: &Path, format: Format, rows: usize, width: usize, start_row
         .open(path)
         .with_context(|| format!("cannot reopen {}", path.display()))?;
     let keep = match format {
-        Format::Npy | Format::Parquet => (npy::header(rows, width).len() + start_row * width * 4) as u64,
+        Format::Npy | Format::Npz | Format::Parquet => (npy::header(rows, width).len() + start_row * width * 4) as u64,
         Format::Jsonl => {
             let mut text = Vec::new();
             f.read_to_end(&mut text)?;
@@ -389,7 +400,7 @@ fn open_output(path: &Path, format: Format, rows: usize, width: usize, start_row
 
 fn write_row(out: &mut File, format: Format, row: usize, outputs: &[Tensor], width: usize) -> anyhow::Result<()> {
     match format {
-        Format::Npy | Format::Parquet => {
+        Format::Npy | Format::Npz | Format::Parquet => {
             let first = outputs.first().and_then(|t| t.data.to_f64()).unwrap_or_default();
             let mut bytes = Vec::with_capacity(width * 4);
             for i in 0..width {
@@ -408,7 +419,7 @@ fn write_row(out: &mut File, format: Format, row: usize, outputs: &[Tensor], wid
 
 fn write_failed(out: &mut File, format: Format, row: usize, error: &str, width: usize) -> anyhow::Result<()> {
     match format {
-        Format::Npy | Format::Parquet => out.write_all(&f32::NAN.to_le_bytes().repeat(width))?,
+        Format::Npy | Format::Npz | Format::Parquet => out.write_all(&f32::NAN.to_le_bytes().repeat(width))?,
         Format::Jsonl => writeln!(out, "{}", json!({ "row": row, "error": error }))?,
     }
     Ok(())

@@ -8,7 +8,13 @@ use anyhow::Context;
 /// The `.npy` file's values, row-major, and its number of features per row.
 pub fn read_npy(path: &Path) -> anyhow::Result<(Vec<f64>, usize)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bad = |why: &str| anyhow::anyhow!("{} is not a NumPy .npy file this command reads: {why}", path.display());
+    parse(&bytes, &path.display().to_string())
+}
+
+/// An `.npy` file's bytes (`what` names it in errors): its values, row-major, and its number of
+/// features per row.
+pub fn parse(bytes: &[u8], what: &str) -> anyhow::Result<(Vec<f64>, usize)> {
+    let bad = |why: &str| anyhow::anyhow!("{what} is not a NumPy .npy file this command reads: {why}");
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("no \\x93NUMPY magic"));
     }
@@ -73,4 +79,45 @@ pub fn header(rows: usize, width: usize) -> Vec<u8> {
     h.extend(u16::try_from(padded.len()).unwrap_or(u16::MAX).to_le_bytes());
     h.extend(padded.as_bytes());
     h
+}
+
+/// The arrays of an `.npz` archive (`np.savez`, stored, or `np.savez_compressed`, deflated): the
+/// one it holds, or the one named `prefer` (`prefer.npy` in the archive) when it holds several.
+pub fn read_npz(path: &Path, prefer: &str) -> anyhow::Result<(Vec<f64>, usize)> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| anyhow::anyhow!("{} is not a NumPy .npz archive: {e}", path.display()))?;
+    let names: Vec<String> = archive.file_names().filter(|n| n.ends_with(".npy")).map(str::to_owned).collect();
+    let wanted = format!("{prefer}.npy");
+    let name = match names.as_slice() {
+        [one] => one.clone(),
+        _ if names.contains(&wanted) => wanted,
+        _ => anyhow::bail!(
+            "{} holds {} arrays ({}); with several, one must be named after the model's input ('{prefer}')",
+            path.display(),
+            names.len(),
+            names.iter().map(|n| n.trim_end_matches(".npy")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let mut entry = archive.by_name(&name).map_err(|e| anyhow::anyhow!("{}: {name}: {e}", path.display()))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(1 << 32));
+    entry.read_to_end(&mut bytes).with_context(|| format!("{}: cannot read {name}", path.display()))?;
+    parse(&bytes, &format!("{} ({name})", path.display()))
+}
+
+/// Writes `npy` (an `.npy` file's bytes) into a new `.npz` archive as `name.npy`, stored (as
+/// `np.savez` does), with a fixed timestamp: the same array gives the same bytes.
+pub fn write_npz(path: &Path, name: &str, npy: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut archive = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        .large_file(npy.len() as u64 >= u64::from(u32::MAX));
+    archive.start_file(format!("{name}.npy"), options)?;
+    archive.write_all(npy)?;
+    archive.finish()?.sync_all()?;
+    Ok(())
 }
