@@ -105,7 +105,8 @@ def main():
             cpu_us = (server.cpu_seconds() - cpu) / got["requests"] * 1e6
             results[mode].append((got["rps"], got["p50_us"], got["p99_us"], cpu_us))
             c.log(f"round {r + 1} console {mode}: {got['rps']:.0f}/s, p99 {got['p99_us']:.0f} us, {cpu_us:.1f} us CPU/request")
-    show("")
+    driver.stdin.write("\n")  # an empty line closes the browser
+    driver.stdin.flush()
     driver.wait(timeout=30)
     alive = server.alive()
     server.stop()

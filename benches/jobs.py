@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What a prediction job run by a serving gateway costs its online traffic (`make bench-jobs`):
 one gateway serving the tiny model to a steady open-loop load, alternating points with and
-without a job (`POST /admin/jobs`, a 400,000-row file through the same model) running beside.
+without a job (`POST /admin/jobs`, a 200,000-row file through the CPU-heavy `slow` fixture)
+running beside.
 
     python3 benches/jobs.py [--rounds 5] [--seconds 4] [--rate 500] [--bin PATH]
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common as c  # noqa: E402
 
 WORK = c.TMP / "jobs"
-ROWS = 1_000_000
+ROWS = 200_000
 
 
 def python():
@@ -71,7 +72,9 @@ def main():
     subprocess.run([str(python()), "-c",
                     f"import numpy as np; np.save({str(data)!r}, np.random.default_rng(3).random(({ROWS}, 64), dtype=np.float32))"],
                    check=True)
-    store = c.register(binary, env, WORK / "store", [("mlp", "mlp_v1", 1)])
+    # The job runs the `slow` fixture (milliseconds of matrix products a call, whatever the batch):
+    # it keeps a core busy for the whole point, the hard case for the online load beside it.
+    store = c.register(binary, env, WORK / "store", [("mlp", "mlp_v1", 1), ("ranker", "slow", 1)])
     config = WORK / "jobs.toml"
     config.write_text(c.config_head("jobs.py", store, lineage=True) + '\n[[model]]\nname = "mlp"\nversions = [1]\n')
     server = c.Server(binary, "jobs", config, WORK, env)
@@ -86,7 +89,7 @@ def main():
             output = WORK / f"out-{r}.npy"
             if mode == "job":
                 job = post(f"{server.admin}/admin/jobs",
-                           {"model": "mlp:1", "input": str(data), "output": str(output), "batch": 1000})["job"]
+                           {"model": "ranker:1", "input": str(data), "output": str(output), "batch": 100})["job"]
                 before = get(f"{server.admin}/admin/jobs/{job}")["rows_done"]
                 t0 = time.monotonic()
             res = c.open_loop(server.host, server.port, "/v2/models/mlp/infer", c.BODY, args.rate, args.seconds)
@@ -114,8 +117,9 @@ def main():
         "",
         f"- binary: {binary_desc}",
         f"- one gateway, the tiny `mlp` fixture, lineage on; open-loop load at {args.rate} requests/s,"
-        f" {args.seconds} s per point; `job`: `POST /admin/jobs` over {ROWS:,} rows (batch 1000) running"
-        " beside (a `switchyard predict` child at nice 19)",
+        f" {args.seconds} s per point; `job`: `POST /admin/jobs` running the `slow` fixture (a core's worth"
+        f" of matrix products a call) over {ROWS:,} rows (batch 100) beside it (a `switchyard predict`"
+        " child at nice 19)",
         f"- {args.rounds} rounds, idle and job alternating (order swapped every round); medians",
         f"- machine: {started['nproc']} cores, {started['cpu']}, {started['mem']}; load average at start "
         f"{started['load_start']}; repository at {started['commit'][:10]}; load generator, gateway and job share the cores",

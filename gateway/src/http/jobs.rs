@@ -6,9 +6,9 @@
 //!
 //! A job runs as a child process of this gateway, `switchyard predict` at the lowest CPU priority
 //! (`nice -n 19`): online requests keep the processor, a job's memory is its own, and a job that
-//! fails takes nothing else with it. Paths are the gateway host's. A job still running when the
-//! gateway stops is interrupted, recorded as `running` with its last checkpoint: resume it with
-//! `"resume"` (or `switchyard predict --resume`).
+//! fails takes nothing else with it. Paths are the gateway host's. A job goes on when the gateway
+//! stops (it is a process of its own); one that is killed stays `running` at its last
+//! checkpoint: resume it with `"resume"` (or `switchyard predict --resume`).
 
 use std::path::Path;
 use std::process::Stdio;
