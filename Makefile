@@ -1,7 +1,7 @@
 # The two commands: `make run` serves the example models; `make test` runs the whole suite.
 # Both set up what they need (ONNX Runtime, Python tools) into .cache/, idempotently.
 
-.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring bench-lineage-ack bench-console bench-jobs
+.PHONY: run test fuzz setup build lint fmt clean-cache bench-lineage bench bench-micro bench-reload bench-overload bench-soak bench-ab bench-protocols bench-proxy bench-monitoring bench-lineage-ack bench-console bench-jobs bench-minimal
 
 run:
 	scripts/run-example.sh
@@ -83,6 +83,12 @@ bench-console:
 # benches/results/jobs.md; see benches/jobs.py.
 bench-jobs:
 	python3 benches/jobs.py
+
+# Switchyard (challenger, sticky header, lineage, metrics scraped) against a minimal hyper +
+# serde_json + inline ONNX Runtime server, side by side: what the features cost per request
+# (about 3 minutes after the builds). Writes benches/results/minimal.md; see benches/minimal.py.
+bench-minimal:
+	python3 benches/minimal.py
 
 # Criterion micro-benchmarks of the request path's pure parts (routing, v2 decode/encode, lineage
 # record), each beside a baseline; benches/results/micro.md holds the latest figures.
