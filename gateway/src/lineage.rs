@@ -237,7 +237,13 @@ pub struct LineageWriter {
 /// threads serving requests: all a request does is put its record in the channel. The
 /// appender blocks; on this thread that holds up nothing but the next batch.
 /// Records sent to the returned sink are written to `registry` until `LineageWriter::drain`.
-pub fn start(registry: &Registry, config: &LineageConfig) -> anyhow::Result<(LineageSink, LineageWriter)> {
+/// `replica` names this gateway in every record (`[server] replica_id`); set on the writer's
+/// thread, so the request path pays nothing for it.
+pub fn start(
+    registry: &Registry,
+    config: &LineageConfig,
+    replica: &str,
+) -> anyhow::Result<(LineageSink, LineageWriter)> {
     let appender = registry
         .lineage_appender(match config.durability {
             settings::LineageDurability::Full => model_store::LineageDurability::Full,
@@ -250,10 +256,11 @@ pub fn start(registry: &Registry, config: &LineageConfig) -> anyhow::Result<(Lin
     let (close_tx, close_rx) = oneshot::channel();
     let (done_tx, done_rx) = oneshot::channel();
     let settings = (config.batch_max, config.flush_interval);
+    let replica = replica.to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let writer_status = Arc::clone(&status);
     let thread = std::thread::Builder::new().name("switchyard-lineage".into()).spawn(move || {
-        runtime.block_on(write_loop(appender, rx, settings, writer_status, close_rx));
+        runtime.block_on(write_loop(appender, rx, settings, writer_status, close_rx, replica));
         let _ = done_tx.send(());
     })?;
     metrics::gauge!("switchyard_lineage_store_healthy").set(1.0);
@@ -368,6 +375,7 @@ async fn write_loop(
     settings: (usize, Duration),
     status: Arc<WriterStatus>,
     close: oneshot::Receiver<Duration>,
+    replica: String,
 ) {
     let (batch_max, linger) = settings;
     let mut runs = Vec::with_capacity(batch_max);
@@ -407,7 +415,9 @@ async fn write_loop(
         let acks: Vec<Option<oneshot::Sender<bool>>> = runs
             .drain(..)
             .map(|(run, ack)| {
-                records.push(run.into_record());
+                let mut record = run.into_record();
+                record.replica = Some(replica.clone());
+                records.push(record);
                 ack
             })
             .collect();

@@ -75,6 +75,10 @@ pub struct LineageRecord {
     /// The request's slice (`[model.slices]`: its header's value), when the model has slices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<String>,
+    /// The gateway that answered (`[server] replica_id`); `None` on records written before
+    /// schema 11.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// Filters for `Registry::query_lineage`. Every filter is optional; `Default` matches everything
@@ -207,6 +211,7 @@ impl LineageRecord {
             prediction: None,
             upstream: None,
             slice: None,
+            replica: None,
         }
     }
 
@@ -279,6 +284,7 @@ impl LineageRecord {
         Ok(LineageRecord {
             upstream,
             slice: row.slice,
+            replica: row.replica,
             request_id: row.request_id,
             at: row.at,
             at_ms: row.at_ms,
@@ -479,6 +485,9 @@ struct StatFields<'a>(
     /// slice (migration 0010): likewise.
     #[serde(default)]
     IgnoredAny,
+    /// replica (migration 0011): likewise.
+    #[serde(default)]
+    IgnoredAny,
 );
 
 /// `lineage_stats` while it reads.
@@ -497,7 +506,7 @@ struct StatsTally {
 impl StatsTally {
     fn add(
         &mut self,
-        StatFields(_, at_ms, route, .., total_us, status, _, _, _, _, _, _): StatFields<'_>,
+        StatFields(_, at_ms, route, .., total_us, status, _, _, _, _, _, _, _): StatFields<'_>,
     ) -> Result<(), String> {
         if route == LineageRecord::ROUTE_SHADOW {
             self.shadow_runs += 1;

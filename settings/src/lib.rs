@@ -213,6 +213,8 @@ pub struct ServerConfig {
     /// Feedback requests per second each client address may send (bursts of twice that); more
     /// get 429.
     pub feedback_rate: f64,
+    /// This gateway's name in lineage records and serving claims; `None`: `host:pid`.
+    pub replica_id: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -233,6 +235,7 @@ impl Default for ServerConfig {
             admin_token: None,
             feedback_token: None,
             feedback_rate: 100.0,
+            replica_id: None,
         }
     }
 }
@@ -780,6 +783,21 @@ fn validate(
             Some(r) => {
                 problems.push(format!("[server] feedback_rate = {r} must be between 0.1 and 1000000 per second"));
                 d.feedback_rate
+            }
+        },
+        replica_id: match server.replica_id {
+            None => None,
+            Some(id)
+                if (1..=128).contains(&id.len())
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
+            {
+                Some(id)
+            }
+            Some(id) => {
+                problems.push(format!(
+                    "[server] replica_id = {id:?} must be 1–128 characters of letters, digits, '.', '_', ':' and '-'"
+                ));
+                None
             }
         },
     };

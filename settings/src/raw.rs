@@ -35,6 +35,9 @@ pub struct RawServer {
     pub feedback_token: Option<String>,
     /// Feedback requests per second per client address (default 100, bursts of twice that).
     pub feedback_rate: Option<f64>,
+    /// This gateway's name in every lineage record and serving claim, e.g. `"gw-2"`; default:
+    /// the host name and the process id (`host:pid`).
+    pub replica_id: Option<String>,
 }
 
 /// `[store]`: where the registry and artifacts live.

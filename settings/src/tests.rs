@@ -371,3 +371,16 @@ fn upstream_section_defaults_and_refusals() {
     assert!(problems.contains("max_concurrency = 0 must be between 1 and 100000"), "{problems}");
     assert!(problems.contains("bogus"), "{problems}");
 }
+
+#[test]
+fn replica_id_is_optional_and_checked() {
+    assert_eq!(Config::from_toml_str("good", GOOD).expect("valid").server.replica_id, None);
+    let named = GOOD.replace("[store]", "replica_id = \"gw-2.eu:8000\"\n\n[store]");
+    assert_eq!(
+        Config::from_toml_str("named", &named).expect("valid").server.replica_id.as_deref(),
+        Some("gw-2.eu:8000")
+    );
+    let bad = GOOD.replace("[store]", "replica_id = \"gw 2\"\n\n[store]");
+    let problems = Config::from_toml_str("bad", &bad).expect_err("refused").problems.join("\n");
+    assert!(problems.contains("replica_id = \"gw 2\" must be 1–128 characters"), "{problems}");
+}

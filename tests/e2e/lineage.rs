@@ -46,7 +46,8 @@ fn manifest_commit(version: u64) -> String {
 fn every_answer_resolves_to_the_version_hash_and_provenance_that_served_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = full_store(dir.path());
-    let gw = Gateway::start(dir.path(), &store, ROUTED);
+    // Every record names the gateway that answered.
+    let gw = Gateway::start(dir.path(), &store, &ROUTED.replace("[store]", "replica_id = \"gw-7\"\n[store]"));
     let mut seen_routes = std::collections::BTreeSet::new();
     let mut shadowed = 0;
     for i in 0..40 {
@@ -68,6 +69,7 @@ fn every_answer_resolves_to_the_version_hash_and_provenance_that_served_it() {
         assert_eq!(primary["sha256"], r.header("x-model-sha256").expect("sha"));
         assert_eq!(primary["route"], r.header("x-model-route").expect("route"));
         assert_eq!(primary["status"], 200);
+        assert_eq!(primary["replica"], "gw-7");
         assert!(primary["reason"].as_str().expect("reason").starts_with("sticky key "), "{primary}");
         let key_hash = primary["sticky_key_hash"].as_str().expect("sticky key hash");
         assert!(!key_hash.contains(&user) && key_hash.len() == 16, "the key itself is never stored: {key_hash}");

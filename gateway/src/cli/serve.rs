@@ -118,7 +118,8 @@ async fn run(config: Config, config_path: &Path, digest: [u8; 32]) -> anyhow::Re
         }
     };
     let (lineage, writer) = if config.lineage.enabled {
-        let (sink, writer) = lineage::start(store.registry(), &config.lineage)?;
+        let (sink, writer) =
+            lineage::start(store.registry(), &config.lineage, &crate::control::replica_id(&config.server))?;
         (Some(sink), Some(writer))
     } else {
         (None, None)

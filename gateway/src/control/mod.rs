@@ -79,6 +79,7 @@ impl Control {
         for m in serving.models.values().filter(|m| m.guard.is_some()) {
             metrics::gauge!("switchyard_guard_no_healthy_backup", "model" => m.name.clone()).set(0.0);
         }
+        let replica = replica_id(&config.server);
         Control {
             serving: ArcSwap::from_pointee(serving),
             store,
@@ -87,7 +88,7 @@ impl Control {
             config: Mutex::new(config),
             seen: std::sync::Mutex::new(digest),
             alarms: std::sync::Mutex::default(),
-            replica: replica_name(),
+            replica,
             changed: tokio::sync::Notify::new(),
             alerts: Alerts::none(),
         }
@@ -545,6 +546,11 @@ fn follow_champion(model: &ServedModel, mv: ChampionMove) {
 }
 
 /// `host:pid`: unique among the gateways sharing a registry, and readable in a refusal.
+/// This gateway's name: `[server] replica_id`, else `host:pid`.
+pub fn replica_id(server: &settings::ServerConfig) -> String {
+    server.replica_id.clone().unwrap_or_else(replica_name)
+}
+
 fn replica_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())

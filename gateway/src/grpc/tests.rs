@@ -19,7 +19,7 @@ use crate::control::tests::{Fixture, fixture};
 use crate::lineage::{self, LineageWriter};
 
 fn app(f: &Fixture) -> (Arc<App>, LineageWriter) {
-    let (sink, writer) = lineage::start(f.control.store().registry(), &f.config.lineage).expect("lineage");
+    let (sink, writer) = lineage::start(f.control.store().registry(), &f.config.lineage, "test").expect("lineage");
     (Arc::new(App::new(Arc::clone(&f.control), &f.config, Some(sink))), writer)
 }
 

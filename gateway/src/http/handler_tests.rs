@@ -15,7 +15,7 @@ use crate::lineage::{self, LineageWriter};
 
 /// A running app over the fixture, with lineage written to its registry.
 fn app(f: &Fixture) -> (Arc<App>, LineageWriter) {
-    let (sink, writer) = lineage::start(f.control.store().registry(), &f.config.lineage).expect("lineage");
+    let (sink, writer) = lineage::start(f.control.store().registry(), &f.config.lineage, "test").expect("lineage");
     (Arc::new(App::new(Arc::clone(&f.control), &f.config, Some(sink))), writer)
 }
 

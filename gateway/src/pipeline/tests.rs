@@ -33,7 +33,7 @@ fn id(text: &str) -> RequestId {
 
 /// A pipeline that writes lineage to the fixture's registry.
 fn pipeline(store: &model_store::ModelStore) -> (Pipeline, LineageWriter) {
-    let (sink, writer) = lineage::start(store.registry(), &LineageConfig::default()).expect("lineage");
+    let (sink, writer) = lineage::start(store.registry(), &LineageConfig::default(), "test").expect("lineage");
     (Pipeline::new(Some(sink), Duration::from_secs(5)), writer)
 }
 
@@ -172,7 +172,7 @@ async fn with_ack_after_commit_an_answer_waits_for_its_record_and_is_withheld_wi
         flush_interval: Duration::from_secs(30),
         ..LineageConfig::default()
     };
-    let (sink, writer) = lineage::start(f.control.store().registry(), &config).expect("lineage");
+    let (sink, writer) = lineage::start(f.control.store().registry(), &config, "test").expect("lineage");
     let pipeline = Pipeline::new(Some(sink), Duration::from_secs(5));
     let state = f.control.snapshot();
     let model = &state.models["m"];

@@ -203,27 +203,34 @@ fn insert_batch_row(
     Ok(tx.last_insert_rowid())
 }
 
-/// Appends one record as the JSON array `lineage_batches.body` holds (migration 0006's order, then 0009's `upstream` and 0010's `slice`).
+/// Appends one record as the JSON array `lineage_batches.body` holds: migration 0006's order,
+/// then 0009's `upstream`, 0010's `slice` and 0011's `replica` (17 elements: past what serde
+/// serializes as a tuple, so written as a sequence).
 fn record_json(body: &mut Vec<u8>, r: &LineageRecord) -> Result<(), StoreError> {
-    let fields = (
-        &r.request_id,
-        r.at_ms,
-        &r.route,
-        &r.reason,
-        &r.sticky_key_hash,
-        &r.input_sha256,
-        saturating_i64(r.queue_us),
-        saturating_i64(r.compute_us),
-        saturating_i64(r.total_us),
-        r.status,
-        &r.error_class,
-        r.shadow_of,
-        &r.comparison,
-        &r.prediction,
-        &r.upstream,
-        &r.slice,
-    );
-    serde_json::to_writer(&mut *body, &fields).map_err(|e| StoreError::decode(format!("lineage JSON: {e}")))
+    use serde::ser::{SerializeSeq as _, Serializer as _};
+    let mut write = || -> Result<(), serde_json::Error> {
+        let mut ser = serde_json::Serializer::new(&mut *body);
+        let mut seq = ser.serialize_seq(Some(17))?;
+        seq.serialize_element(&r.request_id)?;
+        seq.serialize_element(&r.at_ms)?;
+        seq.serialize_element(&r.route)?;
+        seq.serialize_element(&r.reason)?;
+        seq.serialize_element(&r.sticky_key_hash)?;
+        seq.serialize_element(&r.input_sha256)?;
+        seq.serialize_element(&saturating_i64(r.queue_us))?;
+        seq.serialize_element(&saturating_i64(r.compute_us))?;
+        seq.serialize_element(&saturating_i64(r.total_us))?;
+        seq.serialize_element(&r.status)?;
+        seq.serialize_element(&r.error_class)?;
+        seq.serialize_element(&r.shadow_of)?;
+        seq.serialize_element(&r.comparison)?;
+        seq.serialize_element(&r.prediction)?;
+        seq.serialize_element(&r.upstream)?;
+        seq.serialize_element(&r.slice)?;
+        seq.serialize_element(&r.replica)?;
+        seq.end()
+    };
+    write().map_err(|e| StoreError::decode(format!("lineage JSON: {e}")))
 }
 
 /// One `lineage_requests` row per record of the batch row `batch_id`, 32 to a statement.

@@ -355,7 +355,7 @@ async fn reopening_keeps_lineage_and_applies_the_migration_once() {
     for _ in 0..2 {
         let store = ModelStore::open(dir.path()).await.expect("reopen");
         assert_eq!(store.registry().lineage("kept").await.expect("read"), std::slice::from_ref(&record));
-        assert_eq!(applied_migrations(store.registry()).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(applied_migrations(store.registry()).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     }
 }
 
@@ -388,7 +388,7 @@ async fn a_registry_created_before_lineage_upgrades_in_place() {
 
     let store = ModelStore::open(dir.path()).await.expect("open upgrades");
     let registry = store.registry();
-    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     assert_eq!(registry.version("old", 1).await.expect("kept").stage, Stage::Production);
     let record = primary("after-upgrade", "old", 1).stamped_at(SystemTime::now());
     registry.insert_lineage(std::slice::from_ref(&record)).await.expect("insert");
@@ -552,6 +552,7 @@ async fn the_lineage_view_reads_what_the_queries_read() {
     batch[0].prediction = Some(json!({"label": 3}));
     batch[2].sticky_key_hash = None;
     batch[0].slice = Some("eu-west".to_owned());
+    batch[1].replica = Some("gw-2".to_owned());
     batch[2].upstream = Some(json!({"url": "http://127.0.0.1:9000", "model": "mlp", "version": "4"}));
     registry.insert_lineage(&batch).await.expect("insert");
     let later = primary("v-3", "encoder", 1);
@@ -561,7 +562,7 @@ async fn the_lineage_view_reads_what_the_queries_read() {
     let rows: Vec<LineageRow> = sqlx::query_as(
         "SELECT request_id, at, at_ms, model, version, sha256, route, reason, sticky_key_hash, input_sha256, \
          queue_us, compute_us, total_us, status, error_class, shadow_of, comparison_json, prediction_json, \
-         upstream_json, slice FROM lineage ORDER BY id",
+         upstream_json, slice, replica FROM lineage ORDER BY id",
     )
     .fetch_all(registry.pool())
     .await
@@ -635,7 +636,7 @@ async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
 
     let store = ModelStore::open(dir.path()).await.expect("open upgrades");
     let registry = store.registry();
-    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     let busy_rows: Vec<i64> =
         sqlx::query_scalar("SELECT records FROM lineage_batches WHERE model = 'busy' ORDER BY id")
             .fetch_all(registry.pool())

@@ -117,6 +117,7 @@ pub(crate) struct LineageRow {
     pub(crate) prediction_json: Option<String>,
     pub(crate) upstream_json: Option<String>,
     pub(crate) slice: Option<String>,
+    pub(crate) replica: Option<String>,
 }
 
 /// The filters of `lineage_matching`, already validated; `None` = no filter.
@@ -144,7 +145,7 @@ macro_rules! event_columns {
 }
 
 /// The `LineageRow` columns read from a `lineage_batches` row `b` and one record `r` of its
-/// body (`json_each(b.body)`): the same expressions as the `lineage` view (migrations 0006, 0009, 0010), which
+/// body (`json_each(b.body)`): the same expressions as the `lineage` view (migrations 0006, 0009, 0010, 0011), which
 /// `the_lineage_view_reads_what_the_queries_read` keeps in step.
 macro_rules! lineage_columns {
     () => {
@@ -157,7 +158,7 @@ macro_rules! lineage_columns {
          r.value ->> 8 AS total_us, r.value ->> 9 AS status, r.value ->> 10 AS error_class, \
          CAST(r.value ->> 11 AS TEXT) AS shadow_of, r.value ->> 12 AS comparison_json, \
          r.value ->> 13 AS prediction_json, r.value ->> 14 AS upstream_json, \
-         r.value ->> 15 AS slice"
+         r.value ->> 15 AS slice, r.value ->> 16 AS replica"
     };
 }
 
