@@ -338,6 +338,19 @@ fn killing_the_upstream_under_load_fails_only_the_requests_in_flight_and_trips_t
         after[late..].iter().filter(|s| s.version != Some(1) || s.route.as_deref() != Some("backup")).collect();
     assert!(strays.is_empty(), "answers not from the backup after the kill: {:?}", strays.first());
 
+    // The admin API shows the dead upstream ejected by its health checks.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = get(gw.admin, "/admin/status").json();
+        let up = &status["upstreams"][0];
+        assert_eq!(up["url"], format!("http://{}", upstream.lock().expect("upstream").public), "{status}");
+        if up["ejected"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never shown ejected: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // The guard trips within its interval (500 ms) and a second.
     let deadline = killed + Duration::from_millis(1500);
     loop {

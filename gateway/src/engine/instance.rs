@@ -268,6 +268,14 @@ impl ModelInstance {
         }
     }
 
+    /// A remote version's client; `None` for a model run here.
+    pub fn remote_client(&self) -> Option<&crate::upstream::Remote> {
+        match &self.runner {
+            Runner::Remote(remote) => Some(remote),
+            _ => None,
+        }
+    }
+
     /// Where a remote version is answered; `None` for a model run here.
     pub fn upstream(&self) -> Option<&Arc<model_store::Upstream>> {
         match &self.runner {

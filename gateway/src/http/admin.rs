@@ -296,7 +296,8 @@ fn status(app: &App) -> Value {
         None => json!({ "enabled": false }),
     };
     let degraded = app.pipeline.lineage().is_some_and(|s| !s.snapshot().healthy);
-    json!({ "status": if degraded { "degraded" } else { "ok" }, "lineage": lineage })
+    let upstreams: Vec<Value> = crate::upstream::Host::all().iter().map(|h| h.view()).collect();
+    json!({ "status": if degraded { "degraded" } else { "ok" }, "lineage": lineage, "upstreams": upstreams })
 }
 
 fn model_state(model: &ServedModel) -> Value {
@@ -314,6 +315,7 @@ fn model_state(model: &ServedModel) -> Value {
                     "execution_configured": l.instance.settings.execution.as_str(),
                     "queue_depth": l.instance.queue_depth(),
                     "upstream": l.instance.upstream(),
+                    "upstream_health": l.instance.remote_client().map(|r| r.host().view()),
                     "recent": { "requests": s.requests, "errors": s.errors, "error_rate": s.error_rate(), "p99_ms": s.p99_ms,
                                 "window_ms": l.window.load().length().as_millis() as u64 },
                     // The same window as a time series (one point per tenth of it, oldest first):

@@ -33,6 +33,7 @@ const MAX_RETRY_TOKENS: u64 = 10 * MILLI;
 #[derive(Debug)]
 pub struct Host {
     url: String,
+    protocol: UpstreamProtocol,
     config: UpstreamConfig,
     client: Client<HttpConnector, Full<Bytes>>,
     slots: Semaphore,
@@ -99,6 +100,7 @@ impl Host {
         metrics.healthy.set(1.0);
         Host {
             url: url.to_owned(),
+            protocol,
             config: config.clone(),
             client,
             slots: Semaphore::new(config.max_concurrency),
@@ -117,6 +119,31 @@ impl Host {
     /// Whether requests are refused for failed health checks.
     pub fn ejected(&self) -> bool {
         self.ejected.load(Ordering::Acquire)
+    }
+
+    /// Requests in flight to it now.
+    pub fn in_flight(&self) -> usize {
+        self.config.max_concurrency.saturating_sub(self.slots.available_permits())
+    }
+
+    /// What the admin API shows of it: where, how it is spoken to, its health and load now.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "url": self.url,
+            "protocol": self.protocol.as_str(),
+            "ejected": self.ejected(),
+            "consecutive_failures": self.failures.load(Ordering::Acquire),
+            "in_flight": self.in_flight(),
+            "max_concurrency": self.config.max_concurrency,
+        })
+    }
+
+    /// Every host a loaded version uses now, by URL.
+    pub fn all() -> Vec<Arc<Host>> {
+        let hosts = HOSTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut all: Vec<Arc<Host>> = hosts.values().filter_map(Weak::upgrade).collect();
+        all.sort_by(|a, b| a.url.cmp(&b.url));
+        all
     }
 
     pub(super) fn client(&self) -> &Client<HttpConnector, Full<Bytes>> {

@@ -139,7 +139,11 @@ async function modelPage(name) {
     const recent = live && live.recent;
     const breach = g && recent && ((g.p99_ms && recent.p99_ms > g.p99_ms) || (g.max_error_rate !== null && recent.error_rate > g.max_error_rate));
     return el("tr", {}, el("td", {}, "v" + v.version), el("td", {}, v.stage), el("td", {}, v.aliases.join(", ") || "–"),
-      el("td", {}, el("code", {}, v.sha256.slice(0, 12) + "…")), el("td", {}, live ? live.state : "not loaded"),
+      el("td", {}, el("code", {}, v.sha256.slice(0, 12) + "…")),
+      el("td", {}, live ? live.state : "not loaded", live && live.upstream_health
+        ? el("span", { class: live.upstream_health.ejected ? "bad" : "muted" },
+            ` remote: ${live.upstream_health.url}${live.upstream_health.ejected ? " (ejected)" : ""}`)
+        : ""),
       el("td", { class: "num" + (breach ? " bad" : "") }, recent ? ms(recent.p99_ms) : "–"),
       el("td", { class: "num" }, recent ? pct(recent.error_rate) : "–"));
   });
