@@ -54,26 +54,35 @@ def main():
     if out.returncode != 0:
         c.die(f"models register --upstream failed:\n{out.stderr}")
     remote = json.loads(out.stdout)
+    out = subprocess.run([str(binary), "models", "register", "--store", str(store), "--model", "mlp",
+                          "--upstream", upstream.public, "--upstream-binary", "--json"],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        c.die(f"models register --upstream --upstream-binary failed:\n{out.stderr}")
+    remote_binary = json.loads(out.stdout)
     gw_config = WORK / "gateway.toml"
     gw_config.write_text(c.config_head("proxy.py", store, lineage=True)
-                         + f'\n[[model]]\nname = "mlp"\nversions = [{remote["version"]}]\n')
+                         + f'\n[[model]]\nname = "mlp"\nversions = [{remote["version"]}, {remote_binary["version"]}]\n')
     gateway = c.Server(binary, "gateway", gw_config, WORK, env)
     gateway.check_infer("mlp", expect_version=remote["version"])
+    # The gateway's paths: pinned to the JSON remote version, and to the binary one.
+    paths = {"gateway": f"/v2/models/mlp/versions/{remote['version']}/infer",
+             "gateway, binary upstream": f"/v2/models/mlp/versions/{remote_binary['version']}/infer"}
+    whos = ("direct", "gateway", "gateway, binary upstream")
 
     points = (1, 8)
-    results = {(n, who): [] for n in points for who in ("direct", "gateway")}
-    cpu_per_request = {n: [] for n in points}
+    results = {(n, who): [] for n in points for who in whos}
+    cpu_per_request = {(n, who): [] for n in points for who in whos[1:]}
     started = c.machine()
     for r in range(args.rounds):
         for n in points:
-            order = ("direct", "gateway") if r % 2 == 0 else ("gateway", "direct")
+            order = whos[r % 3:] + whos[:r % 3]
             for who in order:
-                srv = upstream if who == "direct" else gateway
+                url = f"{upstream.public}/v2/models/mlp/infer" if who == "direct" else f"{gateway.public}{paths[who]}"
                 cpu_before = gateway.cpu_seconds()
-                got = c.run_wrk(f"{srv.public}/v2/models/mlp/infer", n, args.seconds,
-                                threads=1 if n == 1 else 2)
-                if who == "gateway" and got["requests"]:
-                    cpu_per_request[n].append((gateway.cpu_seconds() - cpu_before) / got["requests"] * 1e6)
+                got = c.run_wrk(url, n, args.seconds, threads=1 if n == 1 else 2)
+                if who != "direct" and got["requests"]:
+                    cpu_per_request[(n, who)].append((gateway.cpu_seconds() - cpu_before) / got["requests"] * 1e6)
                 results[(n, who)].append((got["rps"], got["p50_us"], got["p99_us"]))
                 c.log(f"round {r + 1} c={n} {who}: {got['rps']:.0f}/s, p50 {got['p50_us']:.0f} us, "
                       f"p99 {got['p99_us']:.0f} us")
@@ -89,9 +98,10 @@ def main():
         "",
         f"- binary: {binary_desc}",
         "- upstream: a Switchyard serving the tiny `mlp` fixture (input [1,64] FP32, lineage off);"
-        " gateway: the same build serving it as a remote version (lineage on), HTTP/1.1 keep-alive pool",
-        f"- wrk, JSON body, {args.seconds} s per point; {args.rounds} rounds, direct and gateway alternating"
-        " (order swapped every round); medians",
+        " gateway: the same build serving it as two remote versions (lineage on, HTTP/1.1 keep-alive pool):"
+        " JSON to the upstream, and binary tensors (`--upstream-binary`); the client sends JSON to all",
+        f"- wrk, JSON body, {args.seconds} s per point; {args.rounds} rounds, the three paths in an order"
+        " rotating every round; medians",
         f"- machine: {started['nproc']} cores, {started['cpu']}, {started['mem']}; load average at start "
         f"{started['load_start']}; repository at {started['commit'][:10]}; wrk, gateway and upstream share the cores",
         "",
@@ -99,15 +109,17 @@ def main():
         "|---:|---|---:|---:|---:|",
     ]
     for n in points:
-        for who in ("direct", "gateway"):
+        for who in whos:
             rps, p50, p99 = med[(n, who)]
             lines.append(f"| {n} | {who} | {rps:.0f} | {p50:.0f} | {p99:.0f} |")
-    lines += ["", "| c | added p50 µs | added p99 µs | gateway CPU µs per request | throughput gateway / direct |",
-              "|---:|---:|---:|---:|---:|"]
+    lines += ["", "| c | path | added p50 µs | added p99 µs | gateway CPU µs per request | throughput gateway / direct |",
+              "|---:|---|---:|---:|---:|---:|"]
     for n in points:
-        d, g = med[(n, "direct")], med[(n, "gateway")]
-        cpu = statistics.median(cpu_per_request[n]) if cpu_per_request[n] else float("nan")
-        lines.append(f"| {n} | {g[1] - d[1]:.0f} | {g[2] - d[2]:.0f} | {cpu:.0f} | {g[0] / d[0]:.2f} |")
+        d = med[(n, "direct")]
+        for who in whos[1:]:
+            g = med[(n, who)]
+            cpu = statistics.median(cpu_per_request[(n, who)]) if cpu_per_request[(n, who)] else float("nan")
+            lines.append(f"| {n} | {who} | {g[1] - d[1]:.0f} | {g[2] - d[2]:.0f} | {cpu:.0f} | {g[0] / d[0]:.2f} |")
     lines += [
         "",
         "Yardstick: Envoy-class proxies add tens of microseconds per hop at p50. The gateway's hop"

@@ -25,6 +25,10 @@ pub struct Upstream {
     /// prior knowledge (h2c).
     #[serde(default, skip_serializing_if = "Protocol::is_default")]
     pub protocol: Protocol,
+    /// Send tensors as the v2 binary tensor extension (and ask for binary outputs) instead of
+    /// JSON: for servers that implement it (Triton, KServe, Switchyard; not MLServer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binary: bool,
 }
 
 /// The HTTP version a remote version's upstream is spoken to with.
@@ -120,6 +124,7 @@ impl Upstream {
             model: model.to_owned(),
             version: version.map(str::to_owned),
             protocol: Protocol::Http1,
+            binary: false,
         })
     }
 
@@ -149,9 +154,11 @@ impl Upstream {
 impl std::fmt::Display for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{}", self.url, self.model_path())?;
-        match self.protocol {
-            Protocol::Http1 => Ok(()),
-            Protocol::H2c => f.write_str(" (h2c)"),
+        match (self.protocol, self.binary) {
+            (Protocol::Http1, false) => Ok(()),
+            (Protocol::H2c, false) => f.write_str(" (h2c)"),
+            (Protocol::Http1, true) => f.write_str(" (binary tensors)"),
+            (Protocol::H2c, true) => f.write_str(" (h2c, binary tensors)"),
         }
     }
 }

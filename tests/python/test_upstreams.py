@@ -158,6 +158,17 @@ def test_tritonclient_gets_the_upstreams_exact_outputs(upstream, tmp_path, start
             np.testing.assert_array_equal(got, direct, err_msg=f"{name} binary={binary} version={version!r}")
             assert_tensor_equal(got, want, "output")
             assert res.get_response()["model_version"] == "2"
+    # Binary tensors to the upstream (Triton's extension), where the server takes them.
+    if name != "mlserver":
+        args = ["models", "register", "--store", str(store), "--model", "mlp", "--upstream", url, "--upstream-binary",
+                "--json"] + (["--upstream-version", pinned] if pinned else [])
+        binary_version = json.loads(run_cli(*args).stdout)
+        assert binary_version["version"] == 3 and binary_version["upstream"]["binary"] is True, binary_version
+        reloaded = start_extra_server(store, [{"name": "mlp", "versions": [1, 2, 3], "routing": {"champion": 3}}],
+                                      name=f"binary-{name}")
+        res = infer_http(reloaded.public, x, binary=True)
+        np.testing.assert_array_equal(res.as_numpy("output"), direct, err_msg=f"{name} over binary tensors")
+        assert res.get_response()["model_version"] == "3"
     # gRPC clients reach a REST-only upstream: the gateway translates.
     grpc = grpcclient.InferenceServerClient(url=gw.grpc_host_port)
     inp = grpcclient.InferInput("input", list(x.shape), "FP32")

@@ -47,6 +47,11 @@ pub struct RemoteArgs {
     /// (HTTP/2 with prior knowledge, one multiplexed connection).
     #[arg(long, value_name = "PROTOCOL", default_value = "http1", requires = "upstream")]
     upstream_protocol: model_store::UpstreamProtocol,
+    /// Send the upstream binary tensors (the v2 binary tensor extension, outputs asked binary
+    /// too) instead of JSON: cheaper for large tensors; Triton, KServe and Switchyard take them,
+    /// MLServer does not.
+    #[arg(long, requires = "upstream")]
+    upstream_binary: bool,
 }
 
 impl RemoteArgs {
@@ -55,7 +60,7 @@ impl RemoteArgs {
         let Some(url) = &self.upstream else { return Ok(None) };
         let name = self.upstream_model.as_deref().unwrap_or(model);
         let upstream = model_store::Upstream::new(url, name, self.upstream_version.as_deref())?;
-        Ok(Some(model_store::Upstream { protocol: self.upstream_protocol, ..upstream }))
+        Ok(Some(model_store::Upstream { protocol: self.upstream_protocol, binary: self.upstream_binary, ..upstream }))
     }
 }
 

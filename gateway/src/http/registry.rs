@@ -115,7 +115,7 @@ async fn register(app: &App, model: &str, body: Body, actor: String) -> Result<R
             })?;
             let checked = model_store::Upstream::new(&given.url, &given.model, given.version.as_deref())
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            Some(model_store::Upstream { protocol: given.protocol, ..checked })
+            Some(model_store::Upstream { protocol: given.protocol, binary: given.binary, ..checked })
         }
     };
     let bytes = match (body.get("artifact"), &upstream) {

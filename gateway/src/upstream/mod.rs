@@ -157,13 +157,19 @@ impl Remote {
             }
             let mut parameters = Map::new();
             parameters.insert("timeout".to_owned(), Value::from(remaining.as_micros() as u64));
-            let body = protocol::v2::encode::encode_request(None, inputs, &parameters);
-            let request = Request::builder()
-                .method(Method::POST)
-                .uri(self.infer_uri.clone())
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Full::new(body))
-                .expect("a request of a checked URI and static headers");
+            let binary = self.upstream.binary;
+            if binary {
+                parameters.insert("binary_data_output".to_owned(), Value::Bool(true));
+            }
+            let encoded = protocol::v2::encode::encode_request(None, inputs, &parameters, binary);
+            let mut request = Request::builder().method(Method::POST).uri(self.infer_uri.clone());
+            request = match encoded.json_len {
+                Some(len) => request
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header("inference-header-content-length", len),
+                None => request.header(header::CONTENT_TYPE, "application/json"),
+            };
+            let request = request.body(Full::new(encoded.body)).expect("a request of a checked URI and plain headers");
             match tokio::time::timeout_at(deadline, host.client().request(request)).await {
                 Err(_) => return Err(self.fail(ErrorKind::Timeout, "no answer within the request's deadline")),
                 Ok(Ok(response)) => break response,

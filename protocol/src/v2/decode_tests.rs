@@ -298,11 +298,15 @@ fn an_encoded_request_decodes_to_the_same_inputs() {
     ];
     let mut parameters = Map::new();
     parameters.insert("timeout".into(), Value::from(1500));
-    let body = super::super::encode::encode_request(Some("r-1"), &inputs, &parameters);
-    let back = decode_request(&body, None).expect("decodes");
-    assert_eq!(back.inputs, inputs);
-    assert_eq!(back.id.as_deref(), Some("r-1"));
-    assert_eq!(back.parameters.get("timeout"), Some(&Value::from(1500)));
+    for binary in [false, true] {
+        let encoded = super::super::encode::encode_request(Some("r-1"), &inputs, &parameters, binary);
+        let len = encoded.json_len.map(|n| n.to_string());
+        assert_eq!(len.is_some(), binary);
+        let back = decode_request(&encoded.body, len.as_deref().map(str::as_bytes)).expect("decodes");
+        assert_eq!(back.inputs, inputs);
+        assert_eq!(back.id.as_deref(), Some("r-1"));
+        assert_eq!(back.parameters.get("timeout"), Some(&Value::from(1500)));
+    }
 }
 
 #[test]

@@ -165,25 +165,39 @@ struct RequestJson<'a> {
     inputs: Vec<OutputJson<'a>>,
 }
 
-/// Encodes an inference *request* as JSON tensors (what the gateway sends the upstream of a
-/// remote version): every input's data inline, the request-level `parameters` given.
+/// Encodes an inference *request* (what the gateway sends the upstream of a remote version),
+/// with the request-level `parameters` given: every input's data inline as JSON, or with
+/// `binary`, every input as binary tensor data after the JSON header (the returned `json_len`
+/// then goes in `Inference-Header-Content-Length`; ask for binary outputs in `parameters` with
+/// `binary_data_output`).
 pub fn encode_request(
     id: Option<&str>,
     inputs: &[Tensor],
     parameters: &serde_json::Map<String, serde_json::Value>,
-) -> Bytes {
+    binary: bool,
+) -> EncodedResponse {
+    let mut data = Vec::new();
     let inputs = inputs
         .iter()
-        .map(|t| OutputJson {
-            name: &t.name,
-            datatype: t.datatype().as_v2(),
-            shape: &t.shape,
-            parameters: None,
-            data: Some(JsonData(&t.data)),
+        .map(|t| {
+            let (parameters, json) = if binary {
+                let before = data.len();
+                append_binary(&t.data, &mut data);
+                (Some(BinaryParams { binary_data_size: data.len() - before }), None)
+            } else {
+                (None, Some(JsonData(&t.data)))
+            };
+            OutputJson { name: &t.name, datatype: t.datatype().as_v2(), shape: &t.shape, parameters, data: json }
         })
         .collect();
     let json = RequestJson { id, parameters, inputs };
-    Bytes::from(serde_json::to_vec(&json).expect("request JSON has only string keys and finite-or-null numbers"))
+    let mut body = serde_json::to_vec(&json).expect("request JSON has only string keys and finite-or-null numbers");
+    if !binary {
+        return EncodedResponse { body: Bytes::from(body), json_len: None };
+    }
+    let json_len = body.len();
+    body.extend_from_slice(&data);
+    EncodedResponse { body: Bytes::from(body), json_len: Some(json_len) }
 }
 
 /// Appends the binary-extension encoding of `data`: little-endian elements, BOOL as one byte,
