@@ -249,3 +249,59 @@ async fn check_health(host: Weak<Host>) {
         if ready { host.check_passed() } else { host.failed("failed health checks") }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(retry_budget: f64) -> Host {
+        Host::new(
+            "http://127.0.0.1:9",
+            UpstreamProtocol::Http1,
+            &UpstreamConfig { retry_budget, ..UpstreamConfig::default() },
+        )
+    }
+
+    #[test]
+    fn retries_are_budgeted_per_answered_request() {
+        let h = host(0.1);
+        // A new host has three retries saved; then each costs one, and ten answers earn one more.
+        assert!((0..3).all(|_| h.try_retry()));
+        assert!(!h.try_retry(), "the budget is spent");
+        for _ in 0..9 {
+            h.answered();
+        }
+        assert!(!h.try_retry(), "nine answers earn 0.9 of a retry");
+        h.answered();
+        assert!(h.try_retry(), "the tenth earns the retry");
+        // Savings are capped: a long healthy run cannot bank a retry storm.
+        for _ in 0..10_000 {
+            h.answered();
+        }
+        assert_eq!((0..100).filter(|_| h.try_retry()).count(), 10);
+        // A zero budget never retries once the start-up allowance is gone.
+        let none = host(0.0);
+        for _ in 0..1000 {
+            none.answered();
+        }
+        assert_eq!((0..10).filter(|_| none.try_retry()).count(), 3);
+    }
+
+    #[test]
+    fn consecutive_failures_eject_and_a_passing_check_restores() {
+        let h = host(0.1);
+        h.connect_failed();
+        h.connect_failed();
+        assert!(!h.ejected(), "two failures: not yet (eject_after = 3)");
+        h.answered();
+        h.connect_failed();
+        h.connect_failed();
+        assert!(!h.ejected(), "an answer reset the count");
+        h.connect_failed();
+        assert!(h.ejected());
+        assert_eq!(h.view()["ejected"], true);
+        h.check_passed();
+        assert!(!h.ejected());
+        assert_eq!(h.view()["consecutive_failures"], 0);
+    }
+}
