@@ -30,6 +30,8 @@ peers_pid=$!
 
 echo "== format and lint"
 cargo fmt --all -- --check
+# The fuzz targets are a workspace of their own (fuzz/), which `cargo fmt --all` does not reach.
+rustfmt --check --edition 2024 fuzz/fuzz_targets/*.rs
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== Rust unit and end-to-end tests"

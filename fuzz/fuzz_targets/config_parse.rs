@@ -10,8 +10,8 @@
 
 #![no_main]
 
-use settings::Config;
 use libfuzzer_sys::fuzz_target;
+use settings::Config;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

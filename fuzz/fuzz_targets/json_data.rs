@@ -6,8 +6,8 @@
 
 #![no_main]
 
-use protocol::v2::json_data::check_agreement;
 use libfuzzer_sys::fuzz_target;
+use protocol::v2::json_data::check_agreement;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
