@@ -104,6 +104,22 @@ def start_bench(tag, bin_arg, work, wrk=True):
     return binary, binary_desc, ort, server_env(ort)
 
 
+def venv_python():
+    """The test venv's python (numpy, onnx, selenium, ...), set up by scripts/setup-python.sh
+    when missing."""
+    venv = ROOT / ".cache" / "venv" / "bin" / "python"
+    if not venv.is_file():
+        subprocess.run([str(ROOT / "scripts" / "setup-python.sh")], check=True, stdout=subprocess.DEVNULL)
+    return venv
+
+
+def process_cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fresh_dir(path):
     path = Path(path)
     if path.exists():
@@ -481,9 +497,7 @@ class Server:
 
     def cpu_seconds(self):
         """User + system CPU seconds of the whole process so far."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.pid)
 
 
 # --------------------------------------------------------------------------------------------

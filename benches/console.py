@@ -62,19 +62,12 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
     args = ap.parse_args()
-    c.set_tag("console")
-    c.install_exit_handlers()
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    env = c.server_env(c.onnxruntime())
+    binary, binary_desc, _, env = c.start_bench("console", args.bin, WORK)
     browser = subprocess.run([str(c.ROOT / "scripts" / "setup-browser.sh")], capture_output=True, text=True)
     m = re.search(r"chromium=(\S+) chromedriver=(\S+)", browser.stdout)
     if browser.returncode != 0 or not m:
         c.die(f"scripts/setup-browser.sh failed:\n{browser.stderr[-2000:]}")
-    python = c.ROOT / ".cache" / "venv" / "bin" / "python"
-    if not python.is_file():
-        subprocess.run([str(c.ROOT / "scripts" / "setup-python.sh")], check=True, stdout=subprocess.DEVNULL)
+    python = c.venv_python()
 
     store = c.register(binary, env, WORK / "store", [("mlp", "mlp_v1", 1), ("mlp", "mlp_v2", 2)])
     config = WORK / "console.toml"

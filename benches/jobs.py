@@ -31,13 +31,6 @@ WORK = c.TMP / "jobs"
 ROWS = 200_000
 
 
-def python():
-    venv = c.ROOT / ".cache" / "venv" / "bin" / "python"
-    if not venv.is_file():
-        subprocess.run([str(c.ROOT / "scripts" / "setup-python.sh")], check=True, stdout=subprocess.DEVNULL)
-    return venv
-
-
 def post(url, body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
@@ -63,13 +56,9 @@ def main():
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
     args = ap.parse_args()
-    c.set_tag("jobs")
-    c.install_exit_handlers()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    env = c.server_env(c.onnxruntime())
+    binary, binary_desc, _, env = c.start_bench("jobs", args.bin, WORK, wrk=False)
     data = WORK / "batch.npy"
-    subprocess.run([str(python()), "-c",
+    subprocess.run([str(c.venv_python()), "-c",
                     f"import numpy as np; np.save({str(data)!r}, np.random.default_rng(3).random(({ROWS}, 64), dtype=np.float32))"],
                    check=True)
     # The job runs the `slow` fixture (milliseconds of matrix products a call, whatever the batch):

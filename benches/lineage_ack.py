@@ -32,12 +32,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
     args = ap.parse_args()
-    c.set_tag("lineage_ack")
-    c.install_exit_handlers()
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    env = c.server_env(c.onnxruntime())
+    binary, binary_desc, _, env = c.start_bench("lineage_ack", args.bin, WORK)
     servers = {}
     for mode in MODES:
         store = c.register(binary, env, WORK / f"store-{mode}", [("mlp", "mlp_v1", 1)])

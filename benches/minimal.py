@@ -46,12 +46,6 @@ end
 """
 
 
-def cpu_seconds(pid):
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def build_minimal():
     c.log("building benches/rust minimal (cargo build --release)")
     out = subprocess.run(["cargo", "build", "--release", "-q", "-p", "minimal"], cwd=c.BENCHES / "rust",
@@ -68,13 +62,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
     args = ap.parse_args()
-    c.set_tag("minimal")
-    c.install_exit_handlers()
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    ort = c.onnxruntime()
-    env = c.server_env(ort)
+    binary, binary_desc, ort, env = c.start_bench("minimal", args.bin, WORK)
     minimal_bin = build_minimal()
     lua = WORK / "sticky.lua"
     lua.write_text(LUA)
@@ -116,9 +104,9 @@ def main():
         for n in points:
             for name in (("minimal", "switchyard") if r % 2 == 0 else ("switchyard", "minimal")):
                 url, pid = servers[name]
-                before = cpu_seconds(pid)
+                before = c.process_cpu_seconds(pid)
                 got = c.run_wrk(f"{url}/v2/models/mlp/infer", n, args.seconds, lua=lua, threads=1 if n == 1 else 2)
-                cpu_us = (cpu_seconds(pid) - before) / got["requests"] * 1e6
+                cpu_us = (c.process_cpu_seconds(pid) - before) / got["requests"] * 1e6
                 results[(n, name)].append((got["rps"], got["p50_us"], got["p99_us"], cpu_us))
                 c.log(f"round {r + 1} c={n} {name}: {got['rps']:.0f}/s, p50 {got['p50_us']:.0f} us, "
                       f"p99 {got['p99_us']:.0f} us, {cpu_us:.1f} us CPU/request")

@@ -42,18 +42,11 @@ end
 """
 
 
-def python():
-    venv = c.ROOT / ".cache" / "venv" / "bin" / "python"
-    if not venv.is_file():
-        subprocess.run([str(c.ROOT / "scripts" / "setup-python.sh")], check=True)
-    return venv
-
-
 def profiled_manifest(binary, env):
     """mlp_v1's manifest plus the profile of 5000 rows of training-like inputs (uniform on [0, 1),
     as the bench's requests are)."""
     npy = WORK / "train.npy"
-    subprocess.run([str(python()), "-c",
+    subprocess.run([str(c.venv_python()), "-c",
                     f"import numpy as np; np.save({str(npy)!r}, np.random.default_rng(1).random((5000, 64), dtype=np.float32))"],
                    check=True)
     profile = subprocess.run([str(binary), "models", "profile", "--data", str(npy)], capture_output=True, text=True,
@@ -69,12 +62,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
     args = ap.parse_args()
-    c.set_tag("monitoring")
-    c.install_exit_handlers()
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    env = c.server_env(c.onnxruntime())
+    binary, binary_desc, _, env = c.start_bench("monitoring", args.bin, WORK)
     lua = WORK / "markets.lua"
     lua.write_text(LUA)
 

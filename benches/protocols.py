@@ -44,13 +44,6 @@ def perf_analyzer():
     return perf_analyzer()
 
 
-def python():
-    venv = c.ROOT / ".cache" / "venv" / "bin" / "python"
-    if not venv.is_file():
-        subprocess.run([str(c.ROOT / "scripts" / "setup-python.sh")], check=True)
-    return venv
-
-
 def sum_model(path):
     """ReduceSum over a [1, 262144] FP32 input, written with the onnx package of the test venv."""
     code = f"""
@@ -66,7 +59,7 @@ m.ir_version = 8
 onnx.checker.check_model(m)
 onnx.save(m, {str(path)!r})
 """
-    subprocess.run([str(python()), "-c", code], check=True)
+    subprocess.run([str(c.venv_python()), "-c", code], check=True)
 
 
 def json_lua(body_path):
@@ -105,13 +98,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
     args = ap.parse_args()
-    c.set_tag("protocols")
-    c.install_exit_handlers()
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    ort = c.onnxruntime()
-    env = c.server_env(ort)
+    binary, binary_desc, ort, env = c.start_bench("protocols", args.bin, WORK)
     pa = perf_analyzer()
 
     store = WORK / "store"

@@ -33,13 +33,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--bin", default=os.environ.get("SWITCHYARD_BIN"))
     args = ap.parse_args()
-    c.set_tag("proxy")
-    c.install_exit_handlers()
-    c.ensure_wrk()
-    c.fresh_dir(WORK)
-    binary, binary_desc = c.pick_binary(args.bin, WORK)
-    ort = c.onnxruntime()
-    env = c.server_env(ort)
+    binary, binary_desc, ort, env = c.start_bench("proxy", args.bin, WORK)
 
     upstream_store = c.register(binary, env, WORK / "upstream-store", [("mlp", "mlp_v1", 1)])
     up_config = WORK / "upstream.toml"
