@@ -240,16 +240,23 @@ fn serve_misbehaving(mut stream: TcpStream, metadata: &Value, hang: bool) {
     }
 }
 
+/// A store with mlp v1 local (`mlp_v2` fixture) and v2 remote on a misbehaving upstream that
+/// declares the real model's metadata (read from a Switchyard serving it, then stopped).
+fn misbehaving_store(dir: &Path, hang: bool) -> (PathBuf, SocketAddr) {
+    let upstream = upstream_gateway(dir);
+    let metadata = get(upstream.public, "/v2/models/mlp").json();
+    drop(upstream);
+    let store = dir.join("store");
+    register(&store, "mlp", "mlp_v2", Some("mlp_v2"));
+    let addr = misbehaving_upstream(metadata, hang);
+    register_remote(&store, "mlp", &format!("http://{addr}"), "mlp");
+    (store, addr)
+}
+
 #[test]
 fn a_hanging_upstream_costs_each_request_its_deadline_and_trips_the_guard() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let upstream = upstream_gateway(dir.path());
-    let metadata = get(upstream.public, "/v2/models/mlp").json();
-    drop(upstream);
-    let store = dir.path().join("store");
-    register(&store, "mlp", "mlp_v2", Some("mlp_v2"));
-    let hanging = misbehaving_upstream(metadata, true);
-    register_remote(&store, "mlp", &format!("http://{hanging}"), "mlp");
+    let (store, _) = misbehaving_store(dir.path(), true);
     let guard = GUARD.replace("min_requests = 20", "min_requests = 5");
     let gw = Gateway::start(dir.path(), &store, &config("champion = 2\nbackup = [1]", &guard));
 
@@ -280,13 +287,7 @@ fn a_hanging_upstream_costs_each_request_its_deadline_and_trips_the_guard() {
 #[test]
 fn an_upstream_answering_garbage_gets_a_clear_502() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let upstream = upstream_gateway(dir.path());
-    let metadata = get(upstream.public, "/v2/models/mlp").json();
-    drop(upstream);
-    let store = dir.path().join("store");
-    register(&store, "mlp", "mlp_v2", Some("mlp_v2"));
-    let garbage = misbehaving_upstream(metadata, false);
-    register_remote(&store, "mlp", &format!("http://{garbage}"), "mlp");
+    let (store, garbage) = misbehaving_store(dir.path(), false);
     let gw = Gateway::start(dir.path(), &store, &config("champion = 2\nbackup = [1]", ""));
     let r = post_json(gw.public, "/v2/models/mlp/infer", &serde_json::from_str(&mlp_body(0.1)).expect("JSON"));
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
