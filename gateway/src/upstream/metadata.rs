@@ -29,8 +29,14 @@ struct TensorMetadata {
     shape: Vec<i64>,
 }
 
-/// The signature `upstream` declares for its model, within `timeout`.
-pub(super) async fn signature(host: &Host, upstream: &Upstream, timeout: Duration) -> Result<Signature, UpstreamError> {
+/// The signature `upstream` declares for its model, read within five connect timeouts (a
+/// connection, and a model server's slower answer about metadata than about inference).
+pub(super) async fn signature(
+    host: &Host,
+    upstream: &Upstream,
+    config: &settings::UpstreamConfig,
+) -> Result<Signature, UpstreamError> {
+    let timeout: Duration = config.connect_timeout * 5;
     let fail = |kind, message: String| host.error(upstream, kind, message);
     let uri: http::Uri = format!("{}{}", upstream.url, upstream.model_path())
         .parse()
@@ -104,5 +110,5 @@ pub async fn read_signature(
     config: &settings::UpstreamConfig,
 ) -> Result<Signature, UpstreamError> {
     let host = Host::shared(&upstream.url, upstream.protocol, config);
-    signature(&host, upstream, config.connect_timeout * 5).await
+    signature(&host, upstream, config).await
 }

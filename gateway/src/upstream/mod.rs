@@ -117,7 +117,7 @@ impl Remote {
         config: &UpstreamConfig,
     ) -> Result<Remote, UpstreamError> {
         let host = Host::shared(&upstream.url, upstream.protocol, config);
-        let declared = metadata::signature(&host, upstream, config.connect_timeout * 5).await?;
+        let declared = metadata::signature(&host, upstream, config).await?;
         if declared != *registered {
             return Err(host.error(
                 upstream,
