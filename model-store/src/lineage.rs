@@ -76,7 +76,7 @@ pub struct LineageRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<String>,
     /// The gateway that answered (`[server] replica_id`); `None` on records written before
-    /// schema 11.
+    /// schema 9.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
 }
@@ -456,7 +456,7 @@ impl Registry {
     }
 }
 
-/// The fields of a stored record (migration 0006's array, 0009's element after) that `lineage_stats` reads; the rest
+/// The fields of a stored record (migration 0006's array, 0009's elements after) that `lineage_stats` reads; the rest
 /// are skipped unparsed.
 #[derive(Deserialize)]
 struct StatFields<'a>(
@@ -482,10 +482,10 @@ struct StatFields<'a>(
     /// upstream (migration 0009): absent from records written before it.
     #[serde(default)]
     IgnoredAny,
-    /// slice (migration 0010): likewise.
+    /// slice (migration 0009): likewise.
     #[serde(default)]
     IgnoredAny,
-    /// replica (migration 0011): likewise.
+    /// replica (migration 0009): likewise.
     #[serde(default)]
     IgnoredAny,
 );

@@ -204,7 +204,7 @@ fn insert_batch_row(
 }
 
 /// Appends one record as the JSON array `lineage_batches.body` holds: migration 0006's order,
-/// then 0009's `upstream`, 0010's `slice` and 0011's `replica` (17 elements: past what serde
+/// then 0009's `upstream`, `slice` and `replica` (17 elements: past what serde
 /// serializes as a tuple, so written as a sequence).
 fn record_json(body: &mut Vec<u8>, r: &LineageRecord) -> Result<(), StoreError> {
     use serde::ser::{SerializeSeq as _, Serializer as _};

@@ -355,7 +355,7 @@ async fn reopening_keeps_lineage_and_applies_the_migration_once() {
     for _ in 0..2 {
         let store = ModelStore::open(dir.path()).await.expect("reopen");
         assert_eq!(store.registry().lineage("kept").await.expect("read"), std::slice::from_ref(&record));
-        assert_eq!(applied_migrations(store.registry()).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(applied_migrations(store.registry()).await, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     }
 }
 
@@ -388,7 +388,7 @@ async fn a_registry_created_before_lineage_upgrades_in_place() {
 
     let store = ModelStore::open(dir.path()).await.expect("open upgrades");
     let registry = store.registry();
-    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert_eq!(registry.version("old", 1).await.expect("kept").stage, Stage::Production);
     let record = primary("after-upgrade", "old", 1).stamped_at(SystemTime::now());
     registry.insert_lineage(std::slice::from_ref(&record)).await.expect("insert");
@@ -636,7 +636,7 @@ async fn rows_written_before_schema_6_are_kept_by_the_upgrade() {
 
     let store = ModelStore::open(dir.path()).await.expect("open upgrades");
     let registry = store.registry();
-    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    assert_eq!(applied_migrations(registry).await, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     let busy_rows: Vec<i64> =
         sqlx::query_scalar("SELECT records FROM lineage_batches WHERE model = 'busy' ORDER BY id")
             .fetch_all(registry.pool())

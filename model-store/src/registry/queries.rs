@@ -145,7 +145,7 @@ macro_rules! event_columns {
 }
 
 /// The `LineageRow` columns read from a `lineage_batches` row `b` and one record `r` of its
-/// body (`json_each(b.body)`): the same expressions as the `lineage` view (migrations 0006, 0009, 0010, 0011), which
+/// body (`json_each(b.body)`): the same expressions as the `lineage` view (migrations 0006, 0009), which
 /// `the_lineage_view_reads_what_the_queries_read` keeps in step.
 macro_rules! lineage_columns {
     () => {
