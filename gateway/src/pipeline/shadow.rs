@@ -43,14 +43,7 @@ pub fn mirror(pipeline: &Pipeline, primary: &Primary<'_>, inputs: Vec<Tensor>, s
             let started = Instant::now();
             // A shadow gets the deadline a request would: a hanging upstream holds no task past it.
             let until = tokio::time::Instant::now() + budget;
-            let result = match tokio::time::timeout_at(until, shadow.instance.infer(inputs, until)).await {
-                Ok(result) => result.map_err(PipelineError::Engine),
-                Err(_) => Err(PipelineError::DeadlineExceeded {
-                    model: shadow.instance.model.to_string(),
-                    version: shadow.instance.version,
-                    budget_ms: budget.as_millis(),
-                }),
-            };
+            let result = super::run_until(&shadow.instance, inputs, until, budget).await;
             if let Err(PipelineError::Engine(InferError::QueueFull { .. })) = &result {
                 // A full shadow queue drops the copy: counted, never waited for, no lineage.
                 metrics::counter!("switchyard_shadow_requests_total",
